@@ -1,0 +1,34 @@
+# Two commands do everything on a fresh clone: `make run` and `make test`.
+# The environment (.venv) is created on first use; torch is pinned through constraints.txt
+# so a CPU machine never pulls CUDA wheels.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# Data directory: GRAPHREPAIR_DATA if set, else ../shared/data when it exists beside the checkout,
+# else the loaders fall back to the per-user cache (and download with SHA-256 checks).
+GRAPHREPAIR_DATA ?= $(if $(wildcard ../shared/data/mbpp.jsonl),$(abspath ../shared/data),)
+export GRAPHREPAIR_DATA
+EXP ?= 3d_cpu
+
+.PHONY: run test lint bench clean-env
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+run: $(VENV)/.installed
+	$(PY) -m graphrepair.train --exp $(EXP)
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check .
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/sandbox_throughput.py
+
+clean-env:
+	rm -rf $(VENV)
