@@ -1,0 +1,201 @@
+"""Typed configuration of a graphrepair experiment (one YAML file per experiment in ``configs/graphrepair``).
+
+Every section is a dataclass; :func:`harness.config.load_experiment` fills them from
+``configs/graphrepair/<exp>.yaml`` and ``--set section.key=value`` overrides, and rejects unknown keys
+and wrong types. Defaults follow the Phase 1.5 record (``../shared/research/004_*.txt``), Experiment 3d.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from harness.config import load_experiment
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "graphrepair"
+
+
+@dataclass
+class DataConfig:
+    """Which programs, how they are split, and how many corrupted samples are drawn.
+
+    Attributes:
+        dataset: ``mbpp`` | ``sanitized-mbpp`` | ``humaneval`` (see :mod:`graphrepair.data`).
+        data_dir: directory holding the dataset files; ``None`` = env ``GRAPHREPAIR_DATA`` or the
+            per-user cache.
+        split_fractions: train/val/test fractions of *problems* (the split is by problem).
+        split_seed: seed of the deterministic problem split.
+        train_samples: corrupted training samples per epoch (drawn with replacement from the training
+            problems, a fresh corruption per epoch; the record's Exp 3d used 1000).
+        val_samples: corrupted validation samples (fixed corruptions; Exp 3d: 200).
+        max_nodes: programs whose graph has more nodes are left out (record: 1000).
+        max_tests: at most this many tests per program are run and fed back (record: 100).
+        vocab_min_freq: leaf texts seen fewer times in the training split map to UNK.
+    """
+
+    dataset: str = "mbpp"
+    data_dir: str | None = None
+    split_fractions: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    split_seed: int = 0
+    train_samples: int = 1000
+    val_samples: int = 200
+    max_nodes: int = 1000
+    max_tests: int = 100
+    vocab_min_freq: int = 1
+
+
+@dataclass
+class CorruptionConfig:
+    """Leaf-token corruption (DESIGN.md "Corruption").
+
+    Attributes:
+        rates: corruption rates used in training (curriculum goes from the first to the last).
+        eligible: leaf categories that may be masked (identifier, operator, keyword, literal, punctuation).
+        curriculum_fraction: fraction of the epochs over which harder rates are unlocked one by one;
+            after it, rates are drawn uniformly (easy to hard, then mixed).
+    """
+
+    rates: list[float] = field(default_factory=lambda: [0.2, 0.5, 0.75])
+    eligible: list[str] = field(
+        default_factory=lambda: ["identifier", "operator", "keyword", "literal"]
+    )
+    curriculum_fraction: float = 0.5
+
+
+@dataclass
+class ModelConfig:
+    """Refiner architecture (``GuidedIterativeGraphUNet``).
+
+    Attributes:
+        name: model id; only ``guided_unet`` exists so far.
+        hidden: hidden width (record: 256).
+        depth: number of pooling levels of the Graph U-Net (record: 3).
+        gat_heads: attention heads of each GAT layer (their outputs are concatenated to ``hidden``).
+        attention_heads: heads of the node -> test cross-attention (record: 4).
+        pool_ratio: fraction of nodes kept by each top-k pooling.
+        dropout: dropout probability.
+        use_test_guidance: ``False`` removes the feedback path entirely (Exp 3b).
+    """
+
+    name: Literal["guided_unet"] = "guided_unet"
+    hidden: int = 256
+    depth: int = 3
+    gat_heads: int = 4
+    attention_heads: int = 4
+    pool_ratio: float = 0.5
+    dropout: float = 0.1
+    use_test_guidance: bool = True
+
+
+@dataclass
+class FeedbackConfig:
+    """How test results reach the model.
+
+    Attributes:
+        feedback_at_iteration0: ``False`` is the Exp 3c rule: no test feedback at iteration 0.
+        min_confidence: at iterations >= 1 a leaf is changed only when the model's probability of its
+            new token is at least this (iteration 0 always fills every MASK with the argmax).
+    """
+
+    feedback_at_iteration0: bool = False
+    min_confidence: float = 0.5
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and trajectory replay.
+
+    Attributes:
+        epochs: training epochs (record: 50).
+        batch_size: trajectories per optimisation step.
+        lr: AdamW learning rate (record: 1e-3).
+        weight_decay: AdamW weight decay.
+        grad_clip: max gradient norm (0 disables clipping).
+        trajectory_iterations: refinement iterations replayed per trajectory (iteration 0 included).
+        scheduled_sampling_warmup: probability of following the model's own prediction at the first epoch.
+        scheduled_sampling_max: that probability at the last epoch (linear in between).
+        test_weight: loss weight 1 + test_weight x signal (0 for cross-attention experiments).
+        patience: stop after this many epochs without a better validation metric (0 = never).
+        seed: global seed (split, corruption, init, sampling).
+        device: ``auto`` (cuda when available), ``cpu`` or ``cuda``.
+    """
+
+    epochs: int = 50
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    trajectory_iterations: int = 3
+    scheduled_sampling_warmup: float = 0.5
+    scheduled_sampling_max: float = 0.95
+    test_weight: float = 0.0
+    patience: int = 0
+    seed: int = 0
+    device: str = "auto"
+
+
+@dataclass
+class SandboxConfig:
+    """Test execution limits (see :mod:`harness.sandbox`).
+
+    Attributes:
+        timeout_s: wall-clock limit per test, in seconds.
+        memory_mb: address-space limit per program, in MiB.
+        workers: programs executed concurrently.
+    """
+
+    timeout_s: float = 3.0
+    memory_mb: int = 2048
+    workers: int = 2
+
+
+@dataclass
+class EvalConfig:
+    """Iterative-refinement evaluation run at the end of training.
+
+    Attributes:
+        corruption: corruption levels evaluated.
+        iterations: refinement iterations K (iteration 0 included).
+        split: ``val`` or ``test`` problems of the same dataset split.
+        programs: at most this many problems per level (0 = all of the split).
+        seed: corruption seed; the same seed gives the same corrupted inputs for every model.
+    """
+
+    corruption: list[float] = field(default_factory=lambda: [0.2, 0.5, 0.75])
+    iterations: int = 5
+    split: Literal["val", "test"] = "test"
+    programs: int = 0
+    seed: int = 1234
+
+
+@dataclass
+class ExperimentConfig:
+    """A whole graphrepair experiment: one YAML file in ``configs/graphrepair``.
+
+    Attributes:
+        exp: experiment id (the YAML file stem); set by the loader.
+        description: one line shown at start and in reports (say plainly if it is a reduced preset).
+        run_root: directory under which ``<exp>-<timestamp>/`` run directories are created.
+    """
+
+    exp: str = ""
+    description: str = ""
+    run_root: str = "runs"
+    data: DataConfig = field(default_factory=DataConfig)
+    corruption: CorruptionConfig = field(default_factory=CorruptionConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def load_config(exp: str, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """Load ``configs/graphrepair/<exp>.yaml`` with ``--set`` overrides.
+
+    Raises:
+        harness.config.ConfigError: unknown experiment id, unknown key or wrong type (the message
+            lists what is valid).
+    """
+    return load_experiment(ExperimentConfig, CONFIG_DIR, exp, overrides)

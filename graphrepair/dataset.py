@@ -1,0 +1,118 @@
+"""Problems -> split -> graphs -> vocabulary -> encoded programs, for one experiment configuration.
+
+The split is by problem (:func:`graphrepair.data.split_problems`); the vocabulary is built from the
+training split only and reused, unchanged, when a checkpoint is evaluated. Programs whose graph has
+more than ``data.max_nodes`` nodes are left out and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from graphrepair.config import ExperimentConfig
+from graphrepair.corruption import corrupt, corruption_rng
+from graphrepair.data import load_problems, split_problems
+from graphrepair.features import EncodedProgram
+from graphrepair.graph import ProgramGraph
+from graphrepair.refine import ProgramState
+from graphrepair.vocab import Vocabulary
+
+__all__ = ["PreparedData", "fixed_states", "prepare", "sample_rate"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PreparedData:
+    """Encoded programs of every split with the vocabulary they were encoded with.
+
+    Attributes:
+        vocab: the vocabulary (from the training split).
+        splits: ``{"train"|"val"|"test": [EncodedProgram, ...]}``.
+        oov_rate: fraction of leaf tokens mapped to UNK, per split.
+        skipped: programs left out per split (graph larger than ``max_nodes``).
+        unigram: most frequent eligible leaf text of the training split (the unigram baseline's guess).
+    """
+
+    vocab: Vocabulary
+    splits: dict[str, list[EncodedProgram]]
+    oov_rate: dict[str, float] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    unigram: str = ""
+
+
+def prepare(cfg: ExperimentConfig, vocab: Vocabulary | None = None) -> PreparedData:
+    """Load, split, parse and encode the configured dataset.
+
+    Args:
+        cfg: the experiment configuration (``data`` and ``corruption`` sections are used).
+        vocab: an existing vocabulary (from a checkpoint); ``None`` builds one from the training split.
+
+    Raises:
+        FileNotFoundError / ValueError: from the dataset loaders (missing or malformed files).
+    """
+    problems = load_problems(cfg.data.dataset, cfg.data.data_dir)
+    split = split_problems(problems, tuple(cfg.data.split_fractions), seed=cfg.data.split_seed)
+    graphs: dict[str, list[tuple]] = {}
+    skipped: dict[str, int] = {}
+    for name, probs in split.items():
+        kept = []
+        for p in probs:
+            g = ProgramGraph.from_source(p.source)
+            if g.num_nodes <= cfg.data.max_nodes:
+                kept.append((p, g))
+        graphs[name] = kept
+        skipped[name] = len(probs) - len(kept)
+    if vocab is None:
+        vocab = Vocabulary.build((g for _, g in graphs["train"]), min_freq=cfg.data.vocab_min_freq)
+    eligible = cfg.corruption.eligible
+    splits = {
+        name: [EncodedProgram.build(p, g, vocab, eligible) for p, g in pairs]
+        for name, pairs in graphs.items()
+    }
+    oov = {name: vocab.oov_rate(g for _, g in pairs) for name, pairs in graphs.items()}
+    counts = Counter(
+        t for enc in splits["train"] for t, e in zip(enc.orig_texts, enc.eligible) if e
+    )
+    unigram = counts.most_common(1)[0][0] if counts else ""
+    log.info(
+        "data %s: %s programs (skipped > %d nodes: %s), vocabulary %d, OOV %s",
+        cfg.data.dataset, {k: len(v) for k, v in splits.items()}, cfg.data.max_nodes, skipped,
+        len(vocab), {k: f"{v:.1%}" for k, v in oov.items()},
+    )
+    return PreparedData(vocab, splits, oov, skipped, unigram)
+
+
+def fixed_states(
+    programs: list[EncodedProgram],
+    rates: list[float],
+    n: int,
+    seed: int,
+    vocab: Vocabulary,
+) -> list[tuple[float, ProgramState]]:
+    """``n`` reproducible corrupted samples cycling through ``programs`` and ``rates``.
+
+    Sample ``i`` uses program ``i % len(programs)`` and rate ``rates[i % len(rates)]``; its mask
+    depends only on (seed, task_id, rate, draw), so every model sees the same inputs.
+    """
+    out = []
+    for i in range(n):
+        enc = programs[i % len(programs)]
+        rate = rates[i % len(rates)]
+        rng = corruption_rng(seed, enc.problem.task_id, rate, draw=i // len(programs))
+        out.append((rate, ProgramState.start(enc, corrupt(enc.eligible, rate, rng), vocab)))
+    return out
+
+
+def sample_rate(rates: list[float], epoch: int, epochs: int, fraction: float,
+                rng: np.random.Generator) -> float:
+    """Curriculum over corruption rates: easy to hard over ``fraction`` of the epochs, then mixed."""
+    unlock_epochs = max(1, int(round(fraction * epochs)))
+    if epoch < unlock_epochs:
+        allowed = 1 + (epoch * len(rates)) // unlock_epochs
+        return float(rates[int(rng.integers(allowed))])
+    return float(rates[int(rng.integers(len(rates)))])

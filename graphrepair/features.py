@@ -1,0 +1,252 @@
+"""From a program graph, its current leaf texts and real test results to a PyG ``Data`` object.
+
+This module implements the 5-feature variant of DESIGN.md ("Node features") used by Experiments 3,
+3b, 3c and 3d: ``x = [token_id, prev_token_id, depth, sibling_index, iteration]`` per node, and the
+test feedback as separate records, one per test: its index, its outcome, and its *execution trace* =
+the graph nodes whose line the test executed (line granularity; lines executed while loading the
+program count for every test). A program that does not load (syntax or import error) gives every
+test an ``error`` outcome whose trace is the parse-error region (tree-sitter ERROR/MISSING lines of
+the current source) or, failing that, the line named in the error message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch_geometric.data import Data
+
+from graphrepair.data import Problem
+from graphrepair.graph import LeafCategory, ProgramGraph
+from graphrepair.vocab import MASK, UNK, Vocabulary
+from harness.sandbox import OUTCOMES, ProgramResult
+
+__all__ = [
+    "MASK_TEXT",
+    "MAX_DEPTH",
+    "MAX_ITERATIONS",
+    "MAX_SIBLING",
+    "NUM_EDGE_TYPES",
+    "NUM_OUTCOMES",
+    "EncodedProgram",
+    "Feedback",
+    "RefinementData",
+    "feedback_from_result",
+    "make_data",
+]
+
+MAX_DEPTH = 63  # deeper nodes share the last depth embedding
+MAX_SIBLING = 63
+MAX_ITERATIONS = 15
+NUM_EDGE_TYPES = 4  # graphrepair.graph.EdgeType
+NUM_OUTCOMES = len(OUTCOMES)
+OUTCOME_ID = {name: i for i, name in enumerate(OUTCOMES)}
+#: Text written into the source for a leaf that is still masked: it never parses as Python, so a
+#: program with a mask left in it fails its tests honestly.
+MASK_TEXT = "<mask>"
+_LINE_RE = re.compile(r'"program\.py", line (\d+)|line (\d+)')
+
+
+@dataclass
+class EncodedProgram:
+    """A problem's graph with every array that does not change during refinement (built once).
+
+    Attributes:
+        problem: the source problem (reference program and tests).
+        graph: its :class:`ProgramGraph`.
+        type_ids: int64 ``[N]`` vocabulary id of each node's token (leaves: original text id).
+        orig_texts: the reference leaf texts ``[L]``.
+        orig_ids: int64 ``[L]`` vocabulary ids of the reference leaf texts (UNK when OOV).
+        leaf_nodes: int64 ``[L]`` node index of each leaf.
+        first_leaf: int64 ``[N]`` index of each node's first leaf in source order (-1 if none).
+        eligible: bool ``[L]`` leaves whose category may be corrupted.
+        edge_index: int64 ``[2, E]``; edge_type: int64 ``[E]``.
+        depth, sibling: int64 ``[N]``.
+        gap_newlines: int64 ``[L+1]`` newlines in each inter-leaf gap.
+    """
+
+    problem: Problem
+    graph: ProgramGraph
+    type_ids: np.ndarray
+    orig_texts: list[str]
+    orig_ids: np.ndarray
+    leaf_nodes: np.ndarray
+    first_leaf: np.ndarray
+    eligible: np.ndarray
+    edge_index: torch.Tensor
+    edge_type: torch.Tensor
+    depth: np.ndarray
+    sibling: np.ndarray
+    gap_newlines: np.ndarray
+
+    @classmethod
+    def build(
+        cls, problem: Problem, graph: ProgramGraph, vocab: Vocabulary, eligible: Sequence[str]
+    ) -> EncodedProgram:
+        """Encode ``graph`` with ``vocab``; ``eligible`` names the corruptible leaf categories.
+
+        Raises:
+            ValueError: if a category name in ``eligible`` is unknown.
+        """
+        valid = {c.value for c in LeafCategory}
+        unknown = sorted(set(eligible) - valid)
+        if unknown:
+            raise ValueError(f"unknown leaf categories {unknown}; valid: {sorted(valid)}")
+        type_ids, _ = vocab.encode_graph(graph)
+        leaf_nodes = np.asarray(graph.leaf_nodes, dtype=np.int64)
+        first_leaf = np.full(graph.num_nodes, -1, dtype=np.int64)
+        parent = graph.parent
+        for leaf_pos, node in enumerate(graph.leaf_nodes):  # walk up: first leaf claims ancestors
+            while node >= 0 and first_leaf[node] < 0:
+                first_leaf[node] = leaf_pos
+                node = parent[node]
+        edge_index, edge_type = graph.edges()
+        eligible_set = set(eligible)
+        return cls(
+            problem=problem,
+            graph=graph,
+            type_ids=np.asarray(type_ids, dtype=np.int64),
+            orig_texts=list(graph.leaf_texts),
+            orig_ids=np.asarray(type_ids, dtype=np.int64)[leaf_nodes],
+            leaf_nodes=leaf_nodes,
+            first_leaf=first_leaf,
+            eligible=np.array([c.value in eligible_set for c in graph.leaf_categories], dtype=bool),
+            edge_index=torch.as_tensor(edge_index, dtype=torch.long),
+            edge_type=torch.as_tensor(edge_type, dtype=torch.long),
+            depth=np.asarray(graph.depth, dtype=np.int64),
+            sibling=np.asarray(graph.sibling_index, dtype=np.int64),
+            gap_newlines=np.array([g.count("\n") for g in graph.gaps], dtype=np.int64),
+        )
+
+    @property
+    def num_nodes(self) -> int:
+        """Number of graph nodes ``N``."""
+        return len(self.type_ids)
+
+    def source(self, texts: Sequence[str | None]) -> str:
+        """Program source with the given leaf texts (``None`` = still masked, written as ``<mask>``)."""
+        return self.graph.to_source([MASK_TEXT if t is None else t for t in texts])
+
+    def leaf_ids(self, texts: Sequence[str | None], vocab: Vocabulary) -> np.ndarray:
+        """int64 ``[L]`` ids of the current leaf texts; masked leaves get MASK."""
+        return np.array([MASK if t is None else vocab.leaf_id(t) for t in texts], dtype=np.int64)
+
+    def node_lines(self, texts: Sequence[str | None]) -> np.ndarray:
+        """int64 ``[N]`` 1-based line of each node in the source written with ``texts`` (-1 if no leaf)."""
+        text_nl = np.array([0 if t is None else t.count("\n") for t in texts], dtype=np.int64)
+        # line of leaf i = 1 + newlines in gaps[0..i] + texts[0..i-1]
+        before = np.cumsum(self.gap_newlines[:-1]) + np.concatenate([[0], np.cumsum(text_nl)[:-1]])
+        leaf_line = 1 + before
+        lines = np.where(self.first_leaf >= 0, leaf_line[np.maximum(self.first_leaf, 0)], -1)
+        return lines
+
+
+@dataclass
+class Feedback:
+    """Per-test feedback records of one program state.
+
+    Attributes:
+        outcome: int64 ``[T]`` index into :data:`harness.sandbox.OUTCOMES`.
+        trace_index: int64 ``[2, C]`` (test, node) pairs: the nodes each test executed.
+        all_passed: whether every test passed.
+    """
+
+    outcome: np.ndarray
+    trace_index: np.ndarray
+    all_passed: bool
+
+    @classmethod
+    def empty(cls) -> Feedback:
+        """No feedback (iteration 0 under the Exp 3c rule)."""
+        return cls(np.zeros(0, np.int64), np.zeros((2, 0), np.int64), False)
+
+
+def _error_lines(source: str, message: str) -> list[int]:
+    lines = ProgramGraph.from_source(source).error_lines
+    if lines:
+        return sorted(set(lines))
+    found = [int(a or b) for a, b in _LINE_RE.findall(message)]
+    return found[-1:]
+
+
+def feedback_from_result(
+    enc: EncodedProgram, texts: Sequence[str | None], result: ProgramResult, max_tests: int
+) -> Feedback:
+    """Turn a sandbox result for the program written with ``texts`` into feedback records.
+
+    Args:
+        enc: the encoded program.
+        texts: the leaf texts the program was written with (``None`` = masked).
+        result: :func:`harness.sandbox.run_tests` result of that program.
+        max_tests: keep at most this many tests (the first ones).
+    """
+    node_lines = enc.node_lines(texts)
+    tests = result.tests[:max_tests]
+    outcome = np.array([OUTCOME_ID[t.outcome] for t in tests], dtype=np.int64)
+    if result.load_outcome != "passed":
+        region = np.array(_error_lines(enc.source(texts), result.load_message), dtype=np.int64)
+        covered = [region] * len(tests)
+    else:
+        load = np.asarray(result.load_covered_lines, dtype=np.int64)
+        covered = [np.union1d(load, np.asarray(t.covered_lines, dtype=np.int64)) for t in tests]
+    pairs = []
+    for i, lines in enumerate(covered):
+        nodes = np.nonzero(np.isin(node_lines, lines))[0]
+        pairs.append(np.stack([np.full_like(nodes, i), nodes]))
+    trace = np.concatenate(pairs, axis=1) if pairs else np.zeros((2, 0), np.int64)
+    return Feedback(outcome, trace.astype(np.int64), bool(result.all_passed))
+
+
+class RefinementData(Data):
+    """``Data`` whose ``trace_index`` rows are offset by tests (row 0) and nodes (row 1) when batched."""
+
+    def __inc__(self, key, value, *args, **kwargs):  # noqa: D105
+        if key == "trace_index":
+            return torch.tensor([[self.test_outcome.numel()], [self.num_nodes]])
+        return super().__inc__(key, value, *args, **kwargs)
+
+
+def make_data(
+    enc: EncodedProgram,
+    cur_ids: np.ndarray,
+    prev_ids: np.ndarray,
+    iteration: int,
+    feedback: Feedback,
+) -> RefinementData:
+    """Build the model input of one program state.
+
+    Args:
+        enc: the encoded program.
+        cur_ids: int64 ``[L]`` current leaf token ids.
+        prev_ids: int64 ``[L]`` leaf token ids at the previous iteration (= ``cur_ids`` at iteration 0).
+        iteration: refinement iteration (0 = one-shot).
+        feedback: the feedback records (``Feedback.empty()`` for none).
+
+    Returns:
+        RefinementData with ``x [N, 5]``, ``edge_index``, ``edge_type``, ``leaf_mask [N]``,
+        ``y [L]`` (reference ids; -100 where the reference text is out of vocabulary),
+        ``test_outcome [T]``, ``test_position [T]`` (not called *index*: PyG would offset it by the node count when batching), ``trace_index [2, C]``.
+    """
+    tok = enc.type_ids.copy()
+    tok[enc.leaf_nodes] = cur_ids
+    prev = enc.type_ids.copy()
+    prev[enc.leaf_nodes] = prev_ids
+    n = enc.num_nodes
+    x = np.stack([tok, prev, enc.depth, enc.sibling, np.full(n, iteration, np.int64)], axis=1)
+    leaf_mask = np.zeros(n, dtype=bool)
+    leaf_mask[enc.leaf_nodes] = True
+    y = np.where(enc.orig_ids == UNK, -100, enc.orig_ids)  # OOV references are not learnable
+    return RefinementData(
+        x=torch.from_numpy(x),
+        edge_index=enc.edge_index,
+        edge_type=enc.edge_type,
+        leaf_mask=torch.from_numpy(leaf_mask),
+        y=torch.from_numpy(y),
+        test_outcome=torch.from_numpy(feedback.outcome),
+        test_position=torch.arange(len(feedback.outcome), dtype=torch.long),
+        trace_index=torch.from_numpy(feedback.trace_index),
+        num_nodes=n,
+    )

@@ -1,0 +1,216 @@
+"""GuidedIterativeGraphUNet: a Graph U-Net of GAT layers whose nodes cross-attend to per-test feedback.
+
+Papers: Graph U-Nets (Gao & Ji, ICML 2019, arXiv:1905.05178) for the top-k pool / unpool
+encoder-decoder; Graph Attention Networks (Velickovic et al., ICLR 2018, arXiv:1710.10903) for the
+message passing; scaled dot-product multi-head attention (Vaswani et al., 2017) for the node -> test
+cross-attention of the Phase 1.5 record's Experiment 3 (``../shared/research/004_*.txt``).
+
+Per level ``l`` of the encoder the graph is pooled by :class:`torch_geometric.nn.TopKPooling`
+(ratio ``pool_ratio``); the decoder scatters the pooled nodes back (``up[perm] = x``), adds the skip
+connection of the same level, and applies another GAT layer. After *every* GAT layer the nodes of
+each graph attend to the embeddings of that graph's tests::
+
+    h_v <- LayerNorm(h_v + MHA(q = h_v, k = v = [null; e_1 .. e_T]))
+
+where ``e_t = MLP(Emb_index(t) + Emb_outcome(o_t) + mean_{v in trace(t)} x0_v)`` and ``null`` is a
+learned token that stands for "no feedback" (iteration 0 under the Exp 3c rule, programs without
+tests), so attention never sees an empty key set. PyG's adjacency augmentation (``A^2`` in
+:class:`torch_geometric.nn.GraphUNet`) is deliberately not used: DESIGN.md measured it as ~4x per
+training step on CPU for ~300-node graphs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn import GATConv, TopKPooling
+from torch_geometric.utils import scatter, to_dense_batch
+
+from graphrepair.features import (
+    MAX_DEPTH,
+    MAX_ITERATIONS,
+    MAX_SIBLING,
+    NUM_EDGE_TYPES,
+    NUM_OUTCOMES,
+)
+
+__all__ = ["GuidedIterativeGraphUNet"]
+
+
+class _FeedbackCrossAttention(nn.Module):
+    """Nodes attend to their own graph's test embeddings (plus a learned null token).
+
+    Shapes:
+        x: [N, H] node states; batch: [N] graph of each node;
+        tests: [B, T+1, H] dense test embeddings (position 0 = null token);
+        test_mask: [B, T+1] True where a key is padding.
+    """
+
+    def __init__(self, hidden: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(hidden, heads, dropout=dropout, batch_first=True)
+        self.norm = nn.LayerNorm(hidden)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, batch: Tensor, tests: Tensor, test_mask: Tensor) -> Tensor:
+        dense, node_mask = to_dense_batch(x, batch, batch_size=tests.size(0))  # (B, Nmax, H)
+        out, _ = self.attn(dense, tests, tests, key_padding_mask=test_mask, need_weights=False)
+        return self.norm(x + self.dropout(out[node_mask]))  # back to (N, H)
+
+
+class GuidedIterativeGraphUNet(nn.Module):
+    r"""Iterative refiner over program graphs with cross-attention to test feedback (Exp 3/3b/3c/3d).
+
+    Input is the 5-feature variant of DESIGN.md (token_id, prev_token_id, depth, sibling_index,
+    iteration) plus per-test feedback records; output is one row of logits over the vocabulary per
+    *leaf* node.
+
+    Args:
+        vocab_size (int): size of the shared token/type vocabulary ``V``.
+        hidden (int): hidden width ``H`` (default 256, as in the record).
+        depth (int): number of top-k pooling levels (default 3).
+        gat_heads (int): heads per GAT layer; ``hidden`` must be divisible by it.
+        attention_heads (int): heads of the node -> test cross-attention (default 4).
+        pool_ratio (float): fraction of nodes kept per pooling level.
+        dropout (float): dropout probability.
+        use_test_guidance (bool): ``False`` builds no feedback path at all (Exp 3b ablation).
+        max_tests (int): test indices >= this share the last index embedding.
+        output_mask (Tensor, optional): bool ``[V]``; ids that may be predicted for a leaf
+            (others get ``-inf`` logits).
+
+    Shapes:
+        - data.x: ``[N, 5]`` long
+        - data.edge_index: ``[2, E]``; data.edge_type: ``[E]``
+        - data.leaf_mask: ``[N]`` bool
+        - data.test_outcome / data.test_position: ``[T]`` long; data.test_outcome_batch: ``[T]``
+        - data.trace_index: ``[2, C]`` (test, node) pairs
+        - output: ``[L, V]`` logits for the ``L = leaf_mask.sum()`` leaves, in node order
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        hidden: int = 256,
+        depth: int = 3,
+        gat_heads: int = 4,
+        attention_heads: int = 4,
+        pool_ratio: float = 0.5,
+        dropout: float = 0.1,
+        use_test_guidance: bool = True,
+        max_tests: int = 100,
+        output_mask: Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        if hidden % gat_heads or hidden % attention_heads:
+            raise ValueError(
+                f"hidden={hidden} must be divisible by gat_heads={gat_heads} and "
+                f"attention_heads={attention_heads}"
+            )
+        self.vocab_size, self.hidden, self.depth = vocab_size, hidden, depth
+        self.pool_ratio, self.use_test_guidance, self.max_tests = pool_ratio, use_test_guidance, max_tests
+        self.token_emb = nn.Embedding(vocab_size, hidden)
+        self.prev_emb = nn.Embedding(vocab_size, hidden)
+        self.depth_emb = nn.Embedding(MAX_DEPTH + 1, hidden)
+        self.sibling_emb = nn.Embedding(MAX_SIBLING + 1, hidden)
+        self.iter_emb = nn.Embedding(MAX_ITERATIONS + 1, hidden)
+        self.edge_emb = nn.Embedding(NUM_EDGE_TYPES, hidden // 4)
+
+        def gat() -> GATConv:
+            return GATConv(hidden, hidden // gat_heads, heads=gat_heads, edge_dim=hidden // 4,
+                           dropout=dropout, add_self_loops=True)
+
+        self.down_convs = nn.ModuleList([gat() for _ in range(depth + 1)])
+        self.pools = nn.ModuleList([TopKPooling(hidden, ratio=pool_ratio) for _ in range(depth)])
+        self.up_convs = nn.ModuleList([gat() for _ in range(depth)])
+        self.norms = nn.ModuleList([nn.LayerNorm(hidden) for _ in range(2 * depth + 1)])
+        n_layers = 2 * depth + 1
+        if use_test_guidance:
+            self.test_index_emb = nn.Embedding(max_tests, hidden)
+            self.test_outcome_emb = nn.Embedding(NUM_OUTCOMES, hidden)
+            self.test_mlp = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, hidden))
+            self.null_test = nn.Parameter(torch.zeros(1, 1, hidden))
+            self.cross = nn.ModuleList(
+                [_FeedbackCrossAttention(hidden, attention_heads, dropout) for _ in range(n_layers)]
+            )
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden, vocab_size)
+        if output_mask is None:
+            output_mask = torch.ones(vocab_size, dtype=torch.bool)
+        self.register_buffer("output_bias", torch.where(output_mask, 0.0, float("-inf")))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Re-initialise every learnable parameter."""
+        for module in self.modules():
+            if module is not self and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+        if self.use_test_guidance:
+            nn.init.normal_(self.null_test, std=0.02)
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}(vocab={self.vocab_size}, hidden={self.hidden}, "
+            f"depth={self.depth}, pool_ratio={self.pool_ratio}, "
+            f"test_guidance={self.use_test_guidance})"
+        )
+
+    def _encode_tests(self, data, x0: Tensor, num_graphs: int) -> tuple[Tensor, Tensor]:
+        """Dense test embeddings ``[B, T+1, H]`` (null token first) and their padding mask ``[B, T+1]``."""
+        n_tests = data.test_outcome.numel()
+        if n_tests:
+            test_idx, node_idx = data.trace_index  # (C,), (C,)
+            trace = scatter(x0[node_idx], test_idx, dim=0, dim_size=n_tests, reduce="mean")
+            emb = (
+                self.test_index_emb(data.test_position.clamp(max=self.max_tests - 1))
+                + self.test_outcome_emb(data.test_outcome)
+                + trace
+            )
+            emb = self.test_mlp(emb)  # (T, H)
+            dense, mask = to_dense_batch(emb, data.test_outcome_batch, batch_size=num_graphs)
+        else:
+            dense = x0.new_zeros(num_graphs, 0, self.hidden)
+            mask = torch.zeros(num_graphs, 0, dtype=torch.bool, device=x0.device)
+        null = self.null_test.expand(num_graphs, 1, self.hidden)
+        keys = torch.cat([null, dense], dim=1)  # (B, T+1, H)
+        pad = torch.cat([torch.zeros(num_graphs, 1, dtype=torch.bool, device=x0.device), ~mask], 1)
+        return keys, pad
+
+    def forward(self, data) -> Tensor:
+        """Return leaf logits ``[L, V]`` for a (batched) :class:`torch_geometric.data.Data`."""
+        x_feat = data.x
+        batch = data.batch if getattr(data, "batch", None) is not None else x_feat.new_zeros(x_feat.size(0))
+        num_graphs = int(batch.max()) + 1 if batch.numel() else 1
+        x0 = (
+            self.token_emb(x_feat[:, 0])
+            + self.prev_emb(x_feat[:, 1])
+            + self.depth_emb(x_feat[:, 2].clamp(max=MAX_DEPTH))
+            + self.sibling_emb(x_feat[:, 3].clamp(max=MAX_SIBLING))
+            + self.iter_emb(x_feat[:, 4].clamp(max=MAX_ITERATIONS))
+        )  # (N, H)
+        keys = pad = None
+        if self.use_test_guidance:
+            keys, pad = self._encode_tests(data, x0, num_graphs)
+        layer = 0
+
+        def block(conv, x, edge_index, edge_attr, batch):
+            nonlocal layer
+            x = self.norms[layer](x + self.dropout(torch.relu(conv(x, edge_index, edge_attr))))
+            if self.use_test_guidance:
+                x = self.cross[layer](x, batch, keys, pad)
+            layer += 1
+            return x
+
+        edge_index, edge_attr = data.edge_index, self.edge_emb(data.edge_type)
+        x = block(self.down_convs[0], x0, edge_index, edge_attr, batch)
+        skips = []
+        for level in range(self.depth):
+            skips.append((x, edge_index, edge_attr, batch))
+            x, edge_index, edge_attr, batch, perm, _ = self.pools[level](x, edge_index, edge_attr, batch)
+            skips[-1] = skips[-1] + (perm,)
+            x = block(self.down_convs[level + 1], x, edge_index, edge_attr, batch)
+        for level in reversed(range(self.depth)):
+            skip_x, edge_index, edge_attr, batch, perm = skips[level]
+            up = torch.zeros_like(skip_x)
+            up[perm] = x  # unpool: pooled nodes go back to their positions
+            x = block(self.up_convs[level], skip_x + up, edge_index, edge_attr, batch)
+        return self.head(x[data.leaf_mask]) + self.output_bias  # (L, V)

@@ -1,0 +1,135 @@
+"""Train a refiner for one experiment, then evaluate its best checkpoint.
+
+Usage::
+
+    python -m graphrepair.train --exp 3d [--set train.epochs=10 --set data.train_samples=200 ...]
+                                [--data-dir DIR] [--resume RUN_DIR] [--no-eval]
+
+Writes ``runs/<exp>-<UTC time>/``: ``config.yaml`` (resolved), ``run.json`` (command line, git
+commit), ``metrics.csv``, ``tb/`` (TensorBoard), ``last.pt``, ``best.pt`` and ``eval/report.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import logging
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+
+from graphrepair.config import ExperimentConfig, load_config
+from graphrepair.dataset import prepare
+from graphrepair.evaluate import evaluate
+from graphrepair.models import build_model
+from graphrepair.refine import Refiner
+from graphrepair.training import RefinementTask
+from harness.config import ConfigError, available_experiments, from_dict, save_resolved, to_dict
+from harness.trainer import Trainer, TrainerConfig, load_checkpoint, seed_everything
+
+__all__ = ["main", "run"]
+
+log = logging.getLogger("graphrepair.train")
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def run(cfg: ExperimentConfig, run_dir: Path, *, resume: bool = False, do_eval: bool = True,
+        argv: list[str] | None = None) -> dict:
+    """Train (and evaluate) ``cfg`` in ``run_dir``; return a summary dict with paths and the table."""
+    device = _device(cfg.train.device)
+    save_resolved(cfg, run_dir, argv or sys.argv)
+    seed_everything(cfg.train.seed)
+    vocab = None
+    if resume:
+        vocab_dict = load_checkpoint(run_dir / "last.pt")["extra"]["vocab"]
+        from graphrepair.vocab import Vocabulary
+
+        vocab = Vocabulary.from_dict(vocab_dict)
+    data = prepare(cfg, vocab=vocab)
+    model = build_model(cfg, data.vocab).to(device)
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info("model %r: %s parameters, device %s", model, f"{n_params:,}", device)
+    refiner = Refiner(
+        model, data.vocab, timeout_s=cfg.sandbox.timeout_s, memory_mb=cfg.sandbox.memory_mb,
+        workers=cfg.sandbox.workers, max_tests=cfg.data.max_tests,
+        min_confidence=cfg.feedback.min_confidence, device=device,
+    )
+    task = RefinementTask(cfg, data, model, refiner)
+    tcfg = TrainerConfig(
+        epochs=cfg.train.epochs, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
+        grad_clip=cfg.train.grad_clip, monitor="repair_accuracy", mode="max",
+        patience=cfg.train.patience, seed=cfg.train.seed,
+    )
+    summary = Trainer(task, tcfg, run_dir, to_dict(cfg)).fit(resume=resume)
+    log.info(
+        "training done in %.0f s: best val repair_accuracy %.1f%% at epoch %d; %d program runs "
+        "(%d cache hits)", summary.seconds, summary.best_metric * 100, summary.best_epoch + 1,
+        refiner.test_runs, refiner.cache_hits,
+    )
+    out = {"run_dir": str(run_dir), "best": str(summary.best_path), "params": n_params,
+           "train_seconds": summary.seconds}
+    if do_eval:
+        model.load_state_dict(load_checkpoint(summary.best_path)["model"])
+        results, json_path, md_path, table = evaluate(
+            cfg, model, data, run_dir / "eval", checkpoint=str(summary.best_path), device=device
+        )
+        out.update(report_md=str(md_path), report_json=str(json_path), table=table,
+                   eval_seconds=results["seconds"])
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point (see module docstring). Returns the process exit code."""
+    ap = argparse.ArgumentParser(prog="python -m graphrepair.train",
+                                 description="Train a graphrepair refiner and evaluate it.")
+    ap.add_argument("--exp", help="experiment id, a file stem in configs/graphrepair/")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config value, e.g. --set train.epochs=2 (repeatable)")
+    ap.add_argument("--data-dir", help="dataset directory (default: $GRAPHREPAIR_DATA or the cache)")
+    ap.add_argument("--run-dir", help="output directory (default: runs/<exp>-<UTC time>)")
+    ap.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from last.pt")
+    ap.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        if args.resume:
+            run_dir = Path(args.resume)
+            cfg = from_dict(ExperimentConfig, yaml.safe_load((run_dir / "config.yaml").read_text()))
+        else:
+            if not args.exp:
+                from graphrepair.config import CONFIG_DIR
+
+                ap.error(f"--exp is required; available: {available_experiments(CONFIG_DIR)}")
+            cfg = load_config(args.exp, args.overrides)
+            stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+            run_dir = Path(args.run_dir or Path(cfg.run_root) / f"{cfg.exp}-{stamp}")
+        if args.data_dir:
+            cfg.data.data_dir = args.data_dir
+    except (ConfigError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"experiment {cfg.exp}: {cfg.description}")
+    print(f"run directory: {run_dir}")
+    try:
+        out = run(cfg, run_dir, resume=bool(args.resume), do_eval=not args.no_eval,
+                  argv=sys.argv if argv is None else ["graphrepair.train", *argv])
+    except (FileNotFoundError, ConfigError) as exc:  # user-fixable; anything else keeps its traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if "table" in out:
+        print()
+        print(out["table"])
+        print(f"report: {out['report_md']}\n        {out['report_json']}")
+    print(f"best checkpoint: {out['best']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

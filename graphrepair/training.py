@@ -1,0 +1,139 @@
+"""Trajectory replay with scheduled sampling and real test feedback: the graphrepair training task.
+
+One training batch is a list of freshly corrupted programs. For ``t = 0 .. T-1``
+(``train.trajectory_iterations``)::
+
+    feedback(t)   none at t = 0 (Exp 3c rule) else the real outcomes + coverage of the current program
+    logits(t)     = model(graph(t), feedback(t))                    # (L, V), with gradients
+    loss         += CE(logits(t), reference leaves) weighted 1 + test_weight * signal
+    next state    = model's own prediction with probability p (scheduled sampling), else a
+                    ground-truth step that fixes half of the currently wrong leaves
+    run the tests of the new program in the sandbox                  # real execution, cached
+
+``p`` rises linearly from ``scheduled_sampling_warmup`` (first epoch) to ``scheduled_sampling_max``
+(last epoch). The loss is averaged over the T iterations. Validation is the one-shot
+``repair_accuracy`` on fixed corrupted validation programs (no test execution needed at iteration 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from graphrepair.config import ExperimentConfig
+from graphrepair.corruption import corrupt, corruption_rng
+from graphrepair.dataset import PreparedData, fixed_states, sample_rate
+from graphrepair.refine import ProgramState, Refiner, split_predictions, state_metrics
+from harness.sandbox import OUTCOMES
+
+__all__ = ["RefinementTask"]
+
+PASSED = OUTCOMES.index("passed")
+
+
+class RefinementTask:
+    """The :class:`harness.trainer.Task` of graphrepair experiments.
+
+    Args:
+        cfg: the experiment configuration.
+        data: prepared programs and vocabulary.
+        model: the refiner model.
+        refiner: the :class:`Refiner` wrapping ``model`` (sandbox settings, test cache).
+    """
+
+    def __init__(self, cfg: ExperimentConfig, data: PreparedData, model: torch.nn.Module,
+                 refiner: Refiner) -> None:
+        self.cfg, self.data, self.model, self.refiner = cfg, data, model, refiner
+        self.rng = np.random.default_rng(cfg.train.seed)
+        if not data.splits["train"]:
+            raise ValueError("the training split is empty: check data.dataset and data.split_fractions")
+        self.val_states = fixed_states(
+            data.splits["val"], cfg.corruption.rates, cfg.data.val_samples, cfg.train.seed + 1,
+            data.vocab,
+        )
+
+    def state_extra(self) -> dict:
+        """The vocabulary travels with every checkpoint."""
+        return {"vocab": self.data.vocab.to_dict()}
+
+    def p_model(self, epoch: int) -> float:
+        """Scheduled-sampling probability of following the model's own prediction at ``epoch``."""
+        t = self.cfg.train
+        frac = epoch / max(t.epochs - 1, 1)
+        return t.scheduled_sampling_warmup + frac * (t.scheduled_sampling_max - t.scheduled_sampling_warmup)
+
+    def train_batches(self, epoch: int) -> Iterator[list[ProgramState]]:
+        """``train_samples`` programs drawn with replacement, freshly corrupted, in batches."""
+        cfg, train = self.cfg, self.data.splits["train"]
+        rng = np.random.default_rng([cfg.train.seed, epoch])
+        picks = rng.integers(len(train), size=cfg.data.train_samples)
+        for start in range(0, len(picks), cfg.train.batch_size):
+            batch = []
+            for i in picks[start : start + cfg.train.batch_size]:
+                enc = train[int(i)]
+                rate = sample_rate(cfg.corruption.rates, epoch, cfg.train.epochs,
+                                   cfg.corruption.curriculum_fraction, rng)
+                masked = corrupt(enc.eligible, rate,
+                                 corruption_rng(cfg.train.seed, enc.problem.task_id, rate,
+                                                draw=int(rng.integers(1 << 30))))
+                batch.append(ProgramState.start(enc, masked, self.data.vocab))
+            yield batch
+
+    def training_step(self, states: list[ProgramState], epoch: int) -> tuple[torch.Tensor, dict]:
+        """Replay one trajectory per state; return the mean loss over iterations."""
+        cfg, refiner = self.cfg, self.refiner
+        p_model = self.p_model(epoch)
+        runs_before = refiner.test_runs
+        total = torch.zeros((), device=refiner.device)
+        iterations = cfg.train.trajectory_iterations
+        for t in range(iterations):
+            with_feedback = t > 0 or cfg.feedback.feedback_at_iteration0
+            if t == 0 and with_feedback:
+                refiner.run_tests(states)
+            batch = refiner.batch(states, with_feedback)
+            logits = self.model(batch)  # (L, V)
+            per_leaf = F.cross_entropy(logits, batch.y, ignore_index=-100, reduction="none")  # (L,)
+            weight = torch.ones_like(per_leaf)
+            if cfg.train.test_weight and with_feedback:
+                weight = weight + cfg.train.test_weight * _failing_signal(batch)
+            valid = (batch.y != -100).float()
+            total = total + (per_leaf * weight * valid).sum() / valid.sum().clamp(min=1)
+            if t == iterations - 1:
+                break
+            # move every trajectory one step forward (no gradients through the choice)
+            preds = split_predictions(logits.detach(), [len(s.texts) for s in states])
+            for s, (pred, conf) in zip(states, preds):
+                if self.rng.random() < p_model:
+                    refiner.apply(s, pred, conf)
+                else:
+                    refiner.ground_truth_step(s, self.rng)
+            refiner.run_tests(states)
+        return total / iterations, {
+            "p_model": p_model,
+            "test_runs": float(refiner.test_runs - runs_before),
+        }
+
+    def validate(self, epoch: int) -> dict[str, float]:
+        """One-shot repair/token accuracy on the fixed validation samples, overall and per rate."""
+        states = [s for _, s in self.val_states]
+        fresh = [ProgramState.start(s.enc, s.masked, self.data.vocab) for s in states]
+        preds = self.refiner.predict(fresh, with_feedback=self.cfg.feedback.feedback_at_iteration0)
+        for s, (pred, conf) in zip(fresh, preds):
+            self.refiner.apply(s, pred, conf)
+        out = {k: v for k, v in state_metrics(fresh).items() if k != "pass_rate"}
+        for rate in self.cfg.corruption.rates:
+            sub = [s for (r, _), s in zip(self.val_states, fresh) if r == rate]
+            out[f"repair_accuracy@{int(round(rate * 100))}"] = state_metrics(sub)["repair_accuracy"]
+        return out
+
+
+def _failing_signal(batch) -> torch.Tensor:
+    """Binary signal per leaf ``[L]``: 1 when a failing (non-passed) test executed its node."""
+    failing = batch.test_outcome != PASSED  # (T,)
+    test_idx, node_idx = batch.trace_index
+    signal = torch.zeros(batch.num_nodes, device=batch.x.device)
+    signal[node_idx[failing[test_idx]]] = 1.0
+    return signal[batch.leaf_mask]

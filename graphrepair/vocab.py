@@ -1,0 +1,187 @@
+"""Token vocabulary over program graphs: special ids, interior node types, leaf-token texts.
+
+One id space (``DESIGN.md``, *Graph*): ``PAD``, ``MASK``, ``UNK``; then the interior node types
+seen in the graphs it was built from, stored as ``"<type:NAME>"`` so they never collide with leaf
+texts; then leaf-token texts. Build it from the training split only; texts seen fewer than
+``min_freq`` times (or cut by ``max_size``) map to ``UNK``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+import numpy as np
+
+from graphrepair.graph import ProgramGraph
+
+__all__ = ["MASK", "PAD", "SPECIAL_TOKENS", "UNK", "Vocabulary"]
+
+PAD, MASK, UNK = 0, 1, 2
+SPECIAL_TOKENS = ("<pad>", "<mask>", "<unk>")
+_TYPE_PREFIX, _TYPE_SUFFIX = "<type:", ">"
+_FORMAT_VERSION = 1
+
+
+def _ranked(counts: Counter, min_freq: int) -> list[str]:
+    """Keys with count >= ``min_freq``, by count descending, then text."""
+    return sorted((k for k, c in counts.items() if c >= min_freq), key=lambda k: (-counts[k], k))
+
+
+class Vocabulary:
+    """Maps node types and leaf texts to integer ids (see the module docstring for the layout).
+
+    Args:
+        node_types: interior node types (without the ``<type:...>`` wrapper), in id order.
+        leaf_texts: leaf-token texts, in id order.
+
+    Raises:
+        ValueError: if a node type or a leaf text repeats.
+    """
+
+    def __init__(self, node_types: Iterable[str], leaf_texts: Iterable[str]) -> None:
+        self.node_types = list(node_types)
+        self.leaf_texts = list(leaf_texts)
+        first_leaf = len(SPECIAL_TOKENS) + len(self.node_types)
+        self._type_to_id = {t: len(SPECIAL_TOKENS) + i for i, t in enumerate(self.node_types)}
+        self._leaf_to_id = {t: first_leaf + i for i, t in enumerate(self.leaf_texts)}
+        if len(self._type_to_id) != len(self.node_types):
+            raise ValueError("Vocabulary: repeated node type")
+        if len(self._leaf_to_id) != len(self.leaf_texts):
+            raise ValueError("Vocabulary: repeated leaf text")
+        self._tokens = (
+            list(SPECIAL_TOKENS)
+            + [f"{_TYPE_PREFIX}{t}{_TYPE_SUFFIX}" for t in self.node_types]
+            + self.leaf_texts
+        )
+
+    @classmethod
+    def build(
+        cls, graphs: Iterable[ProgramGraph], min_freq: int = 1, max_size: int | None = None
+    ) -> Vocabulary:
+        """Count node types and leaf texts over ``graphs`` (the training split only).
+
+        Every interior node type seen is kept. Leaf texts seen at least ``min_freq`` times are
+        kept, most frequent first (ties by text), so the order is deterministic.
+
+        Args:
+            graphs: program graphs of the training split.
+            min_freq: minimum count for a leaf text to get its own id.
+            max_size: cap on ``len(vocab)`` (specials and node types included); the rarest leaf
+                texts are dropped. ``None``: no cap.
+
+        Raises:
+            ValueError: ``min_freq < 1``, or ``max_size`` leaves no room for the specials and the
+                node types.
+        """
+        if min_freq < 1:
+            raise ValueError(f"min_freq must be >= 1, got {min_freq}")
+        type_counts: Counter = Counter()
+        leaf_counts: Counter = Counter()
+        for g in graphs:
+            leaf_counts.update(g.leaf_texts)
+            is_leaf = set(g.leaf_nodes)
+            type_counts.update(t for i, t in enumerate(g.node_types) if i not in is_leaf)
+        node_types = _ranked(type_counts, 1)
+        leaf_texts = _ranked(leaf_counts, min_freq)
+        if max_size is not None:
+            room = max_size - len(SPECIAL_TOKENS) - len(node_types)
+            if room < 0:
+                raise ValueError(
+                    f"max_size={max_size} is smaller than the {len(SPECIAL_TOKENS)} special "
+                    f"tokens plus {len(node_types)} node types"
+                )
+            leaf_texts = leaf_texts[:room]
+        return cls(node_types, leaf_texts)
+
+    def __len__(self) -> int:
+        """Number of ids (specials + node types + leaf texts)."""
+        return len(self._tokens)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(size={len(self)}, node_types={len(self.node_types)}, "
+            f"leaf_texts={len(self.leaf_texts)})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Vocabulary):
+            return NotImplemented
+        return self.node_types == other.node_types and self.leaf_texts == other.leaf_texts
+
+    def leaf_id(self, text: str) -> int:
+        """Id of a leaf text; ``UNK`` when it is not in the vocabulary."""
+        return self._leaf_to_id.get(text, UNK)
+
+    def type_id(self, node_type: str) -> int:
+        """Id of an interior node type (plain name, e.g. ``"call"``); ``UNK`` when unknown."""
+        return self._type_to_id.get(node_type, UNK)
+
+    def text(self, idx: int) -> str:
+        """The token of an id: the leaf text, ``"<type:NAME>"`` for node types, or a special.
+
+        Raises:
+            IndexError: ``idx`` is outside ``[0, len(self))``.
+        """
+        if not 0 <= idx < len(self._tokens):
+            raise IndexError(f"token id {idx} outside [0, {len(self._tokens)})")
+        return self._tokens[idx]
+
+    def encode_graph(self, g: ProgramGraph) -> tuple[np.ndarray, int]:
+        """Token id of every node of ``g``.
+
+        Returns:
+            ``ids``: int64 ``[num_nodes]``; leaves get :meth:`leaf_id` of their text, interior
+            nodes :meth:`type_id` of their type. And the number of leaves mapped to ``UNK``.
+        """
+        types = g.node_types
+        ids = [self._type_to_id.get(t, UNK) for t in types]
+        num_unk = 0
+        for node, text in zip(g.leaf_nodes, g.leaf_texts, strict=True):
+            idx = self._leaf_to_id.get(text, UNK)
+            num_unk += idx == UNK
+            ids[node] = idx
+        return np.asarray(ids, dtype=np.int64), num_unk
+
+    def oov_rate(self, graphs: Iterable[ProgramGraph]) -> float:
+        """Fraction of leaf tokens of ``graphs`` that map to ``UNK`` (0.0 when there are none)."""
+        total = unknown = 0
+        for g in graphs:
+            total += len(g.leaf_texts)
+            unknown += sum(t not in self._leaf_to_id for t in g.leaf_texts)
+        return unknown / total if total else 0.0
+
+    def leaf_token_mask(self) -> np.ndarray:
+        """Bool ``[len(self)]``: True for ids that are leaf texts (to restrict output logits)."""
+        mask = np.zeros(len(self), dtype=bool)
+        mask[len(SPECIAL_TOKENS) + len(self.node_types) :] = True
+        return mask
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable form; :meth:`from_dict` restores an equal vocabulary."""
+        return {
+            "version": _FORMAT_VERSION,
+            "special_tokens": list(SPECIAL_TOKENS),
+            "node_types": list(self.node_types),
+            "leaf_texts": list(self.leaf_texts),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Vocabulary:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ValueError: unknown format version, different special tokens, or missing keys.
+        """
+        if d.get("version") != _FORMAT_VERSION:
+            raise ValueError(
+                f"vocabulary format version {d.get('version')!r}, expected {_FORMAT_VERSION}"
+            )
+        if tuple(d.get("special_tokens", ())) != SPECIAL_TOKENS:
+            raise ValueError(
+                f"vocabulary special tokens {d.get('special_tokens')!r}, expected {SPECIAL_TOKENS}"
+            )
+        missing = {"node_types", "leaf_texts"} - set(d)
+        if missing:
+            raise ValueError(f"vocabulary dict lacks {sorted(missing)}")
+        return cls(d["node_types"], d["leaf_texts"])

@@ -1,0 +1,270 @@
+"""Experiment configuration: one YAML file per experiment -> typed dataclasses.
+
+Each research track defines its configuration as nested dataclasses (one per component) and keeps
+one YAML file per experiment under ``configs/<track>/<exp>.yaml`` mirroring them. This module
+loads such a file into the dataclasses, applies ``--set a.b=value`` overrides, and rejects
+anything it does not understand:
+
+* an unknown key is a :class:`ConfigError` that lists the valid keys of that section;
+* a value of the wrong type is a :class:`ConfigError` naming the key, the expected type and the value;
+* an unknown experiment id is a :class:`ConfigError` that lists the available experiments.
+
+A YAML file may start with ``extends: <other exp id>``: the other file is loaded first and this
+file's sections are merged over it key by key (used for CPU-sized presets of an experiment).
+
+Example::
+
+    cfg = load_experiment(ExperimentConfig, "configs/graphrepair", "3d", ["train.epochs=2"])
+    save_resolved(cfg, run_dir, argv=sys.argv)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+__all__ = [
+    "ConfigError",
+    "available_experiments",
+    "from_dict",
+    "git_commit",
+    "load_experiment",
+    "parse_override",
+    "save_resolved",
+    "to_dict",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration file or override that does not match the typed configuration."""
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` and convert where it is lossless.
+
+    Ints are accepted for floats; lists for tuples; ``None`` only for Optional fields.
+
+    Raises:
+        ConfigError: when the value does not fit the annotation.
+    """
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: expected one of {list(args)}, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a section (mapping) for {tp.__name__}, got {value!r}")
+        return from_dict(tp, value, where=where)
+    if origin in (list, tuple, Sequence) or tp in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        item_tp = args[0] if args else Any
+        items = [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if (origin is tuple or tp is tuple) else items
+    if origin is dict or tp is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected float, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected int, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected bool (true/false), got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected str, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported annotation {_type_name(tp)}")
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "") -> T:
+    """Build the dataclass ``cls`` from a (possibly partial) mapping; missing keys keep defaults.
+
+    Args:
+        cls: a dataclass type whose fields are annotated with int/float/str/bool, Optional,
+            Literal, list/tuple, dict or nested dataclasses.
+        data: the mapping read from YAML.
+        where: dotted prefix used in error messages.
+
+    Raises:
+        ConfigError: for an unknown key (the message lists the valid keys) or a wrong type.
+    """
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        section = where or "top level"
+        raise ConfigError(
+            f"unknown key(s) {unknown} in {section}; valid keys: {sorted(fields)}"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(value, hints[name], f"{where}.{name}" if where else name)
+    return cls(**kwargs)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Return the configuration as plain nested dicts/lists (JSON- and YAML-serialisable)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse one ``--set`` override ``a.b.c=value``; the value is read as YAML (``2``, ``0.5``, ``true``, ``[1, 2]``).
+
+    Raises:
+        ConfigError: when there is no ``=`` or the key is empty.
+    """
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    key, raw = text.split("=", 1)
+    path = [p for p in key.strip().split(".") if p]
+    if not path:
+        raise ConfigError(f"override {text!r} has an empty key")
+    return path, yaml.safe_load(raw) if raw.strip() else ""
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def available_experiments(config_dir: str | os.PathLike) -> list[str]:
+    """Experiment ids (YAML file stems) available in ``config_dir``, sorted."""
+    return sorted(p.stem for p in Path(config_dir).glob("*.yaml"))
+
+
+def _read_yaml(config_dir: Path, exp: str, chain: tuple[str, ...] = ()) -> dict[str, Any]:
+    path = config_dir / f"{exp}.yaml"
+    if not path.is_file():
+        raise ConfigError(
+            f"unknown experiment id {exp!r}; available in {config_dir}: "
+            f"{available_experiments(config_dir)}"
+        )
+    if exp in chain:
+        raise ConfigError(f"circular 'extends' chain: {' -> '.join(chain + (exp,))}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    parent = data.pop("extends", None)
+    if parent is not None:
+        data = _merge(_read_yaml(config_dir, str(parent), chain + (exp,)), data)
+    return data
+
+
+def load_experiment(
+    cls: type[T],
+    config_dir: str | os.PathLike,
+    exp: str,
+    overrides: Sequence[str] = (),
+) -> T:
+    """Load ``config_dir/<exp>.yaml`` into ``cls`` and apply ``--set`` overrides.
+
+    Args:
+        cls: the track's top-level experiment dataclass.
+        config_dir: directory holding one YAML file per experiment.
+        exp: experiment id (file stem), e.g. ``"3d"``.
+        overrides: strings ``"section.key=value"`` applied in order after the file.
+
+    Returns:
+        The typed configuration. If ``cls`` has a field ``exp`` it is set to ``exp``.
+
+    Raises:
+        ConfigError: unknown experiment id (lists the available ones), unknown key (lists the
+            valid keys), wrong value type, malformed override.
+    """
+    config_dir = Path(config_dir)
+    data = _read_yaml(config_dir, exp)
+    if "exp" in {f.name for f in dataclasses.fields(cls)}:
+        data["exp"] = exp
+    for text in overrides:
+        path, value = parse_override(text)
+        node = data
+        for part in path[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[path[-1]] = value
+    return from_dict(cls, data)
+
+
+def git_commit(repo_dir: str | os.PathLike | None = None) -> str:
+    """Current git commit of ``repo_dir`` (with ``-dirty`` when the tree has changes), or ``"unknown"``."""
+    cwd = str(repo_dir or Path(__file__).resolve().parent.parent)
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
+        )
+        if sha.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd, capture_output=True, text=True, timeout=10,
+        )
+        return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def save_resolved(cfg: Any, run_dir: str | os.PathLike, argv: Sequence[str]) -> Path:
+    """Write ``config.yaml`` (the resolved config) and ``run.json`` (command line, git commit) to ``run_dir``.
+
+    Returns:
+        Path of the written ``config.yaml``.
+    """
+    from harness.io import atomic_write_text
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "config.yaml"
+    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    meta = {"argv": list(argv), "git_commit": git_commit()}
+    atomic_write_text(run_dir / "run.json", json.dumps(meta, indent=2) + "\n")
+    return path
