@@ -1,0 +1,312 @@
+"""Tests for harness.sandbox: verdicts, per-test coverage, limits, recovery, TESTS.py parsing."""
+
+import json
+import os
+import uuid
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.sandbox import (
+    OUTCOMES,
+    Job,
+    ProgramResult,
+    TestResult,
+    guarantees,
+    parse_tests_file,
+    run_batch,
+    run_tests,
+)
+
+# MBPP task 2 (CRLF line endings as in mbpp.jsonl).
+SIMILAR = ("def similar_elements(test_tup1, test_tup2):\r\n"
+           "  res = tuple(set(test_tup1) & set(test_tup2))\r\n"
+           "  return (res) ")
+SIMILAR_TESTS = ["assert similar_elements((3, 4, 5, 6),(5, 7, 4, 10)) == (4, 5)",
+                 "assert similar_elements((1, 2, 3, 4),(5, 4, 3, 7)) == (3, 4)",
+                 "assert similar_elements((11, 12, 14, 13),(17, 15, 14, 13)) == (13, 14)"]
+
+# MBPP task 20: branches, so tests cover different lines.
+WOODALL = ("def is_woodall(x): \r\n"        # 1
+           "\tif (x % 2 == 0): \r\n"        # 2
+           "\t\treturn False\r\n"           # 3
+           "\tif (x == 1): \r\n"            # 4
+           "\t\treturn True\r\n"            # 5
+           "\tx = x + 1 \r\n"               # 6
+           "\tp = 0\r\n"                    # 7
+           "\twhile (x % 2 == 0): \r\n"     # 8
+           "\t\tx = x/2\r\n"                # 9
+           "\t\tp = p + 1\r\n"              # 10
+           "\t\tif (p == x): \r\n"          # 11
+           "\t\t\treturn True\r\n"          # 12
+           "\treturn False")                # 13
+
+# MBPP task 3.
+NOT_PRIME = ("import math\r\n"
+             "def is_not_prime(n):\r\n"
+             "    result = False\r\n"
+             "    for i in range(2,int(math.sqrt(n)) + 1):\r\n"
+             "        if n % i == 0:\r\n"
+             "            result = True\r\n"
+             "    return result")
+
+
+def outcomes(result: ProgramResult) -> list[str]:
+    return [t.outcome for t in result.tests]
+
+
+def test_mbpp_similar_elements_all_pass():
+    result = run_tests(SIMILAR, SIMILAR_TESTS)
+    assert outcomes(result) == ["passed"] * 3
+    assert result.all_passed and result.n_passed == 3
+    assert result.load_outcome == "passed" and result.load_message == ""
+    assert result.load_covered_lines == (1,)
+    assert [t.covered_lines for t in result.tests] == [(2, 3)] * 3
+    assert [t.name for t in result.tests] == ["test_0", "test_1", "test_2"]
+    assert all(t.message == "" and 0 <= t.duration_s < 1 for t in result.tests)
+
+
+def test_each_test_covers_only_the_lines_it_executed():
+    tests = ["assert is_woodall(383) == True", "assert is_woodall(254) == False",
+             "assert is_woodall(1) == True", "assert is_woodall(5) == False"]
+    result = run_tests(WOODALL, tests)
+    assert result.all_passed
+    assert result.load_covered_lines == (1,)
+    assert [t.covered_lines for t in result.tests] == [
+        (2, 4, 6, 7, 8, 9, 10, 11, 12), (2, 3), (2, 4, 5), (2, 4, 6, 7, 8, 9, 10, 11, 13)]
+
+
+def test_failed_and_error_are_classified_with_program_line_numbers():
+    tests = ["assert is_not_prime(2) == False", "assert is_not_prime(10) == False",
+             "is_not_prime('x')"]
+    result = run_tests(NOT_PRIME, tests)
+    assert outcomes(result) == ["passed", "failed", "error"]
+    assert result.load_covered_lines == (1, 2)
+    assert result.tests[0].covered_lines == (3, 4, 7)
+    assert result.tests[1].covered_lines == (3, 4, 5, 6, 7)
+    failed, error = result.tests[1].message, result.tests[2].message
+    assert failed.endswith("AssertionError")
+    assert "assert is_not_prime(10) == False" in failed  # the test's source is shown
+    assert 'File "program.py", line 4, in is_not_prime' in error
+    assert error.splitlines()[-1].startswith("TypeError")
+    assert "_sandbox_child" not in failed + error
+    assert not result.all_passed and result.n_passed == 1
+
+
+def test_setup_runs_before_tests_and_its_lines_never_count():
+    setup = "EXPECTED = (4, 5)\nWARM = similar_elements((1,), (1,))\n"
+    tests = ["assert similar_elements((3, 4, 5, 6),(5, 7, 4, 10)) == EXPECTED",
+             "assert WARM == (1,)"]
+    result = run_tests(SIMILAR, tests, setup)
+    assert result.all_passed
+    assert result.load_covered_lines == (1, 2, 3)  # setup called into the program
+    assert [t.covered_lines for t in result.tests] == [(2, 3), ()]
+
+
+def test_timeout_is_reported_and_later_tests_still_run():
+    tests = ["assert is_woodall(1) == True", "while True: pass", "assert is_woodall(254) == False"]
+    result = run_tests(WOODALL, tests, timeout_s=1.0)
+    assert outcomes(result) == ["passed", "timeout", "passed"]
+    stuck = result.tests[1]
+    assert 1.0 <= stuck.duration_s < 5.0
+    assert "timed out after 1 s" in stuck.message
+    assert stuck.covered_lines == ()
+    assert result.tests[2].covered_lines == (2, 3)  # measured in the fresh child
+
+
+def test_program_that_hangs_while_loading_times_out_every_test():
+    result = run_tests("while True:\n    pass\n", ["assert True", "assert True"], timeout_s=0.5)
+    assert result.load_outcome == "timeout"
+    assert outcomes(result) == ["timeout", "timeout"]
+    assert all("timed out" in t.message for t in result.tests)
+
+
+def test_crashes_are_reported_and_later_tests_still_run():
+    tests = ["import os; os._exit(3)", "assert is_woodall(1) == True",
+             "import os, signal; os.kill(os.getpid(), signal.SIGKILL)", "assert is_woodall(2) == False"]
+    result = run_tests(WOODALL, tests)
+    assert outcomes(result) == ["crashed", "passed", "crashed", "passed"]
+    assert result.tests[0].message == "child process exited with code 3"
+    assert result.tests[2].message == "child process killed by signal SIGKILL (9)"
+    assert result.tests[3].covered_lines == (2, 3)
+
+
+def test_syntax_error_in_program_makes_every_test_error_with_its_message():
+    program = "def f(x):\n    return x +\n"
+    result = run_tests(program, ["assert f(1) == 2", "assert f(2) == 3"])
+    assert result.load_outcome == "error"
+    assert 'File "program.py", line 2' in result.load_message
+    assert "SyntaxError" in result.load_message
+    assert outcomes(result) == ["error", "error"]
+    assert all(t.message == result.load_message and t.covered_lines == () for t in result.tests)
+
+
+def test_exception_while_loading_setup_is_a_load_error():
+    result = run_tests(SIMILAR, ["assert True"], setup="raise RuntimeError('bad setup')")
+    assert result.load_outcome == "error"
+    assert result.load_message.endswith("RuntimeError: bad setup")
+    assert outcomes(result) == ["error"]
+
+
+@pytest.mark.parametrize("test", ["import sys; sys.exit(0)", "raise KeyboardInterrupt",
+                                  "raise SystemExit"])
+def test_base_exceptions_in_a_test_are_errors_not_passes(test):
+    result = run_tests(SIMILAR, [test, SIMILAR_TESTS[0]])
+    assert outcomes(result) == ["error", "passed"]
+
+
+def test_output_is_captured_capped_and_does_not_disturb_verdicts():
+    program = "print('loading')\n" + SIMILAR
+    tests = ["print('in test 0'); " + SIMILAR_TESTS[0],
+             "import sys; sys.stdout.write('x' * 10_000_000 + 'END'); sys.stderr.write('oops')",
+             SIMILAR_TESTS[1]]
+    result = run_tests(program, tests)
+    assert result.all_passed
+    assert len(result.stdout_tail) == 4096 and result.stdout_tail.endswith("xxxEND")
+    assert result.stderr_tail == "oops"
+    small = run_tests(program, tests[:1])
+    assert small.stdout_tail == "loading\nin test 0\n"
+
+
+def test_child_runs_in_a_minimal_fixed_environment():
+    tests = ["import os; assert set(os.environ) <= {'PATH', 'HOME', 'LANG', 'PYTHONHASHSEED', "
+             "'COVERAGE_CORE', 'PYTHONDONTWRITEBYTECODE', 'LC_CTYPE'}, sorted(os.environ)",
+             "import os; assert os.getcwd() == os.environ['HOME'] and os.listdir('.') == "
+             "['program.py'], os.listdir('.')",
+             "import sys; assert sys.stdin.read() == ''",
+             "print(hash('graphrepair'))"]
+    first = run_tests(SIMILAR, tests)
+    assert first.all_passed, [t.message for t in first.tests]
+    assert run_tests(SIMILAR, tests).stdout_tail == first.stdout_tail  # PYTHONHASHSEED=0
+
+
+def test_no_process_survives_a_run():
+    marker = uuid.uuid4().hex
+    tests = [f"import subprocess; subprocess.Popen(['sleep', '300', '{marker}'])",
+             f"import subprocess; subprocess.Popen(['sleep', '301', '{marker}']); "
+             "import os; os._exit(0)"]
+    result = run_tests(SIMILAR, tests)
+    assert outcomes(result) == ["passed", "crashed"]
+    survivors = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if marker.encode() in f.read():
+                    survivors.append(pid)
+        except OSError:
+            continue  # the process ended while we looked
+    assert survivors == []
+
+
+def test_memory_limit_turns_a_huge_allocation_into_an_error():
+    result = run_tests(SIMILAR, ["x = bytearray(3 * 1024 ** 3)", SIMILAR_TESTS[0]], memory_mb=512)
+    assert outcomes(result) == ["error", "passed"]
+    assert result.tests[0].message.endswith("MemoryError")
+
+
+def test_forged_garbage_on_the_result_pipe_does_not_crash_the_caller():
+    tests = ["import os\nfor fd in range(3, 1024):\n    try:\n        os.write(fd, b'{not json\\n')\n"
+             "    except OSError:\n        pass", SIMILAR_TESTS[0]]
+    result = run_tests(SIMILAR, tests)
+    assert outcomes(result) == ["crashed", "passed"]
+    assert "malformed record" in result.tests[0].message
+
+
+def test_names_and_json_schema():
+    result = run_tests(SIMILAR, SIMILAR_TESTS[:2], test_names=["first", "second"])
+    data = json.loads(json.dumps(result.to_json()))
+    assert set(data) == {"tests", "load", "guarantees"}
+    assert data["load"] == {"outcome": "passed", "message": "", "covered_lines": [1]}
+    assert [t["name"] for t in data["tests"]] == ["first", "second"]
+    assert set(data["tests"][0]) == {"name", "outcome", "message", "duration_s", "covered_lines"}
+    assert data["tests"][0]["covered_lines"] == [2, 3]
+    assert data["guarantees"] == guarantees()
+
+
+def test_guarantees_are_honest():
+    g = guarantees()
+    assert set(g) == {"time_limit", "memory_limit", "process_group_cleanup", "network",
+                      "filesystem", "environment", "stdin_closed", "output_capped",
+                      "unforgeable_verdicts"}
+    assert g["network"] is False and g["filesystem"] is False
+    assert g["unforgeable_verdicts"] is False and g["time_limit"] is True
+
+
+def test_bad_arguments_raise_value_errors_that_say_what_was_found():
+    with pytest.raises(ValueError, match="got 1 test_names for 2 tests"):
+        run_tests(SIMILAR, ["pass", "pass"], test_names=["a"])
+    with pytest.raises(ValueError, match="timeout_s must be > 0"):
+        run_tests(SIMILAR, ["pass"], timeout_s=0)
+    with pytest.raises(ValueError, match="memory_mb must be >= 256"):
+        run_tests(SIMILAR, ["pass"], memory_mb=64)
+
+
+def test_zero_tests_is_not_all_passed():
+    result = run_tests(SIMILAR, [])
+    assert result.tests == () and result.load_outcome == "passed" and not result.all_passed
+
+
+def test_run_batch_keeps_input_order():
+    jobs = [Job(id=str(i), program=f"def f():\n    return {i}\n",
+                tests=[f"assert f() == {i}", "assert f() == 2"]) for i in range(5)]
+    results = run_batch(jobs, workers=2)
+    assert [r.n_passed for r in results] == [1, 1, 2, 1, 1]
+    assert [outcomes(r)[1] for r in results] == ["failed", "failed", "passed", "failed", "failed"]
+    assert Job("x", "", ["a"]).tests == ("a",)
+
+
+def test_result_types_are_frozen_and_outcomes_fixed():
+    assert OUTCOMES == ("passed", "failed", "error", "timeout", "crashed")
+    t = TestResult("t", "passed", "", 0.0, (1,))
+    with pytest.raises(AttributeError):
+        t.outcome = "failed"
+
+
+def test_parse_tests_file_statement_mode():
+    text = ("import math\n"
+            "from collections import Counter\n"
+            "assert math.sqrt(4) == 2\n"
+            "assert Counter('aab') == {\n"
+            "    'a': 2, 'b': 1}\n"
+            "x = 1; assert x == 1\n")
+    setup, tests, names = parse_tests_file(text)
+    assert setup == "import math\nfrom collections import Counter\n"
+    assert tests == ["assert math.sqrt(4) == 2", "assert Counter('aab') == {\n    'a': 2, 'b': 1}",
+                     "x = 1", "assert x == 1"]
+    assert names == ["test_0", "test_1", "test_2", "test_3"]
+
+
+def test_parse_tests_file_function_mode():
+    text = ("import pytest\n\n"
+            "def helper():\n    return 1\n\n"
+            "def test_one():\n    assert helper() == 1\n\n"
+            "def test_two():\n    assert False\n")
+    setup, tests, names = parse_tests_file(text)
+    assert setup == text
+    assert tests == ["test_one()", "test_two()"]
+    assert names == ["test_one", "test_two"]
+
+
+def test_parse_tests_file_function_mode_runs_end_to_end():
+    setup, tests, names = parse_tests_file(
+        "def test_pass():\n    assert is_woodall(1)\n\ndef test_fail():\n    assert is_woodall(2)\n")
+    result = run_tests(WOODALL, tests, setup, test_names=names)
+    assert [(t.name, t.outcome) for t in result.tests] == [("test_pass", "passed"),
+                                                          ("test_fail", "failed")]
+    assert result.tests[0].covered_lines == (2, 4, 5)
+    assert 'File "<setup>", line 5, in test_fail' in result.tests[1].message
+
+
+def test_parse_tests_file_syntax_error_names_the_line():
+    with pytest.raises(ValueError, match="line 2"):
+        parse_tests_file("assert True\nassert (\n")
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(-10**6, 10**6), st.sampled_from(["==", "!=", "<"])),
+                max_size=8))
+def test_parse_tests_file_statement_mode_round_trips(asserts):
+    lines = [f"assert {n} {op} 0" for n, op in asserts]
+    setup, tests, names = parse_tests_file("\n".join(lines) + "\n")
+    assert setup == "" and tests == lines and len(names) == len(lines)
