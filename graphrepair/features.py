@@ -44,9 +44,10 @@ MAX_ITERATIONS = 15
 NUM_EDGE_TYPES = 4  # graphrepair.graph.EdgeType
 NUM_OUTCOMES = len(OUTCOMES)
 OUTCOME_ID = {name: i for i, name in enumerate(OUTCOMES)}
-#: Text written into the source for a leaf that is still masked: it never parses as Python, so a
-#: program with a mask left in it fails its tests honestly.
-MASK_TEXT = "<mask>"
+#: Text written into the source for a leaf that is still masked. ``$`` is not valid Python outside a
+#: string, so a program with a mask left in it never loads and fails its tests honestly (``<mask>``
+#: would not do: ``4<mask>a`` parses as the comparison ``4 < mask > a``).
+MASK_TEXT = "$mask$"
 _LINE_RE = re.compile(r'"program\.py", line (\d+)|line (\d+)')
 
 
@@ -127,7 +128,7 @@ class EncodedProgram:
         return len(self.type_ids)
 
     def source(self, texts: Sequence[str | None]) -> str:
-        """Program source with the given leaf texts (``None`` = still masked, written as ``<mask>``)."""
+        """Program source with the given leaf texts (``None`` = still masked, written as :data:`MASK_TEXT`)."""
         return self.graph.to_source([MASK_TEXT if t is None else t for t in texts])
 
     def leaf_ids(self, texts: Sequence[str | None], vocab: Vocabulary) -> np.ndarray:

@@ -3,7 +3,6 @@
 import gzip
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -21,16 +20,12 @@ from graphrepair.data import (
     resolve_data_dir,
     split_problems,
 )
-
-SHARED_DATA = "/work/shared/data"  # this project's shared copy of the data files
+from tests.graphrepair.conftest import data_dir as shared_data_dir
 
 
 def data_dir() -> Path:
-    """GRAPHREPAIR_DATA when set, else the project's shared data directory.
-
-    Tests that need the files fail (not skip) with the loader's message when they are absent.
-    """
-    return resolve_data_dir(os.environ.get("GRAPHREPAIR_DATA") or SHARED_DATA)
+    """The tests' dataset directory (see conftest); missing files fail the tests, never skip them."""
+    return resolve_data_dir(shared_data_dir())
 
 
 def test_counts_and_fields():
