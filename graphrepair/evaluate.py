@@ -83,11 +83,7 @@ def evaluate(
     if not pool:
         raise ValueError(f"the {split!r} split is empty; choose another --split")
     pool = pool[:n_programs] if n_programs else pool
-    refiner = Refiner(
-        model, data.vocab, timeout_s=cfg.sandbox.timeout_s, memory_mb=cfg.sandbox.memory_mb,
-        workers=cfg.sandbox.workers, max_tests=cfg.data.max_tests,
-        min_confidence=cfg.feedback.min_confidence, device=device,
-    )
+    refiner = Refiner.from_config(model, data.vocab, cfg, device)
     t0 = time.perf_counter()
     per_level: dict[str, dict] = {}
     for level in levels:
@@ -100,6 +96,8 @@ def evaluate(
         for b in baseline:  # unigram: every mask -> the most frequent eligible training token
             b.texts = [data.unigram if t is None else t for t in b.texts]
         refiner.run_tests(baseline)
+        for row in history:  # program runs counted from the start of this level
+            row["test_runs"] -= runs0
         one, fin = history[0], history[-1]
         per_level[f"{level:g}"] = {
             "per_iteration": history,
@@ -107,7 +105,7 @@ def evaluate(
             "final": {k: fin[k] for k in METRICS},
             "improvement_pp": {k: (fin[k] - one[k]) * 100 for k in METRICS},
             "baselines": {"unigram": state_metrics(baseline)},
-            "test_runs": refiner.test_runs - runs0,
+            "test_runs": refiner.test_runs - runs0,  # model iterations + unigram baseline
             "masked_leaves": int(sum(s.masked.sum() for s in states)),
         }
     results = {
@@ -170,7 +168,7 @@ def _tables(cfg: ExperimentConfig, results: dict) -> list[Table]:
                   for i, h in enumerate(r["per_iteration"])]
         detail.append(["unigram baseline"] + [r["baselines"]["unigram"][k] for k in METRICS] + ["-"])
         tables.append(Table(f"Corruption {_pct(float(lv))}: all metrics per iteration",
-                            ["Row", *METRICS, "cumulative program runs"], detail))
+                            ["Row", *METRICS, "program runs so far"], detail))
     return tables
 
 

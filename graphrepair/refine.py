@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch_geometric.data import Batch
 
+from graphrepair.config import ExperimentConfig
 from graphrepair.features import EncodedProgram, Feedback, feedback_from_result, make_data
 from graphrepair.vocab import Vocabulary
 from harness.sandbox import Job, ProgramResult, run_batch
@@ -108,6 +109,9 @@ class Refiner:
             concurrent sandbox processes.
         max_tests: tests per program fed back to the model.
         min_confidence: policy threshold for iterations >= 1 (see module docstring).
+        max_iteration: the iteration feature given to the model saturates here. Set it to the last
+            iteration seen in training (``train.trajectory_iterations - 1``): later iterations would
+            otherwise read an embedding that was never trained.
         device: where the model runs.
 
     Attributes:
@@ -124,15 +128,28 @@ class Refiner:
         workers: int = 2,
         max_tests: int = 100,
         min_confidence: float = 0.5,
+        max_iteration: int = 15,
         device: torch.device | str = "cpu",
     ) -> None:
         self.model, self.vocab = model, vocab
         self.timeout_s, self.memory_mb, self.workers = timeout_s, memory_mb, workers
         self.max_tests, self.min_confidence = max_tests, min_confidence
+        self.max_iteration = max_iteration
         self.device = torch.device(device)
         self._cache: dict[tuple[str, str], ProgramResult] = {}
         self.test_runs = 0
         self.cache_hits = 0
+
+    @classmethod
+    def from_config(cls, model: torch.nn.Module, vocab: Vocabulary, cfg: ExperimentConfig,
+                    device: torch.device | str = "cpu") -> Refiner:
+        """A refiner with the sandbox, feedback and iteration settings of experiment ``cfg``."""
+        return cls(
+            model, vocab, timeout_s=cfg.sandbox.timeout_s, memory_mb=cfg.sandbox.memory_mb,
+            workers=cfg.sandbox.workers, max_tests=cfg.data.max_tests,
+            min_confidence=cfg.feedback.min_confidence,
+            max_iteration=cfg.train.trajectory_iterations - 1, device=device,
+        )
 
     # -- model side -------------------------------------------------------------------------
     def batch(self, states: Sequence[ProgramState], with_feedback: bool) -> Batch:
@@ -142,7 +159,7 @@ class Refiner:
             cur = s.enc.leaf_ids(s.texts, self.vocab)
             prev = cur if s.iteration == 0 else s.prev_ids
             fb = s.feedback if with_feedback else Feedback.empty()
-            data.append(make_data(s.enc, cur, prev, s.iteration, fb))
+            data.append(make_data(s.enc, cur, prev, min(s.iteration, self.max_iteration), fb))
         return Batch.from_data_list(data, follow_batch=["test_outcome"]).to(self.device)
 
     @torch.no_grad()

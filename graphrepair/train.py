@@ -56,11 +56,7 @@ def run(cfg: ExperimentConfig, run_dir: Path, *, resume: bool = False, do_eval: 
     model = build_model(cfg, data.vocab).to(device)
     n_params = sum(p.numel() for p in model.parameters())
     log.info("model %r: %s parameters, device %s", model, f"{n_params:,}", device)
-    refiner = Refiner(
-        model, data.vocab, timeout_s=cfg.sandbox.timeout_s, memory_mb=cfg.sandbox.memory_mb,
-        workers=cfg.sandbox.workers, max_tests=cfg.data.max_tests,
-        min_confidence=cfg.feedback.min_confidence, device=device,
-    )
+    refiner = Refiner.from_config(model, data.vocab, cfg, device)
     task = RefinementTask(cfg, data, model, refiner)
     tcfg = TrainerConfig(
         epochs=cfg.train.epochs, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
