@@ -16,12 +16,13 @@ import numpy as np
 from graphrepair.config import ExperimentConfig
 from graphrepair.corruption import corrupt, corruption_rng
 from graphrepair.data import load_problems, split_problems
+from graphrepair.dedup import deduplicate_splits, normalized_hash
 from graphrepair.features import EncodedProgram
 from graphrepair.graph import ProgramGraph
 from graphrepair.refine import ProgramState
 from graphrepair.vocab import Vocabulary
 
-__all__ = ["PreparedData", "fixed_states", "prepare", "sample_rate"]
+__all__ = ["PreparedData", "draw_training_problems", "fixed_states", "duplication", "prepare", "sample_rate"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ class PreparedData:
         splits: ``{"train"|"val"|"test": [EncodedProgram, ...]}``.
         oov_rate: fraction of leaf tokens mapped to UNK, per split.
         skipped: programs left out per split (graph larger than ``max_nodes``).
+        near_duplicates_removed: programs removed per split because they near-duplicate a program
+            of an earlier split (see :mod:`graphrepair.dedup`).
         unigram: most frequent eligible leaf text of the training split (the unigram baseline's guess).
     """
 
@@ -42,7 +45,18 @@ class PreparedData:
     splits: dict[str, list[EncodedProgram]]
     oov_rate: dict[str, float] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
+    near_duplicates_removed: dict[str, int] = field(default_factory=dict)
     unigram: str = ""
+
+    def summary(self) -> dict:
+        """Split sizes, OOV rates, removed programs and vocabulary size (for the run's metadata)."""
+        return {
+            "programs": {k: len(v) for k, v in self.splits.items()},
+            "vocabulary_size": len(self.vocab),
+            "oov_rate": self.oov_rate,
+            "skipped_over_max_nodes": self.skipped,
+            "near_duplicates_removed": self.near_duplicates_removed,
+        }
 
 
 def prepare(cfg: ExperimentConfig, vocab: Vocabulary | None = None) -> PreparedData:
@@ -67,6 +81,9 @@ def prepare(cfg: ExperimentConfig, vocab: Vocabulary | None = None) -> PreparedD
                 kept.append((p, g))
         graphs[name] = kept
         skipped[name] = len(probs) - len(kept)
+    removed = {name: 0 for name in graphs}
+    if cfg.data.dedup:
+        graphs, removed = deduplicate_splits(graphs)
     if vocab is None:
         vocab = Vocabulary.build((g for _, g in graphs["train"]), min_freq=cfg.data.vocab_min_freq)
     eligible = cfg.corruption.eligible
@@ -80,11 +97,12 @@ def prepare(cfg: ExperimentConfig, vocab: Vocabulary | None = None) -> PreparedD
     )
     unigram = counts.most_common(1)[0][0] if counts else ""
     log.info(
-        "data %s: %s programs (skipped > %d nodes: %s), vocabulary %d, OOV %s",
+        "data %s: %s programs (skipped > %d nodes: %s; near-duplicates of an earlier split "
+        "removed: %s), vocabulary %d, OOV %s",
         cfg.data.dataset, {k: len(v) for k, v in splits.items()}, cfg.data.max_nodes, skipped,
-        len(vocab), {k: f"{v:.1%}" for k, v in oov.items()},
+        removed, len(vocab), {k: f"{v:.1%}" for k, v in oov.items()},
     )
-    return PreparedData(vocab, splits, oov, skipped, unigram)
+    return PreparedData(vocab, splits, oov, skipped, removed, unigram)
 
 
 def fixed_states(
@@ -116,3 +134,23 @@ def sample_rate(rates: list[float], epoch: int, epochs: int, fraction: float,
         allowed = 1 + (epoch * len(rates)) // unlock_epochs
         return float(rates[int(rng.integers(allowed))])
     return float(rates[int(rng.integers(len(rates)))])
+
+
+def draw_training_problems(n_problems: int, n_samples: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of the problems behind ``n_samples`` training samples.
+
+    Without replacement while ``n_samples <= n_problems``; otherwise whole permutations are
+    concatenated, so every problem is used equally often (within one).
+    """
+    reps = -(-n_samples // n_problems)  # ceil
+    if reps == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.concatenate([rng.permutation(n_problems) for _ in range(reps)])[:n_samples]
+
+
+def duplication(programs: list[EncodedProgram], picks: np.ndarray) -> dict[str, float]:
+    """Unique normalised programs among the drawn samples and the duplication rate (1 - unique/n)."""
+    hashes = {normalized_hash(programs[int(i)].graph) for i in picks}
+    n = len(picks)
+    return {"samples": n, "unique_programs": len(hashes),
+            "duplication_rate": 1 - len(hashes) / n if n else 0.0}

@@ -118,6 +118,7 @@ def evaluate(
         "levels": per_level,
         "oov_rate": data.oov_rate,
         "skipped_programs": data.skipped,
+        "near_duplicates_removed": data.near_duplicates_removed,
         "test_runs": refiner.test_runs,
         "cache_hits": refiner.cache_hits,
         "seconds": round(time.perf_counter() - t0, 1),

@@ -17,16 +17,18 @@ import logging
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 
 from graphrepair.config import ExperimentConfig, load_config
-from graphrepair.dataset import prepare
+from graphrepair.dataset import draw_training_problems, duplication, prepare
 from graphrepair.evaluate import evaluate
 from graphrepair.models import build_model
 from graphrepair.refine import Refiner
 from graphrepair.training import RefinementTask
 from harness.config import ConfigError, available_experiments, from_dict, save_resolved, to_dict
+from harness.io import atomic_write_json
 from harness.trainer import Trainer, TrainerConfig, load_checkpoint, seed_everything
 
 __all__ = ["main", "run"]
@@ -53,6 +55,15 @@ def run(cfg: ExperimentConfig, run_dir: Path, *, resume: bool = False, do_eval: 
 
         vocab = Vocabulary.from_dict(vocab_dict)
     data = prepare(cfg, vocab=vocab)
+    dup = duplication(data.splits["train"], draw_training_problems(
+        len(data.splits["train"]), cfg.data.train_samples, np.random.default_rng(0)))
+    if dup["duplication_rate"] > 0:
+        log.warning(
+            "DUPLICATION: %d training samples per epoch come from %d distinct programs "
+            "(duplication rate %.1f%%); fresh corruptions each epoch", dup["samples"],
+            dup["unique_programs"], 100 * dup["duplication_rate"],
+        )
+    atomic_write_json(run_dir / "data.json", {**data.summary(), "training_samples": dup})
     model = build_model(cfg, data.vocab).to(device)
     n_params = sum(p.numel() for p in model.parameters())
     log.info("model %r: %s parameters, device %s", model, f"{n_params:,}", device)

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from graphrepair.config import ExperimentConfig
 from graphrepair.corruption import corrupt, corruption_rng
-from graphrepair.dataset import PreparedData, fixed_states, sample_rate
+from graphrepair.dataset import PreparedData, draw_training_problems, fixed_states, sample_rate
 from graphrepair.refine import ProgramState, Refiner, split_predictions, state_metrics
 from harness.sandbox import OUTCOMES
 
@@ -66,10 +66,10 @@ class RefinementTask:
         return t.scheduled_sampling_warmup + frac * (t.scheduled_sampling_max - t.scheduled_sampling_warmup)
 
     def train_batches(self, epoch: int) -> Iterator[list[ProgramState]]:
-        """``train_samples`` programs drawn with replacement, freshly corrupted, in batches."""
+        """``train_samples`` programs (see :func:`draw_training_problems`), freshly corrupted, in batches."""
         cfg, train = self.cfg, self.data.splits["train"]
         rng = np.random.default_rng([cfg.train.seed, epoch])
-        picks = rng.integers(len(train), size=cfg.data.train_samples)
+        picks = draw_training_problems(len(train), cfg.data.train_samples, rng)
         for start in range(0, len(picks), cfg.train.batch_size):
             batch = []
             for i in picks[start : start + cfg.train.batch_size]:

@@ -45,6 +45,10 @@ def test_training_writes_a_loadable_checkpoint_and_logs(trained):
     rows = (run_dir / "metrics.csv").read_text().splitlines()
     assert len(rows) == 2 and "val/repair_accuracy" in rows[0]
     assert any((run_dir / "tb").iterdir())
+    meta = json.loads((run_dir / "data.json").read_text())
+    assert meta["training_samples"]["samples"] == 8 and meta["training_samples"]["unique_programs"] <= 8
+    assert set(meta["near_duplicates_removed"]) == {"train", "val", "test"}
+    assert meta["near_duplicates_removed"]["train"] == 0
 
 
 def test_report_schema_and_numbers_come_from_test_runs(trained):
