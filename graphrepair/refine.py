@@ -14,6 +14,7 @@ Update policy (documented choice, configurable through ``feedback.min_confidence
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -146,7 +147,7 @@ class Refiner:
         """A refiner with the sandbox, feedback and iteration settings of experiment ``cfg``."""
         return cls(
             model, vocab, timeout_s=cfg.sandbox.timeout_s, memory_mb=cfg.sandbox.memory_mb,
-            workers=cfg.sandbox.workers, max_tests=cfg.data.max_tests,
+            workers=cfg.sandbox.workers or os.cpu_count() or 1, max_tests=cfg.data.max_tests,
             min_confidence=cfg.feedback.min_confidence,
             max_iteration=cfg.train.trajectory_iterations - 1, device=device,
         )
