@@ -1,21 +1,39 @@
-"""Child-process runner of ``harness.sandbox`` (internal; not imported by the parent).
+"""Zygote and per-program runner of ``harness.sandbox`` (internal; not imported by the parent).
 
 Run as a plain file, never as part of the ``harness`` package::
 
-    python -s -B _sandbox_child.py RESULT_FD JOB_JSON_PATH MEMORY_MB
+    python -s -B _sandbox_child.py CONTROL_FD
 
-``JOB_JSON_PATH`` holds ``{"program_path", "setup", "tests", "start"}``; the program source is
-read from ``program_path`` (already written by the parent). Records go to the result pipe as one
-JSON object per line, in this order::
+The *zygote* imports coverage once, starts the tracer (measuring only its fixed program path
+``<base>/run/program.py``), enters a network namespace of its own, says hello over the control
+socket and then serves one job at a time. For every job it forks this chain::
 
-    {"kind": "ready"}                                  # interpreter + coverage are up
+    zygote ── keeper ── init (PID 1 of a new PID namespace) ── runner (PID 2: runs the tests)
+
+* *keeper* creates the PID namespace, reports init's pid to the zygote and waits for it; it dies
+  with the zygote (``PR_SET_PDEATHSIG``).
+* *init* limits the namespace to ``_PID_MAX`` pids (fork bombs), gives itself a private mount
+  namespace in which every mount is read-only except the program's directory, forks the runner,
+  reaps orphans until the runner ends, reports the runner's raw wait status and exits; the kernel
+  then SIGKILLs every process left in the namespace, whatever session it started.
+* *runner* closes every descriptor but stdout/stderr (pipes of the caller), stdin (/dev/null) and
+  the result pipe (moved to a high descriptor), sets ``RLIMIT_AS``, ``RLIMIT_CPU`` and
+  ``RLIMIT_CORE``, drops all capabilities (and sets no_new_privs), and runs the program, setup
+  and tests under coverage's already running tracer, one dynamic context per test.
+
+Records go to the result pipe as ``<mac> <json>\\n``, where ``mac`` is an HMAC-SHA256 of the JSON
+under the per-run key the caller sent with the job::
+
+    {"kind": "ready"}
     {"kind": "load", "outcome", "message", "covered_lines"}
-    {"kind": "start", "i"}                             # before test i
+    {"kind": "start", "i"}
     {"kind": "result", "i", "outcome", "message", "duration_s", "covered_lines"}
     {"kind": "done"}
 
-Only the program file is measured by coverage; each test runs under its own dynamic context
-``test_<i>`` and loading under ``load``, so covered lines are attributed per test.
+Control protocol (``CONTROL_FD`` is an AF_UNIX stream socket). Caller to zygote: ``J`` + 4-byte
+big-endian length + job JSON, with the result/stdout/stderr write ends attached (SCM_RIGHTS); or
+``K`` (kill the running job). Zygote to caller: one JSON line, ``{"hello": {features}}`` at
+start and ``{"exit": raw_wait_status | null}`` after each job.
 """
 
 import sys
@@ -24,30 +42,129 @@ import sys
 if sys.path and sys.path[0]:
     del sys.path[0]
 
+import ctypes  # noqa: E402
 import fcntl  # noqa: E402
+import gc  # noqa: E402
+import hashlib  # noqa: E402
+import hmac  # noqa: E402
 import json  # noqa: E402
 import linecache  # noqa: E402
+import math  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
+import select  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import struct  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
+import warnings  # noqa: E402
+
+import coverage  # noqa: E402
 
 _MESSAGE_LINES = 15
 _MESSAGE_CHARS = 2000
 _HIGH_FD = 200
+_PID_MAX = 512  # processes per program (minimum the kernel accepts is 301)
+
+# Saved before any program runs: a program that rebinds builtins cannot change classification.
+_AssertionError = AssertionError
+_BaseException = BaseException
+_isinstance = isinstance
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+_CLONE_NEWNS, _CLONE_NEWPID, _CLONE_NEWNET = 0x00020000, 0x20000000, 0x40000000
+_MS_BIND, _MS_REC, _MS_PRIVATE = 0x1000, 0x4000, 0x40000
+_SYS_MOUNT_SETATTR, _AT_FDCWD, _AT_RECURSIVE, _MOUNT_ATTR_RDONLY = 442, -100, 0x8000, 0x1
+_PR_SET_PDEATHSIG, _PR_CAPBSET_DROP, _PR_SET_CHILD_SUBREAPER, _PR_SET_NO_NEW_PRIVS = 1, 24, 36, 38
 
 
-def _open_result_pipe(fd: int) -> int:
-    """Move the result pipe to a high, close-on-exec descriptor and close the original number."""
-    high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _HIGH_FD)
-    os.close(fd)
-    return high
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
 
 
-def _send(fd: int, record: dict) -> None:
-    data = (json.dumps(record) + "\n").encode()
-    while data:
-        data = data[os.write(fd, data):]
+def _check(ret: int, what: str) -> None:
+    if ret != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def _unshare(flags: int) -> None:
+    _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
+
+
+def _mount_setattr(path: str, attr_set: int, attr_clr: int, recursive: bool) -> None:
+    attr = _MountAttr(attr_set, attr_clr, 0, 0)
+    _check(_libc.syscall(ctypes.c_long(_SYS_MOUNT_SETATTR), ctypes.c_int(_AT_FDCWD),
+                         path.encode(), ctypes.c_uint(_AT_RECURSIVE if recursive else 0),
+                         ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr))),
+           "mount_setattr")
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int) -> None:
+    def enc(s: str | None) -> bytes | None:
+        return None if s is None else s.encode()
+
+    _check(_libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), None),
+           "mount")
+
+
+def _prctl(option: int, arg: int) -> int:
+    return _libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg), ctypes.c_ulong(0),
+                       ctypes.c_ulong(0), ctypes.c_ulong(0))
+
+
+def _limit_pids() -> None:
+    """In init of a new PID namespace: allow at most ``_PID_MAX`` pids in it (Linux >= 6.14)."""
+    with open("/proc/sys/kernel/pid_max", "w") as f:
+        f.write(str(_PID_MAX))
+    with open("/proc/sys/kernel/pid_max") as f:
+        if int(f.read()) != _PID_MAX:
+            raise OSError("pid_max is not per PID namespace here")
+
+
+def _read_only_except(workdir: str) -> None:
+    """New mount namespace: every mount read-only (recursively), ``workdir`` writable."""
+    _unshare(_CLONE_NEWNS)
+    _mount(None, "/", None, _MS_REC | _MS_PRIVATE)
+    _mount(workdir, workdir, None, _MS_BIND)
+    _mount_setattr("/", _MOUNT_ATTR_RDONLY, 0, recursive=True)
+    _mount_setattr(workdir, 0, _MOUNT_ATTR_RDONLY, recursive=False)
+
+
+def _drop_capabilities() -> None:
+    """Drop every capability (bounding, effective, permitted, inheritable); no new privileges."""
+    for cap in range(64):
+        if _prctl(_PR_CAPBSET_DROP, cap) != 0:
+            break  # EINVAL past the last capability this kernel knows (EPERM: none to drop)
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+    data = (ctypes.c_uint32 * 6)()
+    _check(_libc.capset(header, data), "capset")
+    _check(_prctl(_PR_SET_NO_NEW_PRIVS, 1), "prctl(NO_NEW_PRIVS)")
+
+
+# ---------------------------------------------------------------------------------------------
+# runner: runs in the forked grandchild
+
+
+class _Pipe:
+    """The authenticated result pipe of one run."""
+
+    def __init__(self, fd: int, key: bytes) -> None:
+        self.fd, self.key = fd, key
+
+    def mac(self, body: bytes) -> bytes:
+        return hmac.new(self.key, body, hashlib.sha256).hexdigest().encode()
+
+    def send(self, record: dict) -> None:
+        body = json.dumps(record).encode()
+        data = self.mac(body) + b" " + body + b"\n"
+        while data:
+            data = data[os.write(self.fd, data):]
 
 
 def _format_error(exc: BaseException, program_path: str) -> str:
@@ -55,15 +172,18 @@ def _format_error(exc: BaseException, program_path: str) -> str:
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
         tb = tb.tb_next
-    lines = "".join(traceback.format_exception(type(exc), exc, tb)).rstrip("\n").splitlines()
-    text = "\n".join(lines[-_MESSAGE_LINES:]).replace(program_path, "program.py")
+    try:
+        lines = "".join(traceback.format_exception(type(exc), exc, tb)).rstrip("\n").splitlines()
+        text = "\n".join(lines[-_MESSAGE_LINES:]).replace(program_path, "program.py")
+    except _BaseException as inner:  # noqa: B036 - a hostile __str__ must not end the run
+        text = f"{type(exc).__name__} (message unavailable: {type(inner).__name__})"
     return text[-_MESSAGE_CHARS:]
 
 
 def _outcome(exc: BaseException | None) -> str:
     if exc is None:
         return "passed"
-    return "failed" if isinstance(exc, AssertionError) else "error"
+    return "failed" if _isinstance(exc, _AssertionError) else "error"
 
 
 def _register_source(filename: str, text: str) -> None:
@@ -71,71 +191,314 @@ def _register_source(filename: str, text: str) -> None:
     linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
 
 
-def main() -> None:
-    """Load the program and setup, run the tests from ``start`` on, report over the pipe."""
-    fd = _open_result_pipe(int(sys.argv[1]))
-    with open(sys.argv[2], encoding="utf-8") as f:
-        job = json.load(f)
-    os.unlink(sys.argv[2])
-    memory_bytes = int(sys.argv[3]) * 1024 * 1024
-    program_path = job["program_path"]
-
-    import warnings
-
-    import coverage
-
-    # Measurement notes ("no data collected" for an empty program) are not the program's stderr.
-    warnings.filterwarnings("ignore", category=coverage.exceptions.CoverageWarning)
-    cov = coverage.Coverage(data_file=None, include=[program_path], config_file=False)
-    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+def _set_limits(job: dict) -> None:
+    memory = int(job["memory_bytes"])
+    if memory > 0:
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    _send(fd, {"kind": "ready"})
+    remaining = len(job["tests"]) - job["start"] + 1
+    cpu = min(int(math.ceil(job["timeout_s"])) * remaining + 1, 10**7)
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
 
-    def lines_of(context: str) -> list[int]:
-        by_line = cov.get_data().contexts_by_lineno(program_path)
+
+def _runner(job: dict, fds: list[int], workdir: str, cov: coverage.Coverage,
+            features: dict) -> None:
+    """Become the program: descriptors, limits, privileges; then load and run the tests."""
+    result_w, out_w, err_w = fds
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    os.setsid()
+    os.chdir(workdir)
+    high = fcntl.fcntl(result_w, fcntl.F_DUPFD_CLOEXEC, _HIGH_FD)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(out_w, 1)
+    os.dup2(err_w, 2)
+    os.closerange(3, high)
+    os.closerange(high + 1, 1 << 16)
+    sys.stdin = open(0, closefd=False)  # noqa: SIM115 - lives as long as the process
+    pipe = _Pipe(high, bytes.fromhex(job["key"]))
+    del job["key"]
+    _set_limits(job)
+    program_path = os.path.join(workdir, "program.py")
+    pipe.send({"kind": "ready"})
+
+    data = cov._collector.data  # noqa: SLF001 - {file: set(lines)}, filled by the C tracer
+
+    def take_lines() -> list[int]:
+        """Program lines executed since the last call (only the program file is traced)."""
+        lines: set[int] = set()
+        for traced in list(data.values()):
+            lines.update(traced)
+            traced.clear()  # in place, as coverage itself does: the tracer keeps the set
         # Coverage may record line 0 for a module entry; only real (1-based) lines count.
-        return sorted(n for n, contexts in by_line.items() if n > 0 and context in contexts)
+        return sorted(n for n in lines if n > 0)
 
     namespace = {"__name__": "program", "__file__": "program.py", "__builtins__": __builtins__}
-    with open(program_path, encoding="utf-8") as f:
-        program = f.read()
-    _register_source("<setup>", job["setup"])
+    program, setup, tests = job["program"], job["setup"], job["tests"]
+    _register_source("<setup>", setup)
     error = None
-    cov.start()
-    cov.switch_context("load")
+    take_lines()
     try:
         exec(compile(program, program_path, "exec"), namespace)
-        exec(compile(job["setup"], "<setup>", "exec"), namespace)
-    except BaseException as exc:  # noqa: B036 - any failure of user code is a verdict
+        exec(compile(setup, "<setup>", "exec"), namespace)
+    except _BaseException as exc:  # noqa: B036 - any failure of user code is a verdict
         error = exc
-    cov.switch_context("between")
+    covered = take_lines()
     message = "" if error is None else _format_error(error, program_path)
-    outcome = "passed" if error is None else "error"
-    _send(fd, {"kind": "load", "outcome": outcome, "message": message,
-               "covered_lines": lines_of("load")})
+    pipe.send({"kind": "load", "outcome": "passed" if error is None else "error",
+               "message": message, "covered_lines": covered})
     if error is None:
-        for i in range(job["start"], len(job["tests"])):
+        for i in range(job["start"], len(tests)):
             filename = f"<test_{i}>"
-            _register_source(filename, job["tests"][i])
-            _send(fd, {"kind": "start", "i": i})
+            _register_source(filename, tests[i])
+            pipe.send({"kind": "start", "i": i})
             error = None
-            cov.switch_context(f"test_{i}")
+            take_lines()
             t0 = time.perf_counter()
             try:
-                exec(compile(job["tests"][i], filename, "exec"), namespace)
-            except BaseException as exc:  # noqa: B036 - any failure of user code is a verdict
+                exec(compile(tests[i], filename, "exec"), namespace)
+            except _BaseException as exc:  # noqa: B036 - any failure of user code is a verdict
                 error = exc
             duration = time.perf_counter() - t0
-            cov.switch_context("between")
-            _send(fd, {"kind": "result", "i": i, "outcome": _outcome(error),
+            covered = take_lines()
+            pipe.send({"kind": "result", "i": i, "outcome": _outcome(error),
                        "message": "" if error is None else _format_error(error, program_path),
-                       "duration_s": duration, "covered_lines": lines_of(f"test_{i}")})
-    cov.stop()
-    _send(fd, {"kind": "done"})
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Skip atexit handlers and non-daemon threads the program may have left behind.
-    os._exit(0)
+                       "duration_s": duration, "covered_lines": covered})
+    pipe.send({"kind": "done"})
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except _BaseException:  # noqa: B036, S110 - the program may have closed them; verdicts are sent
+        pass
+
+
+# ---------------------------------------------------------------------------------------------
+# zygote
+
+
+def _reap_all() -> None:
+    """As PID 1 of the namespace (or a subreaper): kill and reap every other process."""
+    while True:
+        if _FEATURES.get("pid_namespace"):
+            try:
+                os.kill(-1, signal.SIGKILL)  # from PID 1: every process in the namespace but us
+            except ProcessLookupError:
+                pass  # nobody left to signal
+        else:
+            for pid in _children():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass  # ended meanwhile
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+
+
+def _children() -> list[int]:
+    """Pids whose parent is this process (fallback without a PID namespace)."""
+    me, found = os.getpid(), []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    stat = f.read()
+            except OSError:
+                continue  # ended while we looked
+            if int(stat.rsplit(b")", 1)[1].split()[1]) == me:
+                found.append(int(name))
+    return found
+
+
+def _serve(sock: socket.socket, workdir: str, cov: coverage.Coverage) -> None:
+    while True:
+        got = _recv_job(sock)
+        if got is None:
+            return
+        job, fds = got
+        os.mkdir(workdir, 0o755)
+        with open(os.path.join(workdir, "program.py"), "w", encoding="utf-8",
+                  errors="surrogateescape") as f:
+            f.write(job["program"])
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                sock.close()
+                _runner(job, fds, workdir, cov, _FEATURES)
+                code = 0
+            finally:
+                os._exit(code)
+        for fd in fds:
+            os.close(fd)
+        status = _watch(sock, pid)
+        _reap_all()
+        _remove(workdir)
+        if os.path.exists(workdir):  # would leak into the next program: stop serving
+            return
+        sock.sendall((json.dumps({"exit": status}) + "\n").encode())
+
+
+def _remove(path: str) -> None:
+    """Remove the program's directory, also entries it made unwritable (we have no caps)."""
+    def unlock(func, target, _exc_info) -> None:
+        os.chmod(os.path.dirname(target) or ".", 0o700)
+        if os.path.isdir(target) and not os.path.islink(target):
+            os.chmod(target, 0o700)
+        func(target)
+
+    try:
+        shutil.rmtree(path, onerror=unlock)
+    except OSError:
+        pass  # the caller is told: the zygote stops serving when the directory is still there
+
+
+def _watch(sock: socket.socket, pid: int) -> int | None:
+    """Wait for the runner to end; kill it when the caller asks. Its raw status, or None."""
+    pidfd = os.pidfd_open(pid)
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    poller.register(pidfd, select.POLLIN)
+    killed = False
+    try:
+        while True:
+            for fd, _ in poller.poll():
+                if fd == pidfd:
+                    _, status = os.waitpid(pid, 0)
+                    return None if killed else status
+                msg = sock.recv(1)
+                if not msg:  # the caller is gone: end everything
+                    os.kill(pid, signal.SIGKILL)
+                    _reap_all()
+                    os._exit(0)
+                if not killed:
+                    killed = True
+                    os.kill(pid, signal.SIGKILL)
+    finally:
+        os.close(pidfd)
+
+
+def _recv_job(sock: socket.socket) -> tuple[dict, list[int]] | None:
+    """Next job and its descriptors, or None on EOF; skips a ``K`` that came after its job."""
+    while True:
+        data, fds, _, _ = socket.recv_fds(sock, 5, 3)
+        if not data:
+            return None
+        data = data.lstrip(b"K")  # kills that came after their job had ended
+        if not data:
+            for fd in fds:
+                os.close(fd)
+            continue
+        while len(data) < 5:
+            more = sock.recv(5 - len(data))
+            if not more:
+                return None
+            data += more
+        (length,) = struct.unpack("!I", data[1:5])
+        body = bytearray()
+        while len(body) < length:
+            chunk = sock.recv(min(length - len(body), 1 << 20))
+            if not chunk:
+                return None
+            body += chunk
+        return json.loads(body), fds
+
+
+def _probe(fn) -> bool:
+    """True when ``fn()`` succeeds in a forked child (kernel features differ per machine)."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            fn()
+            code = 0
+        finally:
+            os._exit(code)
+    return os.waitpid(pid, 0)[1] == 0
+
+
+_FEATURES: dict[str, bool] = {}
+
+
+def _enter_namespaces(base: str) -> int | None:
+    """Network + PID namespaces, limits and read-only mounts for this zygote, once.
+
+    Returns None in the zygote (PID 1 of the new namespace, or this process when PID
+    namespaces are unavailable); in the launcher that stays outside, never returns.
+    """
+    f = _FEATURES
+    f.update(network_namespace=False, pid_namespace=False, pid_limit=False, filesystem=False,
+             capabilities_dropped=_probe(_drop_capabilities))
+    try:
+        _unshare(_CLONE_NEWNET)
+        f["network_namespace"] = True
+    except OSError:
+        pass  # reported as False by guarantees(): the program then has the host's network
+    try:
+        _unshare(_CLONE_NEWPID)
+    except OSError:
+        _prctl(_PR_SET_CHILD_SUBREAPER, 1)  # fallback: orphans come to us and are killed
+    else:
+        pid = os.fork()
+        if pid:  # launcher: wait for the zygote, exit with it
+            _, status = os.waitpid(pid, 0)
+            shutil.rmtree(base, ignore_errors=True)  # a mount point inside the zygote only
+            os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        f["pid_namespace"] = os.getpid() == 1
+        try:
+            _limit_pids()
+            f["pid_limit"] = True
+        except OSError:
+            pass  # reported as False: fork bombs are then only ended by the time limits
+    try:
+        _read_only_except(base)
+        f["filesystem"] = True
+    except OSError:
+        pass  # reported as False: the program can write wherever this user can
+    return None
+
+
+def main() -> None:
+    """Enter namespaces, start the tracer, say hello, serve jobs until the socket closes."""
+    sock = socket.socket(fileno=int(sys.argv[1]))
+    warnings.filterwarnings("ignore", category=coverage.exceptions.CoverageWarning)
+    base = tempfile.mkdtemp(prefix="sandbox-zygote-")
+    os.chmod(base, 0o755)
+    workdir = os.path.join(base, "run")
+    program_path = os.path.join(workdir, "program.py")
+    os.environ["HOME"] = workdir
+    try:
+        _enter_namespaces(base)
+        if _FEATURES["capabilities_dropped"]:
+            _drop_capabilities()  # once, here: every runner inherits a capability-free zygote
+        cov = coverage.Coverage(data_file=None, include=[program_path], config_file=False)
+        cov.start()
+        # Warm the tracer's per-file decision for the fixed program path.
+        os.mkdir(workdir)
+        with open(program_path, "w") as f:
+            f.write("pass\n")
+        exec(compile("pass\n", program_path, "exec"), {})
+        for traced in cov._collector.data.values():  # noqa: SLF001 - see _runner
+            traced.clear()
+        _Pipe(-1, b"").mac(b"warm")  # hmac/json state, loaded before the fork
+        shutil.rmtree(workdir)
+        gc.freeze()  # fewer copy-on-write faults in the forked runners
+        rlimit_as = resource.getrlimit(resource.RLIMIT_AS)
+        sock.sendall((json.dumps({"hello": _FEATURES, "vm_bytes": _vm_bytes(),
+                                  "as_hard": rlimit_as[1]}) + "\n").encode())
+        _serve(sock, workdir, cov)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _vm_bytes() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 if __name__ == "__main__":

@@ -48,18 +48,29 @@ would remove most of that; it is not built yet.
 
 from __future__ import annotations
 
+import atexit
+import hashlib
+import hmac
 import json
 import os
+import resource
 import select
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness.cache import ResultCache
 
 OUTCOMES = ("passed", "failed", "error", "timeout", "crashed")
 
@@ -67,9 +78,15 @@ _CHILD_SCRIPT = str(Path(__file__).with_name("_sandbox_child.py"))
 _TAIL_BYTES = 4096
 _MIN_MEMORY_MB = 256
 _STARTUP_LIMIT_S = 30.0  # interpreter + coverage import; generous for a loaded machine
-_EXIT_GRACE_S = 2.0  # after the child's last record, before its group is killed
+_EXIT_GRACE_S = 2.0  # waiting for a worker's answer after a job ended or was killed
 _DRAIN_LIMIT_S = 0.5  # reading what is left in stdout/stderr after the kill
 _READ_CHUNK = 65536
+_MAX_RECORD_BYTES = 64 << 20
+_MAX_TIMEOUT_S = 86400.0
+_INTERPRETER_HEADROOM = 128 << 20  # bytes above what the worker maps before the program runs
+_MAX_IDLE = 16
+_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
+        "COVERAGE_CORE": "ctrace", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 @dataclass(frozen=True)
@@ -168,19 +185,40 @@ class Job:
 
 
 def guarantees() -> dict[str, bool]:
-    """Say which protections the sandbox enforces now (True) and which it does not (False).
+    """Say which protections the sandbox enforces on this machine (True) and which it does not.
+
+    The kernel features are probed once per process by the first sandbox worker (a *zygote*,
+    see the module docstring); the answer is cached.
 
     Returns:
-        ``time_limit`` (per-test and load wall-clock limits), ``memory_limit`` (RLIMIT_AS),
-        ``process_group_cleanup`` (the child's process group is SIGKILLed after every run; a
-        process that calls ``setsid`` itself escapes it), ``network`` and ``filesystem``
-        (isolation: not enforced), ``environment`` (minimal, fixed environment),
-        ``stdin_closed``, ``output_capped`` (4 KiB tails), ``unforgeable_verdicts`` (not
-        enforced: the program can write to the result pipe).
+        ``time_limit`` (per-test and load wall-clock limits), ``cpu_time_limit``
+        (``RLIMIT_CPU``), ``memory_limit`` (``RLIMIT_AS``), ``process_cleanup`` (each program
+        runs in its own PID namespace; when the run ends every process it started is killed,
+        also ones that called ``setsid``), ``fork_bomb_contained`` (at most 512 pids per
+        program, via the per-namespace ``pid_max`` of Linux >= 6.14), ``network`` (a network
+        namespace with no interface up), ``filesystem`` (every mount read-only except the
+        program's temporary directory, in a private mount namespace), ``privileges_dropped``
+        (all capabilities dropped, no_new_privs), ``environment`` (minimal, fixed environment),
+        ``stdin_closed``, ``output_capped`` (4 KiB tails), ``unforgeable_verdicts`` (results
+        are HMAC-authenticated with a per-run key and classified with references saved before
+        the program runs; the caller never trusts an exit status — this holds against blind
+        attacks, not against a program that reads the runner's own memory).
     """
-    return {"time_limit": True, "memory_limit": True, "process_group_cleanup": True,
-            "network": False, "filesystem": False, "environment": True, "stdin_closed": True,
-            "output_capped": True, "unforgeable_verdicts": False}
+    global _GUARANTEES
+    if _GUARANTEES is None:
+        zygote = _POOL.acquire()
+        _POOL.release(zygote)
+        f = zygote.features
+        _GUARANTEES = {
+            "time_limit": True, "cpu_time_limit": True, "memory_limit": True,
+            "process_cleanup": f["pid_namespace"], "fork_bomb_contained": f["pid_limit"],
+            "network": f["network_namespace"], "filesystem": f["filesystem"],
+            "privileges_dropped": f["capabilities_dropped"], "environment": True,
+            "stdin_closed": True, "output_capped": True, "unforgeable_verdicts": True}
+    return dict(_GUARANTEES)
+
+
+_GUARANTEES: dict[str, bool] | None = None
 
 
 @dataclass
@@ -198,9 +236,143 @@ class _Tail:
         return self.data.decode("utf-8", errors="replace")
 
 
+class _ZygoteLost(RuntimeError):
+    """The zygote stopped answering or died; the pool replaces it."""
+
+
+class _Zygote:
+    """One pre-started worker process (``_sandbox_child.py``) that forks a runner per program."""
+
+    def __init__(self) -> None:
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.errors = tempfile.TemporaryFile()
+        self.buffer = b""
+        self.healthy = True
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-s", "-B", _CHILD_SCRIPT, str(theirs.fileno())],
+                cwd="/", env=dict(_ENV), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=self.errors, pass_fds=(theirs.fileno(),), start_new_session=True)
+        except BaseException:
+            self.sock.close()
+            self.errors.close()
+            raise
+        finally:
+            theirs.close()
+        hello = self.message(_STARTUP_LIMIT_S)
+        if hello is None or "hello" not in hello:
+            self.close()
+            raise RuntimeError(f"sandbox worker failed to start (got {hello!r}); its stderr: "
+                               f"{self.stderr()[-1000:]}")
+        self.features: dict[str, bool] = hello["hello"]
+        self.vm_bytes: int = hello["vm_bytes"]
+        self.as_hard: int = hello["as_hard"]
+
+    def stderr(self) -> str:
+        try:
+            self.errors.seek(0)
+            return self.errors.read().decode("utf-8", errors="replace")
+        except (OSError, ValueError):
+            return ""
+
+    def message(self, timeout_s: float, final: bool = True) -> dict | None:
+        """Next JSON line from the zygote, or None on timeout / EOF.
+
+        EOF makes the zygote unhealthy; so does a timeout when ``final``.
+        """
+        deadline = time.monotonic() + timeout_s
+        while b"\n" not in self.buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self.sock], [], [], remaining)[0]:
+                self.healthy = self.healthy and not final
+                return None
+            chunk = self.sock.recv(_READ_CHUNK)
+            if not chunk:
+                self.healthy = False
+                return None
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def send_job(self, job: dict, fds: list[int]) -> None:
+        body = json.dumps(job).encode()
+        try:
+            socket.send_fds(self.sock, [b"J" + struct.pack("!I", len(body))], fds)
+            self.sock.sendall(body)
+        except OSError as exc:
+            self.healthy = False
+            raise _ZygoteLost(f"sandbox worker is gone ({exc})") from exc
+
+    def kill_job(self) -> None:
+        try:
+            self.sock.sendall(b"K")
+        except OSError:
+            self.healthy = False
+
+    def close(self) -> None:
+        """Stop the zygote (closing its socket ends it and any job it runs); wait for it."""
+        self.healthy = False
+        self.sock.close()
+        try:
+            self.proc.wait(_EXIT_GRACE_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.errors.close()
+
+
+class _Pool:
+    """Idle zygotes shared by all calls in this process; started on demand, closed at exit."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.idle: list[_Zygote] = []
+
+    def acquire(self) -> _Zygote:
+        with self.lock:
+            while self.idle:
+                zygote = self.idle.pop()
+                if zygote.healthy and zygote.proc.poll() is None:
+                    return zygote
+                zygote.close()
+        return _Zygote()
+
+    def release(self, zygote: _Zygote) -> None:
+        if zygote.healthy and zygote.proc.poll() is None:
+            with self.lock:
+                if len(self.idle) < _MAX_IDLE:
+                    self.idle.append(zygote)
+                    return
+        zygote.close()
+
+    def close_all(self) -> None:
+        with self.lock:
+            idle, self.idle = self.idle, []
+        for zygote in idle:
+            zygote.close()
+
+
+_POOL = _Pool()
+
+
+def shutdown() -> None:
+    """Stop the idle sandbox workers now (also done at interpreter exit; the next call restarts)."""
+    _POOL.close_all()
+
+
+def _forget_pool_after_fork() -> None:
+    # A forked copy of the caller must not talk to (or stop) its parent's zygotes.
+    global _POOL
+    _POOL = _Pool()
+
+
+atexit.register(shutdown)
+os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
 @dataclass
 class _ChildRun:
-    """What one child process reported before it finished, timed out or died."""
+    """What one runner reported before it finished, timed out or died."""
 
     load: dict | None = None
     results: dict[int, dict] = field(default_factory=dict)
@@ -211,102 +383,115 @@ class _ChildRun:
     protocol_error: str = ""
     returncode: int | None = None
     ready: bool = False
+    lost: str = ""  # why the zygote had to be replaced
 
 
-def _exit_reason(returncode: int | None) -> str:
-    if returncode is None:
-        return "child process did not exit"
-    if returncode < 0:
+def _exit_reason(run: _ChildRun) -> str:
+    if run.lost:
+        return run.lost
+    if run.returncode is None:
+        return "sandbox process ended without reporting (killed or failed to set up)"
+    if run.returncode < 0:
         try:
-            name = signal.Signals(-returncode).name
+            name = signal.Signals(-run.returncode).name
         except ValueError:
             name = "unknown signal"
-        return f"child process killed by signal {name} ({-returncode})"
-    return f"child process exited with code {returncode}"
+        return f"child process killed by signal {name} ({-run.returncode})"
+    return f"child process exited with code {run.returncode}"
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass  # the group is already gone
-
-
-def _run_child(workdir: Path, program: str, tests: Sequence[str], setup: str, start: int,
-               timeout_s: float, memory_mb: int, out: _Tail, err: _Tail) -> _ChildRun:
-    """Run tests ``start..`` in one fresh child; return what it reported."""
-    workdir.mkdir()
-    program_path = workdir / "program.py"
-    program_path.write_text(program, encoding="utf-8")
-    job_path = workdir / "job.json"
-    job_path.write_text(json.dumps({"program_path": str(program_path), "setup": setup,
-                                    "tests": list(tests), "start": start}), encoding="utf-8")
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(workdir), "LANG": "C.UTF-8",
-           "PYTHONHASHSEED": "0", "COVERAGE_CORE": "ctrace", "PYTHONDONTWRITEBYTECODE": "1"}
-    read_fd, write_fd = os.pipe()
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-s", "-B", _CHILD_SCRIPT, str(write_fd), str(job_path),
-             str(memory_mb)],
-            cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, pass_fds=(write_fd,), start_new_session=True)
-    except BaseException:
-        os.close(read_fd)
-        raise
-    finally:
-        os.close(write_fd)
+def _run_child(zygote: _Zygote, program: str, tests: Sequence[str], setup: str, start: int,
+               timeout_s: float, memory_bytes: int, out: _Tail, err: _Tail) -> _ChildRun:
+    """Run tests ``start..`` in one fresh runner forked by ``zygote``; return what it reported."""
+    key = os.urandom(32)
+    job = {"program": program, "setup": setup, "tests": list(tests), "start": start,
+           "timeout_s": timeout_s, "memory_bytes": memory_bytes, "key": key.hex()}
+    read_fds, write_fds = [], []
+    for _ in range(3):
+        r, w = os.pipe()
+        read_fds.append(r)
+        write_fds.append(w)
     run = _ChildRun()
-    streams = {read_fd: None, proc.stdout.fileno(): out, proc.stderr.fileno(): err}
+    try:
+        zygote.send_job(job, write_fds)
+    except _ZygoteLost as exc:
+        run.lost = str(exc)
+    finally:
+        for fd in write_fds:
+            os.close(fd)
+    result_fd = read_fds[0]
+    streams = {result_fd: None, read_fds[1]: out, read_fds[2]: err}
+    try:
+        if not run.lost:
+            _read_records(run, streams, key, timeout_s)
+            if run.timed_out or run.protocol_error:
+                zygote.kill_job()
+            # After ``done`` or the runner's death, init reports at once; otherwise kill it.
+            reply = zygote.message(_EXIT_GRACE_S, final=False)
+            if reply is None and zygote.healthy:
+                zygote.kill_job()
+                reply = zygote.message(_EXIT_GRACE_S)
+            if reply is None:
+                run.lost = run.lost or "sandbox worker stopped answering; replaced"
+            else:
+                status = reply.get("exit")
+                run.returncode = None if status is None else os.waitstatus_to_exitcode(status)
+        streams.pop(result_fd, None)
+        _drain(streams)
+    finally:
+        for fd in read_fds:
+            os.close(fd)
+    return run
+
+
+def _read_records(run: _ChildRun, streams: dict, key: bytes, timeout_s: float) -> None:
+    """Read authenticated records and output until ``done``, EOF, a bad record or a deadline."""
+    result_fd = next(iter(streams))
     poller = select.poll()  # not select.select: it fails for descriptors >= 1024
     for fd in streams:
         poller.register(fd, select.POLLIN)
     buffer = b""
     deadline = time.monotonic() + _STARTUP_LIMIT_S
-    try:
-        while read_fd in streams:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                run.timed_out = True
-                break
-            for fd, _ in poller.poll(remaining * 1e3):
-                chunk = os.read(fd, _READ_CHUNK)
-                if not chunk:
-                    del streams[fd]
-                    poller.unregister(fd)
-                elif fd != read_fd:
-                    streams[fd].add(chunk)
-                else:
-                    buffer += chunk
-                    *lines, buffer = buffer.split(b"\n")
-                    for line in lines:
-                        try:
-                            _handle_record(run, json.loads(line))
-                        except (ValueError, KeyError, TypeError) as exc:
-                            run.protocol_error = f"malformed record from child: {exc!r}"
-                            del streams[read_fd]
-                            break
-                    # Every complete record moves the deadline: each phase gets timeout_s.
-                    if lines and run.ready:
-                        deadline = time.monotonic() + timeout_s
-                        if run.running is not None:
-                            deadline = run.running_since + timeout_s
-                if run.protocol_error:
-                    break
-        if not run.timed_out:
-            try:
-                proc.wait(_EXIT_GRACE_S)
-            except subprocess.TimeoutExpired:
-                pass  # left-over threads keep it alive; the group kill below ends it
-    finally:
-        _kill_group(proc)
-        proc.wait()
-        run.returncode = proc.returncode
-        streams.pop(read_fd, None)
-        _drain(streams)
-        os.close(read_fd)
-        proc.stdout.close()
-        proc.stderr.close()
-    return run
+    while result_fd in streams and not run.done:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            run.timed_out = True
+            return
+        for fd, _ in poller.poll(min(remaining, 3600.0) * 1e3):
+            chunk = os.read(fd, _READ_CHUNK)
+            if not chunk:
+                del streams[fd]
+                poller.unregister(fd)
+            elif fd != result_fd:
+                streams[fd].add(chunk)
+            else:
+                buffer += chunk
+                if len(buffer) > _MAX_RECORD_BYTES:
+                    run.protocol_error = "malformed record from child: record too long"
+                    return
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    try:
+                        _handle_record(run, _verify(line, key))
+                    except (ValueError, KeyError, TypeError) as exc:
+                        run.protocol_error = f"malformed or unauthenticated record from child: {exc}"
+                        return
+                # Every complete record moves the deadline: each phase gets timeout_s.
+                if lines and run.ready:
+                    deadline = time.monotonic() + timeout_s
+                    if run.running is not None:
+                        deadline = run.running_since + timeout_s
+
+
+def _verify(line: bytes, key: bytes) -> dict:
+    mac, _, body = line.partition(b" ")
+    expected = hmac.new(key, body, hashlib.sha256).hexdigest().encode()
+    if not hmac.compare_digest(mac, expected):
+        raise ValueError("bad HMAC (not written by the sandbox runner)")
+    record = json.loads(body)
+    if not isinstance(record, dict):
+        raise TypeError("record is not an object")
+    return record
 
 
 def _handle_record(run: _ChildRun, record: dict) -> None:
@@ -328,7 +513,7 @@ def _handle_record(run: _ChildRun, record: dict) -> None:
 
 
 def _drain(streams: dict[int, _Tail]) -> None:
-    """Read what is left in stdout/stderr after the kill, for at most ``_DRAIN_LIMIT_S``."""
+    """Read what is left in stdout/stderr after the run, for at most ``_DRAIN_LIMIT_S``."""
     poller = select.poll()
     for fd in streams:
         poller.register(fd, select.POLLIN)
@@ -344,15 +529,15 @@ def _drain(streams: dict[int, _Tail]) -> None:
 
 
 def _failure_reason(run: _ChildRun, timeout_s: float, err: _Tail) -> tuple[str, str]:
-    """Outcome and message for the phase a child did not finish."""
+    """Outcome and message for the phase a runner did not finish."""
     if run.protocol_error:
         return "crashed", run.protocol_error
     if run.timed_out:
         if not run.ready:
             return "crashed", (f"sandbox child did not start within {_STARTUP_LIMIT_S:g} s; "
                                f"stderr: {err.text()[-500:]}")
-        return "timeout", f"timed out after {timeout_s:g} s (wall clock); process group killed"
-    reason = _exit_reason(run.returncode)
+        return "timeout", f"timed out after {timeout_s:g} s (wall clock); processes killed"
+    reason = _exit_reason(run)
     if not run.ready:
         return "crashed", f"sandbox child failed to start ({reason}); stderr: {err.text()[-500:]}"
     return "crashed", reason
@@ -364,16 +549,39 @@ def _test_result(name: str, record: dict) -> TestResult:
                       covered_lines=tuple(record["covered_lines"]))
 
 
+def _check_limits(timeout_s: float, memory_mb: int) -> None:
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float):
+        raise ValueError(f"timeout_s must be a number of seconds, got {timeout_s!r}")
+    if not 0 < timeout_s <= _MAX_TIMEOUT_S:
+        raise ValueError(f"timeout_s must be > 0 and <= {_MAX_TIMEOUT_S:g} seconds, "
+                         f"got {timeout_s!r}")
+    if isinstance(memory_mb, bool) or not isinstance(memory_mb, int):
+        raise ValueError(f"memory_mb must be an integer number of MiB, got {memory_mb!r}")
+    if memory_mb < _MIN_MEMORY_MB:
+        raise ValueError(f"memory_mb must be >= {_MIN_MEMORY_MB} MiB (the interpreter and "
+                         f"coverage need it), got {memory_mb}")
+
+
+def _memory_bytes(memory_mb: int, zygote: _Zygote) -> int:
+    """The address-space limit: never below what the worker itself already maps, plus room."""
+    wanted = max(memory_mb * 1024 * 1024, zygote.vm_bytes + _INTERPRETER_HEADROOM)
+    if zygote.as_hard not in (resource.RLIM_INFINITY, -1):
+        wanted = min(wanted, zygote.as_hard)
+    return min(wanted, 1 << 62)
+
+
 def run_tests(program: str, tests: Sequence[str], setup: str = "", *, timeout_s: float = 5.0,
               memory_mb: int = 2048, test_names: Sequence[str] | None = None) -> ProgramResult:
-    """Run ``tests`` against ``program`` in a sandboxed child process.
+    """Run ``tests`` against ``program`` in a sandboxed process.
 
     Args:
         program: Program source; its lines are the only ones whose coverage is recorded.
         tests: Test snippets, each executed in the program's global namespace.
         setup: Code executed after the program and before the tests (not measured).
-        timeout_s: Wall-clock limit in seconds for loading program + setup, and for each test.
-        memory_mb: Address-space limit of the child in MiB (at least 256).
+        timeout_s: Wall-clock limit in seconds for loading program + setup, and for each test
+            (the CPU-time limit of a runner is this times the number of its tests plus one).
+        memory_mb: Address-space limit of the runner in MiB (at least 256; raised to what the
+            interpreter itself maps when that is more).
         test_names: Names for the tests (default ``test_0``, ``test_1``, ...).
 
     Returns:
@@ -381,29 +589,38 @@ def run_tests(program: str, tests: Sequence[str], setup: str = "", *, timeout_s:
         program (exceptions, timeouts, crashes) are reported in it, never raised.
 
     Raises:
-        ValueError: If ``timeout_s`` is not positive, ``memory_mb`` is below 256, or the number
-            of ``test_names`` differs from the number of tests.
+        ValueError: If ``timeout_s`` is not in (0, 86400], ``memory_mb`` is not an integer
+            >= 256, an argument has the wrong type, or the number of ``test_names`` differs
+            from the number of tests.
+        RuntimeError: If no sandbox worker can be started at all.
     """
+    if not isinstance(program, str) or not isinstance(setup, str):
+        raise ValueError(f"program and setup must be str, got {type(program).__name__} and "
+                         f"{type(setup).__name__}; decode bytes first (errors='surrogateescape' "
+                         "keeps undecodable bytes)")
     tests = list(tests)
+    if not all(isinstance(t, str) for t in tests):
+        raise ValueError("every test must be a str")
     names = [f"test_{i}" for i in range(len(tests))] if test_names is None else list(test_names)
     if len(names) != len(tests):
         raise ValueError(f"got {len(names)} test_names for {len(tests)} tests; pass one name "
                          "per test or none")
-    if not timeout_s > 0:
-        raise ValueError(f"timeout_s must be > 0 seconds, got {timeout_s!r}")
-    if memory_mb < _MIN_MEMORY_MB:
-        raise ValueError(f"memory_mb must be >= {_MIN_MEMORY_MB} MiB (the interpreter and "
-                         f"coverage need it), got {memory_mb}")
+    _check_limits(timeout_s, memory_mb)
     out, err = _Tail(), _Tail()
     verdicts: list[TestResult | None] = [None] * len(tests)
     load: tuple[str, str, tuple[int, ...]] | None = None
     start = 0
-    with tempfile.TemporaryDirectory(prefix="sandbox-", ignore_cleanup_errors=True) as tmp:
-        for attempt in range(len(tests) + 1):  # every child settles >= 1 test or ends the run
-            run = _run_child(Path(tmp) / f"child_{attempt}", program, tests, setup, start,
-                             timeout_s, memory_mb, out, err)
+    zygote = _POOL.acquire()
+    try:
+        for _ in range(len(tests) + 1):  # every runner settles >= 1 test or ends the run
+            if not zygote.healthy:
+                zygote.close()
+                zygote = _POOL.acquire()
+            run = _run_child(zygote, program, tests, setup, start, timeout_s,
+                             _memory_bytes(memory_mb, zygote), out, err)
             for i, record in run.results.items():
-                verdicts[i] = _test_result(names[i], record)
+                if start <= i < len(tests):
+                    verdicts[i] = _test_result(names[i], record)
             if run.load is None or run.load["outcome"] != "passed":
                 if run.load is not None:
                     outcome, message = run.load["outcome"], run.load["message"]
@@ -412,7 +629,7 @@ def run_tests(program: str, tests: Sequence[str], setup: str = "", *, timeout_s:
                 if load is None:
                     covered = tuple(run.load["covered_lines"]) if run.load else ()
                     load = (outcome, message, covered)
-                else:  # loaded before, failed in a fresh child: settle the remaining tests
+                else:  # loaded before, failed in a fresh runner: settle the remaining tests
                     message = f"program failed to load again in a fresh child: {message}"
                 for i in range(start, len(tests)):
                     verdicts[i] = TestResult(names[i], outcome, message, 0.0)
@@ -421,7 +638,7 @@ def run_tests(program: str, tests: Sequence[str], setup: str = "", *, timeout_s:
                 load = ("passed", "", tuple(run.load["covered_lines"]))
             if run.done:
                 break
-            # The child stopped inside (or between) tests: settle that test, go on in a new one.
+            # The runner stopped inside (or between) tests: settle that test, go on in a new one.
             outcome, message = _failure_reason(run, timeout_s, err)
             if run.running is not None:
                 stuck, duration = run.running, time.monotonic() - run.running_since
@@ -434,6 +651,8 @@ def run_tests(program: str, tests: Sequence[str], setup: str = "", *, timeout_s:
             start = stuck + 1
             if start >= len(tests):
                 break
+    finally:
+        _POOL.release(zygote)
     assert load is not None and all(v is not None for v in verdicts), "unsettled test"
     return ProgramResult(tests=tuple(verdicts), load_outcome=load[0], load_message=load[1],
                          load_covered_lines=load[2], stdout_tail=out.text(),
@@ -441,15 +660,18 @@ def run_tests(program: str, tests: Sequence[str], setup: str = "", *, timeout_s:
 
 
 def run_batch(jobs: Sequence[Job], *, workers: int = 2, timeout_s: float = 5.0,
-              memory_mb: int = 2048, progress: bool = False) -> list[ProgramResult]:
-    """Run many programs, ``workers`` child processes at a time.
+              memory_mb: int = 2048, progress: bool = False,
+              cache: ResultCache | None = None) -> list[ProgramResult]:
+    """Run many programs, ``workers`` at a time (one pre-started sandbox worker each).
 
     Args:
         jobs: Programs with their tests and setup.
-        workers: Number of programs run concurrently (threads, each driving one child).
+        workers: Number of programs run concurrently (threads, each driving one zygote).
         timeout_s: Per-phase wall-clock limit in seconds, as in :func:`run_tests`.
-        memory_mb: Address-space limit per child in MiB.
+        memory_mb: Address-space limit per program in MiB.
         progress: Show a tqdm progress bar on stderr.
+        cache: A :class:`harness.cache.ResultCache`; jobs found in it are not run, new results
+            are stored in it.
 
     Returns:
         One :class:`ProgramResult` per job, in the order of ``jobs``.
@@ -457,20 +679,45 @@ def run_batch(jobs: Sequence[Job], *, workers: int = 2, timeout_s: float = 5.0,
     Raises:
         ValueError: If ``workers`` < 1, or as :func:`run_tests`.
     """
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(run_tests, job.program, job.tests, job.setup,
-                               timeout_s=timeout_s, memory_mb=memory_mb) for job in jobs]
-        if progress:
-            from concurrent.futures import as_completed
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    _check_limits(timeout_s, memory_mb)
+    jobs = list(jobs)
+    results: list[ProgramResult | None] = [None] * len(jobs)
+    keys: list[str | None] = [None] * len(jobs)
+    todo = []
+    for i, job in enumerate(jobs):
+        if cache is not None:
+            keys[i] = cache.key(job.program, job.tests, job.setup, timeout_s=timeout_s,
+                                memory_mb=memory_mb)
+            results[i] = cache.get(keys[i])
+        if results[i] is None:
+            todo.append(i)
+    bar = None
+    if progress:
+        from tqdm import tqdm
 
-            from tqdm import tqdm
+        bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="sandbox",
+                   unit="program", file=sys.stderr)
 
-            for _ in tqdm(as_completed(futures), total=len(futures), desc="sandbox",
-                          unit="program"):
-                pass
-        return [f.result() for f in futures]
+    def one(i: int) -> ProgramResult:
+        job = jobs[i]
+        result = run_tests(job.program, job.tests, job.setup, timeout_s=timeout_s,
+                           memory_mb=memory_mb)
+        if bar is not None:
+            bar.update(1)
+        return result
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for i, result in zip(todo, pool.map(one, todo), strict=True):
+                results[i] = result
+                if cache is not None:
+                    cache.put(keys[i], result)
+    finally:
+        if bar is not None:
+            bar.close()
+    return results  # type: ignore[return-value]
 
 
 def parse_tests_file(text: str) -> tuple[str, list[str], list[str]]:
