@@ -2,7 +2,7 @@
 
 Run as a plain file, never as part of the ``harness`` package::
 
-    python -s -B _sandbox_child.py CONTROL_FD
+    python -s -B _sandbox_child.py CONTROL_FD BASE_DIR
 
 The *zygote* imports coverage once, starts the tracer (measuring only its fixed program path
 ``<base>/run/program.py``), enters a network namespace of its own, says hello over the control
@@ -57,7 +57,6 @@ import shutil  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import struct  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 import warnings  # noqa: E402
@@ -69,10 +68,31 @@ _MESSAGE_CHARS = 2000
 _HIGH_FD = 200
 _PID_MAX = 512  # processes per program (minimum the kernel accepts is 301)
 
-# Saved before any program runs: a program that rebinds builtins cannot change classification.
+# Saved before any program runs: a program that rebinds builtins or module attributes cannot
+# change how its outcome is classified or reported.
 _AssertionError = AssertionError
 _BaseException = BaseException
 _isinstance = isinstance
+_dumps = json.dumps
+_hmac_new = hmac.new
+_sha256 = hashlib.sha256
+_write = os.write
+_perf_counter = time.perf_counter
+_BUILTINS = __builtins__.__dict__ if hasattr(__builtins__, "__dict__") else __builtins__
+_PRISTINE_BUILTINS = dict(_BUILTINS)
+
+
+class _PristineBuiltins:
+    """Within the block the runner sees the original builtins; the program's are put back after."""
+
+    def __enter__(self) -> None:
+        self.program = _BUILTINS.copy()
+        _BUILTINS.clear()
+        _BUILTINS.update(_PRISTINE_BUILTINS)
+
+    def __exit__(self, *exc: object) -> None:
+        _BUILTINS.clear()
+        _BUILTINS.update(self.program)
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -158,13 +178,14 @@ class _Pipe:
         self.fd, self.key = fd, key
 
     def mac(self, body: bytes) -> bytes:
-        return hmac.new(self.key, body, hashlib.sha256).hexdigest().encode()
+        return _hmac_new(self.key, body, _sha256).hexdigest().encode()
 
     def send(self, record: dict) -> None:
-        body = json.dumps(record).encode()
-        data = self.mac(body) + b" " + body + b"\n"
-        while data:
-            data = data[os.write(self.fd, data):]
+        with _PristineBuiltins():
+            body = _dumps(record).encode()
+            data = self.mac(body) + b" " + body + b"\n"
+            while data:
+                data = data[_write(self.fd, data):]
 
 
 def _format_error(exc: BaseException, program_path: str) -> str:
@@ -243,26 +264,29 @@ def _runner(job: dict, fds: list[int], workdir: str, cov: coverage.Coverage,
         exec(compile(setup, "<setup>", "exec"), namespace)
     except _BaseException as exc:  # noqa: B036 - any failure of user code is a verdict
         error = exc
-    covered = take_lines()
-    message = "" if error is None else _format_error(error, program_path)
+    with _PristineBuiltins():
+        covered = take_lines()
+        message = "" if error is None else _format_error(error, program_path)
     pipe.send({"kind": "load", "outcome": "passed" if error is None else "error",
                "message": message, "covered_lines": covered})
     if error is None:
         for i in range(job["start"], len(tests)):
-            filename = f"<test_{i}>"
-            _register_source(filename, tests[i])
-            pipe.send({"kind": "start", "i": i})
-            error = None
-            take_lines()
-            t0 = time.perf_counter()
+            with _PristineBuiltins():
+                filename = f"<test_{i}>"
+                _register_source(filename, tests[i])
+                pipe.send({"kind": "start", "i": i})
+                error = None
+                take_lines()
+            t0 = _perf_counter()
             try:
                 exec(compile(tests[i], filename, "exec"), namespace)
             except _BaseException as exc:  # noqa: B036 - any failure of user code is a verdict
                 error = exc
-            duration = time.perf_counter() - t0
-            covered = take_lines()
-            pipe.send({"kind": "result", "i": i, "outcome": _outcome(error),
-                       "message": "" if error is None else _format_error(error, program_path),
+            duration = _perf_counter() - t0
+            with _PristineBuiltins():
+                covered = take_lines()
+                message = "" if error is None else _format_error(error, program_path)
+            pipe.send({"kind": "result", "i": i, "outcome": _outcome(error), "message": message,
                        "duration_s": duration, "covered_lines": covered})
     pipe.send({"kind": "done"})
     try:
@@ -443,7 +467,6 @@ def _enter_namespaces(base: str) -> int | None:
         pid = os.fork()
         if pid:  # launcher: wait for the zygote, exit with it
             _, status = os.waitpid(pid, 0)
-            shutil.rmtree(base, ignore_errors=True)  # a mount point inside the zygote only
             os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
         _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         f["pid_namespace"] = os.getpid() == 1
@@ -464,8 +487,7 @@ def main() -> None:
     """Enter namespaces, start the tracer, say hello, serve jobs until the socket closes."""
     sock = socket.socket(fileno=int(sys.argv[1]))
     warnings.filterwarnings("ignore", category=coverage.exceptions.CoverageWarning)
-    base = tempfile.mkdtemp(prefix="sandbox-zygote-")
-    os.chmod(base, 0o755)
+    base = sys.argv[2]  # made (and removed at the end) by the caller
     workdir = os.path.join(base, "run")
     program_path = os.path.join(workdir, "program.py")
     os.environ["HOME"] = workdir
@@ -490,7 +512,7 @@ def main() -> None:
                                   "as_hard": rlimit_as[1]}) + "\n").encode())
         _serve(sock, workdir, cov)
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        _remove(workdir)
 
 
 def _vm_bytes() -> int:

@@ -52,9 +52,11 @@ import atexit
 import hashlib
 import hmac
 import json
+import logging
 import os
 import resource
 import select
+import shutil
 import signal
 import socket
 import struct
@@ -71,6 +73,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from harness.cache import ResultCache
+
+log = logging.getLogger(__name__)
 
 OUTCOMES = ("passed", "failed", "error", "timeout", "crashed")
 
@@ -248,14 +252,17 @@ class _Zygote:
         self.errors = tempfile.TemporaryFile()
         self.buffer = b""
         self.healthy = True
+        self.base = tempfile.mkdtemp(prefix="sandbox-zygote-")
+        os.chmod(self.base, 0o755)  # noqa: S103 - the program's directory lives inside
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-s", "-B", _CHILD_SCRIPT, str(theirs.fileno())],
+                [sys.executable, "-s", "-B", _CHILD_SCRIPT, str(theirs.fileno()), self.base],
                 cwd="/", env=dict(_ENV), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=self.errors, pass_fds=(theirs.fileno(),), start_new_session=True)
         except BaseException:
             self.sock.close()
             self.errors.close()
+            _remove_tree(self.base)
             raise
         finally:
             theirs.close()
@@ -319,6 +326,23 @@ class _Zygote:
             self.proc.kill()
             self.proc.wait()
         self.errors.close()
+        _remove_tree(self.base)
+
+
+def _remove_tree(path: str) -> None:
+    """Remove a worker's directory, also entries a program made unreadable."""
+    def unlock(func, target, _exc_info) -> None:
+        os.chmod(os.path.dirname(target), 0o700)
+        if os.path.isdir(target) and not os.path.islink(target):
+            os.chmod(target, 0o700)
+        func(target)
+
+    if not os.path.lexists(path):
+        return
+    try:
+        shutil.rmtree(path, onerror=unlock)
+    except OSError as exc:
+        log.warning("could not remove sandbox directory %s: %s", path, exc)
 
 
 class _Pool:
@@ -327,17 +351,24 @@ class _Pool:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.idle: list[_Zygote] = []
+        self.busy: set[_Zygote] = set()
 
     def acquire(self) -> _Zygote:
         with self.lock:
             while self.idle:
                 zygote = self.idle.pop()
                 if zygote.healthy and zygote.proc.poll() is None:
+                    self.busy.add(zygote)
                     return zygote
                 zygote.close()
-        return _Zygote()
+        zygote = _Zygote()
+        with self.lock:
+            self.busy.add(zygote)
+        return zygote
 
     def release(self, zygote: _Zygote) -> None:
+        with self.lock:
+            self.busy.discard(zygote)
         if zygote.healthy and zygote.proc.poll() is None:
             with self.lock:
                 if len(self.idle) < _MAX_IDLE:
@@ -614,7 +645,7 @@ def run_tests(program: str, tests: Sequence[str], setup: str = "", *, timeout_s:
     try:
         for _ in range(len(tests) + 1):  # every runner settles >= 1 test or ends the run
             if not zygote.healthy:
-                zygote.close()
+                _POOL.release(zygote)  # closes it
                 zygote = _POOL.acquire()
             run = _run_child(zygote, program, tests, setup, start, timeout_s,
                              _memory_bytes(memory_mb, zygote), out, err)

@@ -1,0 +1,283 @@
+"""Adversarial programs against harness.sandbox: one test per attack named in issue 3.
+
+Every attack is run as a test next to an honest MBPP test. The attack must never turn a failing
+test into ``passed``, never hang and never crash the caller, and the honest test after it must
+still get its own verdict. Guarantees that depend on kernel features are checked where
+:func:`harness.sandbox.guarantees` says they are in force, and skipped with that reason where not.
+"""
+
+import os
+import threading
+import time
+import uuid
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness import sandbox
+from harness.sandbox import guarantees, run_tests
+
+# MBPP task 17.
+PROGRAM = "def square_perimeter(a):\r\n  perimeter=4*a\r\n  return perimeter"
+HONEST = "assert square_perimeter(10)==40"
+
+
+def verdicts(attack: str, *, timeout_s: float = 2.0, memory_mb: int = 2048,
+             program: str = PROGRAM) -> list[str]:
+    """Outcomes of ``[attack, HONEST]``; the honest test must always pass."""
+    result = run_tests(program, [attack, HONEST], timeout_s=timeout_s, memory_mb=memory_mb)
+    assert result.tests[1].outcome == "passed", result.tests[1]
+    assert result.tests[1].covered_lines == (2, 3)
+    return [t.outcome for t in result.tests]
+
+
+def requires(name: str) -> None:
+    if not guarantees()[name]:
+        pytest.skip(f"guarantee {name!r} is not in force on this machine (see guarantees())")
+
+
+def survivors(marker: str) -> list[str]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if marker.encode() in f.read():
+                    found.append(pid)
+        except OSError:
+            continue  # the process ended while we looked
+    return found
+
+
+# -- forging a verdict -------------------------------------------------------------------------
+
+def test_printing_a_fake_record_does_not_pass_a_failing_test():
+    attack = ("print('{\"kind\": \"result\", \"i\": 0, \"outcome\": \"passed\", \"message\": \"\", "
+              "\"duration_s\": 0, \"covered_lines\": []}', flush=True); assert False")
+    assert verdicts(attack)[0] == "failed"
+
+
+def test_writing_forged_records_to_every_descriptor_is_crashed_not_passed():
+    attack = ("import os, json\n"
+              "rec = json.dumps({'kind': 'result', 'i': 0, 'outcome': 'passed', 'message': '',"
+              " 'duration_s': 0, 'covered_lines': []})\n"
+              "for fd in range(3, 1024):\n"
+              "    for line in (rec, '0' * 64 + ' ' + rec, json.dumps({'kind': 'done'})):\n"
+              "        try:\n"
+              "            os.write(fd, (line + '\\n').encode())\n"
+              "        except OSError:\n"
+              "            pass\n"
+              "assert False")
+    out = verdicts(attack)
+    assert out[0] in ("failed", "crashed")
+
+
+def test_closing_every_descriptor_is_not_passed():
+    assert verdicts("import os; os.closerange(0, 65536); assert False")[0] == "crashed"
+
+
+def test_exit_status_zero_is_crashed():
+    assert verdicts("import os; os._exit(0)")[0] == "crashed"
+
+
+@pytest.mark.parametrize("attack", ["import sys; sys.exit(0)", "raise SystemExit(0)",
+                                    "raise KeyboardInterrupt", "exit()"])
+def test_system_exit_and_keyboard_interrupt_are_errors(attack):
+    assert verdicts(attack)[0] == "error"
+
+
+def test_replacing_builtins_does_not_change_classification():
+    attack = ("import builtins\n"
+              "builtins.AssertionError = ValueError\n"
+              "builtins.isinstance = lambda *a: False\n"
+              "builtins.BaseException = type('Nothing', (Exception,), {})\n"
+              "assert square_perimeter(1) == 5")
+    assert verdicts(attack)[0] == "failed"
+
+
+def test_hostile_exception_message_is_still_an_error():
+    attack = ("class E(Exception):\n"
+              "    def __str__(self):\n"
+              "        raise RuntimeError('no message for you')\n"
+              "raise E()")
+    assert verdicts(attack)[0] == "error"
+
+
+# -- the caller and the worker -----------------------------------------------------------------
+
+@pytest.mark.parametrize("attack", ["import os, signal; os.kill(os.getppid(), signal.SIGKILL)",
+                                    "import os, signal; os.kill(1, signal.SIGKILL)",
+                                    "import os, signal; os.kill(-1, signal.SIGKILL)",
+                                    "import os, signal; os.killpg(0, signal.SIGKILL)"])
+def test_killing_the_parent_never_kills_the_caller(attack):
+    out = verdicts(attack + "\nassert False")
+    assert out[0] in ("failed", "error", "crashed")  # error: nobody else to signal
+    assert run_tests(PROGRAM, [HONEST]).all_passed  # the caller and its workers still work
+
+
+def test_a_worker_killed_during_a_run_is_replaced():
+    run_tests(PROGRAM, [HONEST])  # make sure an idle worker exists
+
+    def kill_workers():
+        for zygote in list(sandbox._POOL.busy):
+            zygote.proc.kill()
+
+    timer = threading.Timer(0.5, kill_workers)
+    timer.start()
+    try:
+        result = run_tests(PROGRAM, ["import time; time.sleep(3)", HONEST], timeout_s=5)
+    finally:
+        timer.join()
+    assert [t.outcome for t in result.tests] == ["crashed", "passed"]
+    assert run_tests(PROGRAM, [HONEST]).all_passed
+
+
+def test_ignoring_signals_still_times_out():
+    attack = ("import signal\n"
+              "for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGXCPU):\n"
+              "    signal.signal(s, signal.SIG_IGN)\n"
+              "while True:\n"
+              "    pass")
+    assert verdicts(attack, timeout_s=0.5)[0] == "timeout"
+
+
+def test_ctypes_segfault_is_crashed():
+    assert verdicts("import ctypes; ctypes.string_at(0)")[0] == "crashed"
+
+
+def test_c_stack_overflow_is_crashed_not_passed():
+    attack = ("import sys\n"
+              "sys.setrecursionlimit(10 ** 8)\n"
+              "def f(n):\n"
+              "    return list(map(f, [n + 1]))  # every level also recurses in C\n"
+              "f(0)")
+    assert verdicts(attack, timeout_s=5)[0] in ("crashed", "error")
+
+
+# -- resources ---------------------------------------------------------------------------------
+
+def test_fork_bomb_is_contained_and_nothing_survives():
+    requires("fork_bomb_contained")
+    marker = uuid.uuid4().hex
+    attack = ("import os, time\n"
+              f"os.environ['BOMB'] = '{marker}'\n"
+              "while True:\n"
+              "    try:\n"
+              "        os.fork()\n"
+              "    except OSError:\n"
+              "        time.sleep(0.01)\n")
+    t0 = time.monotonic()
+    assert verdicts(attack, timeout_s=0.5)[0] == "timeout"
+    assert time.monotonic() - t0 < 10
+
+
+def test_memory_bomb_ends_quickly_as_error_or_crash():
+    t0 = time.monotonic()
+    attack = "chunks = []\nwhile True:\n    chunks.append(bytearray(50 * 1024 * 1024))"
+    assert verdicts(attack, memory_mb=512)[0] in ("error", "crashed")
+    assert time.monotonic() - t0 < 10
+
+
+def test_cpu_time_is_limited_too():
+    attack = ("import resource\n"
+              "soft, hard = resource.getrlimit(resource.RLIMIT_CPU)\n"
+              "assert soft != resource.RLIM_INFINITY and soft <= 5, soft")
+    assert verdicts(attack, timeout_s=1)[0] == "passed"
+
+
+def test_memory_limit_never_below_what_the_interpreter_needs():
+    # The smallest accepted limit still runs a real program and its tests.
+    assert verdicts("import json, re, collections; assert True", memory_mb=256)[0] == "passed"
+
+
+def test_processes_that_start_a_new_session_do_not_survive():
+    marker = uuid.uuid4().hex
+    attack = ("import os, subprocess\n"
+              f"subprocess.Popen(['setsid', 'sleep', '300', '{marker}'], start_new_session=True)\n"
+              "if os.fork() == 0:\n"
+              "    os.setsid()\n"
+              "    if os.fork() == 0:\n"
+              f"        os.execvp('sleep', ['sleep', '301', '{marker}'])\n"
+              "    os._exit(0)\n")
+    verdicts(attack)
+    assert survivors(marker) == []
+
+
+def test_output_flood_costs_at_most_the_time_limit():
+    t0 = time.monotonic()
+    result = run_tests(PROGRAM, ["while True:\n    print('x' * 10000)", HONEST], timeout_s=1)
+    assert [t.outcome for t in result.tests] == ["timeout", "passed"]
+    assert len(result.stdout_tail) <= 4096 and time.monotonic() - t0 < 8
+
+
+# -- isolation ---------------------------------------------------------------------------------
+
+def test_no_network():
+    requires("network")
+    attack = ("import socket\n"
+              "for host in ('1.1.1.1', '127.0.0.1'):\n"
+              "    try:\n"
+              "        socket.create_connection((host, 80), timeout=1).close()\n"
+              "    except OSError:\n"
+              "        continue\n"
+              "    raise AssertionError('connected to ' + host)")
+    assert verdicts(attack)[0] == "passed"
+
+
+def test_writes_and_deletions_outside_the_program_directory_fail(tmp_path):
+    requires("filesystem")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    attack = ("import os\n"
+              "open('mine.txt', 'w').write('ok')  # its own directory is writable\n"
+              f"for act in (lambda: open('{tmp_path}/new.txt', 'w'),\n"
+              f"            lambda: os.remove('{victim}'),\n"
+              "            lambda: open('/tmp/sandbox-escape', 'w')):\n"
+              "    try:\n"
+              "        act()\n"
+              "    except OSError:\n"
+              "        continue\n"
+              "    raise AssertionError('wrote outside')")
+    assert verdicts(attack)[0] == "passed"
+    assert victim.read_text() == "keep" and not (tmp_path / "new.txt").exists()
+
+
+def test_an_unremovable_directory_does_not_break_the_next_program():
+    attack = "import os\nos.mkdir('d')\nopen('d/f', 'w').close()\nos.chmod('d', 0)\nos.chmod('.', 0o500)"
+    assert verdicts(attack)[0] == "passed"
+    check = "import os; assert os.listdir('.') == ['program.py'], os.listdir('.')"
+    assert run_tests(PROGRAM, [check]).all_passed
+
+
+# -- generated programs vs. a reference in-process execution ---------------------------------
+
+STATEMENTS = {"pass": "passed", "assert f(2) == 8": "passed", "assert f(2) == 9": "failed",
+              "f(None)": "error", "raise KeyError(1)": "error", "1 / 0": "error",
+              "while True:\n    pass": "timeout"}
+
+
+def reference(tests: list[str]) -> list[str]:
+    """In-process verdicts; a looping statement cannot run here, so it is taken as timeout."""
+    out = []
+    namespace: dict = {}
+    exec(PROGRAM.replace("square_perimeter", "f"), namespace)
+    for test in tests:
+        if test.startswith("while True"):
+            out.append("timeout")
+            continue
+        try:
+            exec(test, namespace)
+            out.append("passed")
+        except AssertionError:
+            out.append("failed")
+        except Exception:
+            out.append("error")
+    return out
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.lists(st.sampled_from(sorted(STATEMENTS)), min_size=1, max_size=5).filter(
+    lambda tests: sum(t.startswith("while") for t in tests) <= 1))
+def test_generated_programs_match_in_process_reference(tests):
+    result = run_tests(PROGRAM.replace("square_perimeter", "f"), tests, timeout_s=0.3)
+    assert [t.outcome for t in result.tests] == reference(tests)
