@@ -4,6 +4,7 @@ Usage::
 
     python -m harness.run PROGRAM.py TESTS.py [--timeout S] [--memory-mb M] [--json]
     python -m harness.run --batch JOBS.jsonl [--workers N] [--timeout S] [--memory-mb M]
+                          [--cache PATH] [--progress auto|always|never]
 
 Single mode prints one line per test (outcome, name, duration in ms, covered program lines, first
 line of the message) and a summary, or with ``--json`` the result as one JSON object. TESTS.py is
@@ -13,6 +14,13 @@ test per top-level statement). Exit code: 0 if every test passed, 1 otherwise, 2
 Batch mode reads one job per line, ``{"id", "program", "tests": [...], "setup"}`` (``setup``
 optional), and prints one line per job in input order: ``{"id": ..., **result.to_json()}``. Exit
 code: 0 when every job ran (whatever its verdicts; they are in the output), 2 on bad input.
+A tqdm progress bar goes to stderr for long batches; ``--cache`` reuses results across runs.
+
+Bad input never produces a traceback: a missing or unreadable file, a TESTS.py or JOBS.jsonl that
+is not UTF-8 or does not parse, a TESTS.py without tests, or absurd limits (``--timeout`` not in
+(0, 86400], ``--memory-mb`` below 256, ``--workers`` below 1) print one error line and exit 2. A
+PROGRAM.py that is not valid UTF-8 or does not compile is a verdict (load ``error``), not an
+input error.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -33,11 +42,24 @@ class InputError(Exception):
     """Bad command-line input (missing file, unparsable TESTS.py, malformed JOBS.jsonl)."""
 
 
-def _read(path: str) -> str:
+def _read(path: str, *, lenient: bool = False) -> str:
+    """Text of ``path``; InputError if it cannot be read or (unless ``lenient``) is not UTF-8.
+
+    With ``lenient`` undecodable bytes are kept as surrogates (``errors="surrogateescape"``): a
+    candidate program that is not valid UTF-8 then gets a load ``error`` verdict, as Python
+    itself would refuse it, instead of stopping the run.
+    """
     try:
-        return Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if lenient:
+            return data.decode("utf-8", errors="surrogateescape")
+        raise InputError(f"{path} is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset "
+                         f"{exc.start}); save it as UTF-8") from exc
 
 
 def _load_jobs(path: str) -> list[Job]:
@@ -95,6 +117,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-mb", type=int, default=2048,
                    help="address-space limit of the child in MiB (default 2048)")
     p.add_argument("--json", action="store_true", help="print the result as JSON (single mode)")
+    p.add_argument("--cache", metavar="PATH",
+                   help="batch: SQLite results cache (harness.cache); reused across runs")
+    p.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
+                   help="batch: tqdm progress bar on stderr (auto: when stderr is a terminal "
+                        "and there are more than 20 jobs)")
     return p
 
 
@@ -106,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
 
     Returns:
         Exit code: 0 all passed (single mode) or batch completed, 1 some test did not pass,
-        2 usage or input error.
+        2 usage or input error, 3 the sandbox could not start.
     """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = _parser()
@@ -119,21 +146,39 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.batch is not None:
             jobs = _load_jobs(args.batch)
+            progress = (args.progress == "always"
+                        or (args.progress == "auto" and sys.stderr.isatty() and len(jobs) > 20))
+            cache = None
+            if args.cache:
+                from harness.cache import ResultCache
+
+                cache = ResultCache(args.cache)
+            t0 = time.perf_counter()
             results = run_batch(jobs, workers=args.workers, timeout_s=args.timeout,
-                                memory_mb=args.memory_mb, progress=sys.stderr.isatty())
+                                memory_mb=args.memory_mb, progress=progress, cache=cache)
+            elapsed = time.perf_counter() - t0
             for job, result in zip(jobs, results, strict=True):
                 print(json.dumps({"id": job.id, **result.to_json()}))
+            log.info("%d jobs in %.1f s, %d with all tests passed%s", len(jobs), elapsed,
+                     sum(r.all_passed for r in results),
+                     f"; cache: {cache.hits} hits, {cache.misses} misses" if cache else "")
             return 0
-        program = _read(args.program)
+        program = _read(args.program, lenient=True)
         try:
             setup, tests, names = parse_tests_file(_read(args.tests))
         except ValueError as exc:
             raise InputError(f"{args.tests}: {exc}") from exc
+        if not tests:
+            raise InputError(f"{args.tests}: no tests found (expected top-level statements, "
+                             "one test each, or top-level def test_* functions)")
         result = run_tests(program, tests, setup, timeout_s=args.timeout,
                            memory_mb=args.memory_mb, test_names=names)
     except (InputError, ValueError) as exc:
         log.error("%s", exc)
         return 2
+    except RuntimeError as exc:  # the sandbox itself could not start (not the input's fault)
+        log.error("sandbox failure: %s", exc)
+        return 3
     if args.json:
         print(json.dumps(result.to_json()))
     else:

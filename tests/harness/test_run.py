@@ -89,3 +89,74 @@ def test_module_entry_point_end_to_end(tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["load"]["outcome"] == "passed"
+
+
+def test_non_utf8_program_is_a_load_error_verdict(tmp_path, capsys):
+    program, tests = write(tmp_path)
+    Path(program).write_bytes(b"def square_perimeter(a):\n  return 4*a  # \xff\xfe\n")
+    assert main([program, tests, "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["load"]["outcome"] == "error"
+    assert "utf-8" in data["load"]["message"].lower()
+    assert {t["outcome"] for t in data["tests"]} == {"error"}
+
+
+def test_non_utf8_tests_file_and_jobs_file_exit_2(tmp_path, caplog):
+    program, tests = write(tmp_path)
+    Path(tests).write_bytes(b"assert 1 == 1  # \xff\n")
+    assert main([program, tests]) == 2
+    assert "is not valid UTF-8 (byte 0xff at offset 17)" in caplog.text
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_bytes(b'{"id": 1, "program": "\xff", "tests": []}\n')
+    assert main(["--batch", str(jobs)]) == 2
+
+
+def test_empty_program_and_empty_tests(tmp_path, capsys, caplog):
+    program, tests = write(tmp_path, program="", tests="")
+    assert main([program, tests]) == 2
+    assert "no tests found" in caplog.text
+    program, tests = write(tmp_path, program="", tests="assert square_perimeter(1) == 4\n")
+    assert main([program, tests, "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["load"]["outcome"] == "passed"
+    assert data["tests"][0]["outcome"] == "error"
+    assert "NameError: name 'square_perimeter' is not defined" in data["tests"][0]["message"]
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--timeout", "0"], "timeout_s must be > 0"), (["--timeout", "-1"], "timeout_s must be > 0"),
+    (["--timeout", "nan"], "timeout_s must be > 0"), (["--timeout", "1e9"], "<= 86400"),
+    (["--memory-mb", "0"], "memory_mb must be >= 256"),
+    (["--memory-mb", "-5"], "memory_mb must be >= 256"),
+])
+def test_absurd_limits_exit_2_with_a_message(tmp_path, caplog, flags, expected):
+    assert main([*write(tmp_path), *flags]) == 2
+    assert expected in caplog.text
+
+
+def test_huge_memory_limit_is_accepted(tmp_path):
+    assert main([*write(tmp_path), "--memory-mb", str(10 ** 9)]) == 0
+
+
+def test_batch_absurd_workers_and_directory_input_exit_2(tmp_path, caplog):
+    path = tmp_path / "jobs.jsonl"
+    path.write_text('{"id": 0, "program": "", "tests": ["assert True"]}\n')
+    assert main(["--batch", str(path), "--workers", "0"]) == 2
+    assert "workers must be an integer >= 1" in caplog.text
+    assert main(["--batch", str(tmp_path)]) == 2
+    assert "cannot read" in caplog.text
+
+
+def test_batch_progress_bar_and_cache(tmp_path, capsys):
+    path = tmp_path / "jobs.jsonl"
+    path.write_text("".join(json.dumps({"id": i, "program": PROGRAM,
+                                        "tests": [f"assert square_perimeter({i}) == {4 * i}"]})
+                            + "\n" for i in range(3)))
+    cache = str(tmp_path / "cache.sqlite")
+    assert main(["--batch", str(path), "--progress", "always", "--cache", cache]) == 0
+    captured = capsys.readouterr()
+    assert "sandbox: 100%" in captured.err and "3/3" in captured.err
+    assert [json.loads(line)["tests"][0]["outcome"] for line in captured.out.splitlines()] == [
+        "passed"] * 3
+    assert main(["--batch", str(path), "--progress", "never", "--cache", cache]) == 0
+    assert "sandbox:" not in capsys.readouterr().err
