@@ -56,6 +56,7 @@ import select  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
+import stat  # noqa: E402
 import struct  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
@@ -67,6 +68,7 @@ _MESSAGE_LINES = 15
 _MESSAGE_CHARS = 2000
 _HIGH_FD = 200
 _PID_MAX = 512  # processes per program (minimum the kernel accepts is 301)
+_WARM_TESTS = 128  # tests whose pseudo-file name the tracer has decided on before any fork
 
 # Saved before any program runs: a program that rebinds builtins or module attributes cannot
 # change how its outcome is classified or reported.
@@ -224,7 +226,11 @@ def _set_limits(job: dict) -> None:
 
 def _runner(job: dict, fds: list[int], workdir: str, cov: coverage.Coverage,
             features: dict) -> None:
-    """Become the program: descriptors, limits, privileges; then load and run the tests."""
+    """Become the program: descriptors, limits, privileges; then load and run the tests.
+
+    The tracer runs only while user code (program, setup, a test) executes: the runner's own
+    work (records, HMACs, tracebacks) is not traced, which keeps a program's cost near its own.
+    """
     result_w, out_w, err_w = fds
     _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     os.setsid()
@@ -244,6 +250,7 @@ def _runner(job: dict, fds: list[int], workdir: str, cov: coverage.Coverage,
     pipe.send({"kind": "ready"})
 
     data = cov._collector.data  # noqa: SLF001 - {file: set(lines)}, filled by the C tracer
+    tracer = cov._collector.tracers[0]  # noqa: SLF001 - CTracer: stop()/start() as pause/resume
 
     def take_lines() -> list[int]:
         """Program lines executed since the last call (only the program file is traced)."""
@@ -260,8 +267,13 @@ def _runner(job: dict, fds: list[int], workdir: str, cov: coverage.Coverage,
     error = None
     take_lines()
     try:
-        exec(compile(program, program_path, "exec"), namespace)
-        exec(compile(setup, "<setup>", "exec"), namespace)
+        code = compile(program, program_path, "exec"), compile(setup, "<setup>", "exec")
+        tracer.start()
+        try:
+            exec(code[0], namespace)
+            exec(code[1], namespace)
+        finally:
+            tracer.stop()
     except _BaseException as exc:  # noqa: B036 - any failure of user code is a verdict
         error = exc
     with _PristineBuiltins():
@@ -279,7 +291,12 @@ def _runner(job: dict, fds: list[int], workdir: str, cov: coverage.Coverage,
                 take_lines()
             t0 = _perf_counter()
             try:
-                exec(compile(tests[i], filename, "exec"), namespace)
+                code = compile(tests[i], filename, "exec")
+                tracer.start()
+                try:
+                    exec(code, namespace)
+                finally:
+                    tracer.stop()
             except _BaseException as exc:  # noqa: B036 - any failure of user code is a verdict
                 error = exc
             duration = _perf_counter() - t0
@@ -341,7 +358,8 @@ def _serve(sock: socket.socket, workdir: str, cov: coverage.Coverage) -> None:
         if got is None:
             return
         job, fds = got
-        os.mkdir(workdir, 0o755)
+        if not os.path.isdir(workdir):
+            os.mkdir(workdir, 0o755)
         with open(os.path.join(workdir, "program.py"), "w", encoding="utf-8",
                   errors="surrogateescape") as f:
             f.write(job["program"])
@@ -358,10 +376,26 @@ def _serve(sock: socket.socket, workdir: str, cov: coverage.Coverage) -> None:
             os.close(fd)
         status = _watch(sock, pid)
         _reap_all()
-        _remove(workdir)
-        if os.path.exists(workdir):  # would leak into the next program: stop serving
+        _reset(workdir)
+        if os.listdir(workdir):  # would leak into the next program: stop serving
             return
         sock.sendall((json.dumps({"exit": status}) + "\n").encode())
+
+
+def _reset(workdir: str) -> None:
+    """Leave ``workdir`` empty and as made: just unlink ``program.py`` when the program left the
+    directory as it found it (the common case; no other entry, same mode), else remove it whole
+    and make it again."""
+    try:
+        st = os.lstat(workdir)
+        if (stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o755
+                and os.listdir(workdir) == ["program.py"]):
+            os.unlink(os.path.join(workdir, "program.py"))
+            return
+    except OSError:
+        pass  # anything odd: the slow path below decides
+    _remove(workdir)
+    os.mkdir(workdir, 0o755)
 
 
 def _remove(path: str) -> None:
@@ -497,15 +531,19 @@ def main() -> None:
             _drop_capabilities()  # once, here: every runner inherits a capability-free zygote
         cov = coverage.Coverage(data_file=None, include=[program_path], config_file=False)
         cov.start()
-        # Warm the tracer's per-file decision for the fixed program path.
-        os.mkdir(workdir)
+        # Warm the tracer's per-file decisions (a Python call each, cached by file name) for the
+        # program path and the pseudo-files of setup and the first tests; then pause it: runners
+        # trace only while user code runs (see _runner).
+        os.mkdir(workdir, 0o755)
         with open(program_path, "w") as f:
             f.write("pass\n")
-        exec(compile("pass\n", program_path, "exec"), {})
+        for name in [program_path, "<setup>", *(f"<test_{i}>" for i in range(_WARM_TESTS))]:
+            exec(compile("pass\n", name, "exec"), {})
+        cov._collector.tracers[0].stop()  # noqa: SLF001 - see _runner
         for traced in cov._collector.data.values():  # noqa: SLF001 - see _runner
             traced.clear()
         _Pipe(-1, b"").mac(b"warm")  # hmac/json state, loaded before the fork
-        shutil.rmtree(workdir)
+        os.unlink(program_path)
         gc.freeze()  # fewer copy-on-write faults in the forked runners
         rlimit_as = resource.getrlimit(resource.RLIMIT_AS)
         sock.sendall((json.dumps({"hello": _FEATURES, "vm_bytes": _vm_bytes(),
