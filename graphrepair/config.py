@@ -147,12 +147,15 @@ class SandboxConfig:
     Attributes:
         timeout_s: wall-clock limit per test, in seconds.
         memory_mb: address-space limit per program, in MiB.
-        workers: programs executed concurrently.
+        workers: programs executed concurrently (0 = one per CPU core).
+        cache: SQLite file of a :class:`harness.cache.ResultCache` shared across runs and
+            processes; ``""`` keeps results in memory for this run only.
     """
 
     timeout_s: float = 3.0
     memory_mb: int = 2048
-    workers: int = 2
+    workers: int = 0
+    cache: str = ""
 
 
 @dataclass

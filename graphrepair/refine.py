@@ -25,6 +25,7 @@ from torch_geometric.data import Batch
 from graphrepair.config import ExperimentConfig
 from graphrepair.features import EncodedProgram, Feedback, feedback_from_result, make_data
 from graphrepair.vocab import Vocabulary
+from harness.cache import ResultCache
 from harness.sandbox import Job, ProgramResult, run_batch
 
 __all__ = ["METRICS", "ProgramState", "Refiner", "refine", "split_predictions", "state_metrics"]
@@ -114,9 +115,11 @@ class Refiner:
             iteration seen in training (``train.trajectory_iterations - 1``): later iterations would
             otherwise read an embedding that was never trained.
         device: where the model runs.
+        cache: the sandbox result cache (:class:`harness.cache.ResultCache`); default: a new
+            in-memory one. Pass one with a path to reuse results across runs and processes.
 
     Attributes:
-        test_runs: programs actually executed (cache misses); cache_hits: runs served from cache.
+        cache: the result cache; its ``hits``/``misses`` counters are the figures below.
     """
 
     def __init__(
@@ -131,15 +134,25 @@ class Refiner:
         min_confidence: float = 0.5,
         max_iteration: int = 15,
         device: torch.device | str = "cpu",
+        cache: ResultCache | None = None,
     ) -> None:
         self.model, self.vocab = model, vocab
         self.timeout_s, self.memory_mb, self.workers = timeout_s, memory_mb, workers
         self.max_tests, self.min_confidence = max_tests, min_confidence
         self.max_iteration = max_iteration
         self.device = torch.device(device)
-        self._cache: dict[tuple[str, str], ProgramResult] = {}
-        self.test_runs = 0
-        self.cache_hits = 0
+        self.cache = ResultCache() if cache is None else cache
+
+    @property
+    def test_runs(self) -> int:
+        """Programs actually executed so far (cache misses; a program repeated within one call
+        of :meth:`run_tests` runs once and counts once)."""
+        return self.cache.misses
+
+    @property
+    def cache_hits(self) -> int:
+        """Program runs served from the cache so far."""
+        return self.cache.hits
 
     @classmethod
     def from_config(cls, model: torch.nn.Module, vocab: Vocabulary, cfg: ExperimentConfig,
@@ -150,6 +163,7 @@ class Refiner:
             workers=cfg.sandbox.workers or os.cpu_count() or 1, max_tests=cfg.data.max_tests,
             min_confidence=cfg.feedback.min_confidence,
             max_iteration=cfg.train.trajectory_iterations - 1, device=device,
+            cache=ResultCache(cfg.sandbox.cache or None),
         )
 
     # -- model side -------------------------------------------------------------------------
@@ -205,23 +219,15 @@ class Refiner:
 
     # -- test side --------------------------------------------------------------------------
     def run_tests(self, states: Sequence[ProgramState], progress: bool = False) -> None:
-        """Execute each state's program with its tests (cached by source) and set result + feedback."""
-        keys = [(s.enc.problem.task_id, s.source()) for s in states]
-        todo: dict[tuple[str, str], Job] = {}
-        for s, key in zip(states, keys):
-            if key not in self._cache and key not in todo:
-                p = s.enc.problem
-                todo[key] = Job(id=p.task_id, program=key[1], tests=tuple(p.tests[: self.max_tests]),
-                                setup=p.setup)
-        self.cache_hits += len(keys) - len(todo)
-        if todo:
-            results = run_batch(list(todo.values()), workers=self.workers, timeout_s=self.timeout_s,
-                                memory_mb=self.memory_mb, progress=progress)
-            self._cache.update(zip(todo, results))
-            self.test_runs += len(todo)
-        for s, key in zip(states, keys):
-            s.result = self._cache[key]
-            s.feedback = feedback_from_result(s.enc, s.texts, s.result, self.max_tests)
+        """Execute each state's program with its tests (through :attr:`cache`); set result + feedback."""
+        jobs = [Job(id=s.enc.problem.task_id, program=s.source(),
+                    tests=tuple(s.enc.problem.tests[: self.max_tests]), setup=s.enc.problem.setup)
+                for s in states]
+        results = run_batch(jobs, workers=self.workers, timeout_s=self.timeout_s,
+                            memory_mb=self.memory_mb, progress=progress, cache=self.cache)
+        for s, result in zip(states, results, strict=True):
+            s.result = result
+            s.feedback = feedback_from_result(s.enc, s.texts, result, self.max_tests)
 
 
 def split_predictions(logits: torch.Tensor, sizes: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:
