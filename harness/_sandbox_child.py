@@ -2,24 +2,26 @@
 
 Run as a plain file, never as part of the ``harness`` package::
 
-    python -s -B _sandbox_child.py CONTROL_FD BASE_DIR
+    python -s -B _sandbox_child.py CONTROL_FD BASE_DIR [--user-namespace]
 
 The *zygote* imports coverage once, starts the tracer (measuring only its fixed program path
-``<base>/run/program.py``), enters a network namespace of its own, says hello over the control
-socket and then serves one job at a time. For every job it forks this chain::
+``<base>/run/program.py``), warms the tracer's per-file decisions and pauses it, and enters its
+namespaces once (see ``_enter_namespaces``): a user namespace when not root (or when
+``--user-namespace`` is given), a network namespace, a PID namespace of which it is PID 1 (the
+launcher that started it stays outside and exits with it) with ``pid_max`` = ``_PID_MAX``, and a
+mount namespace in which every mount is read-only except ``BASE_DIR``. It drops every
+capability, says hello over the control socket and serves one job at a time. For every job it
+writes ``program.py`` and forks one *runner*::
 
-    zygote ── keeper ── init (PID 1 of a new PID namespace) ── runner (PID 2: runs the tests)
+    launcher ── zygote (PID 1 of its namespace) ── runner (one per program, or per restart)
 
-* *keeper* creates the PID namespace, reports init's pid to the zygote and waits for it; it dies
-  with the zygote (``PR_SET_PDEATHSIG``).
-* *init* limits the namespace to ``_PID_MAX`` pids (fork bombs), gives itself a private mount
-  namespace in which every mount is read-only except the program's directory, forks the runner,
-  reaps orphans until the runner ends, reports the runner's raw wait status and exits; the kernel
-  then SIGKILLs every process left in the namespace, whatever session it started.
 * *runner* closes every descriptor but stdout/stderr (pipes of the caller), stdin (/dev/null) and
   the result pipe (moved to a high descriptor), sets ``RLIMIT_AS``, ``RLIMIT_CPU`` and
-  ``RLIMIT_CORE``, drops all capabilities (and sets no_new_privs), and runs the program, setup
-  and tests under coverage's already running tracer, one dynamic context per test.
+  ``RLIMIT_CORE``, and runs the program, setup and tests, resuming the tracer only while user
+  code runs; the lines traced during each test are that test's coverage.
+* When the runner ends (or the caller asks with ``K``), the zygote SIGKILLs every other process
+  of its PID namespace (``kill(-1)`` from PID 1: also processes that called ``setsid``), reaps
+  them and empties the program's directory before it reports ``{"exit": status}``.
 
 Records go to the result pipe as ``<mac> <json>\\n``, where ``mac`` is an HMAC-SHA256 of the JSON
 under the per-run key the caller sent with the job::
@@ -99,6 +101,7 @@ class _PristineBuiltins:
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 _CLONE_NEWNS, _CLONE_NEWPID, _CLONE_NEWNET = 0x00020000, 0x20000000, 0x40000000
+_CLONE_NEWUSER = 0x10000000
 _MS_BIND, _MS_REC, _MS_PRIVATE = 0x1000, 0x4000, 0x40000
 _SYS_MOUNT_SETATTR, _AT_FDCWD, _AT_RECURSIVE, _MOUNT_ATTR_RDONLY = 442, -100, 0x8000, 0x1
 _PR_SET_PDEATHSIG, _PR_CAPBSET_DROP, _PR_SET_CHILD_SUBREAPER, _PR_SET_NO_NEW_PRIVS = 1, 24, 36, 38
@@ -463,6 +466,19 @@ def _recv_job(sock: socket.socket) -> tuple[dict, list[int]] | None:
         return json.loads(body), fds
 
 
+def _enter_user_namespace() -> None:
+    """Become root of a new user namespace (this user's uid/gid mapped to 0), so that an
+    unprivileged user may create the network, PID and mount namespaces below."""
+    uid, gid = os.geteuid(), os.getegid()
+    _unshare(_CLONE_NEWUSER)
+    with open("/proc/self/setgroups", "w") as f:
+        f.write("deny")
+    with open("/proc/self/uid_map", "w") as f:
+        f.write(f"0 {uid} 1")
+    with open("/proc/self/gid_map", "w") as f:
+        f.write(f"0 {gid} 1")
+
+
 def _probe(fn) -> bool:
     """True when ``fn()`` succeeds in a forked child (kernel features differ per machine)."""
     pid = os.fork()
@@ -487,7 +503,13 @@ def _enter_namespaces(base: str) -> int | None:
     """
     f = _FEATURES
     f.update(network_namespace=False, pid_namespace=False, pid_limit=False, filesystem=False,
-             capabilities_dropped=_probe(_drop_capabilities))
+             user_namespace=False, capabilities_dropped=_probe(_drop_capabilities))
+    if os.geteuid() != 0 or "--user-namespace" in sys.argv[3:]:
+        try:
+            _enter_user_namespace()
+            f["user_namespace"] = True
+        except OSError:
+            pass  # the namespaces below then need privileges this process may not have
     try:
         _unshare(_CLONE_NEWNET)
         f["network_namespace"] = True

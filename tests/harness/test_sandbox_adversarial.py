@@ -281,3 +281,30 @@ def reference(tests: list[str]) -> list[str]:
 def test_generated_programs_match_in_process_reference(tests):
     result = run_tests(PROGRAM.replace("square_perimeter", "f"), tests, timeout_s=0.3)
     assert [t.outcome for t in result.tests] == reference(tests)
+
+
+# -- unprivileged users ------------------------------------------------------------------------
+
+def test_a_user_namespace_worker_keeps_every_guarantee_and_verdict():
+    """What an ordinary (non-root) user gets: the worker enters a user namespace first."""
+    worker = sandbox._Zygote(user_namespace=True)
+    assert worker.features["user_namespace"]
+    as_root = sandbox._POOL.acquire()
+    sandbox._POOL.release(as_root)
+    for name in ("network_namespace", "pid_namespace", "pid_limit", "filesystem",
+                 "capabilities_dropped"):
+        assert worker.features[name] == as_root.features[name], name
+    sandbox._POOL.idle.append(worker)  # the next call takes it (last in, first out)
+    attack = ("import os, socket\n"
+              "try:\n"
+              "    open('/tmp/sandbox-escape', 'w')\n"
+              "except OSError:\n"
+              "    pass\n"
+              "else:\n"
+              "    raise AssertionError('wrote outside')\n"
+              "assert os.getuid() == 0 and os.listdir('.') == ['program.py']\n"
+              "socket.create_connection(('127.0.0.1', 80), timeout=1)")
+    result = run_tests(PROGRAM, [attack, HONEST, "assert False"])
+    assert [t.outcome for t in result.tests] == ["error", "passed", "failed"]
+    assert "OSError" in result.tests[0].message  # the connection, not the checks before it
+    assert sandbox._POOL.idle[-1] is worker and worker.healthy  # it ran them and is back
