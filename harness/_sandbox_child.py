@@ -206,10 +206,46 @@ def _format_error(exc: BaseException, program_path: str) -> str:
     return text[-_MESSAGE_CHARS:]
 
 
+class _Timeout(BaseException):  # noqa: N818 - internal signal, not an error class
+    """Raised in the runner by its own wall-clock alarm at the end of a phase's time limit."""
+
+
+def _on_alarm(_signum: int, _frame: object) -> None:
+    raise _Timeout
+
+
 def _outcome(exc: BaseException | None) -> str:
     if exc is None:
         return "passed"
+    if _isinstance(exc, _Timeout):
+        return "timeout"
     return "failed" if _isinstance(exc, _AssertionError) else "error"
+
+
+def _run_user_code(codes: tuple, namespace: dict, tracer, timeout_s: float) -> None:
+    """Execute ``codes`` with the tracer on and a wall-clock alarm of ``timeout_s``.
+
+    The alarm raises :class:`_Timeout` in the program, so that the lines it executed so far are
+    kept; a program that ignores or catches it is killed by the caller a moment later instead.
+    """
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, timeout_s)
+    tracer.start()
+    try:
+        for code in codes:
+            exec(code, namespace)
+    finally:
+        tracer.stop()
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def _message(error: BaseException | None, program_path: str, timeout_s: float) -> str:
+    if error is None:
+        return ""
+    if _isinstance(error, _Timeout):
+        return (f"timed out after {timeout_s:g} s (wall clock); stopped in the program, lines "
+                "executed so far kept")
+    return _format_error(error, program_path)
 
 
 def _register_source(filename: str, text: str) -> None:
@@ -269,20 +305,16 @@ def _runner(job: dict, fds: list[int], workdir: str, cov: coverage.Coverage,
     _register_source("<setup>", setup)
     error = None
     take_lines()
+    timeout_s = float(job["timeout_s"])
     try:
-        code = compile(program, program_path, "exec"), compile(setup, "<setup>", "exec")
-        tracer.start()
-        try:
-            exec(code[0], namespace)
-            exec(code[1], namespace)
-        finally:
-            tracer.stop()
+        codes = compile(program, program_path, "exec"), compile(setup, "<setup>", "exec")
+        _run_user_code(codes, namespace, tracer, timeout_s)
     except _BaseException as exc:  # noqa: B036 - any failure of user code is a verdict
         error = exc
     with _PristineBuiltins():
         covered = take_lines()
-        message = "" if error is None else _format_error(error, program_path)
-    pipe.send({"kind": "load", "outcome": "passed" if error is None else "error",
+        message = _message(error, program_path, timeout_s)
+    pipe.send({"kind": "load", "outcome": "passed" if error is None else _outcome(error),
                "message": message, "covered_lines": covered})
     if error is None:
         for i in range(job["start"], len(tests)):
@@ -294,21 +326,21 @@ def _runner(job: dict, fds: list[int], workdir: str, cov: coverage.Coverage,
                 take_lines()
             t0 = _perf_counter()
             try:
-                code = compile(tests[i], filename, "exec")
-                tracer.start()
-                try:
-                    exec(code, namespace)
-                finally:
-                    tracer.stop()
+                _run_user_code((compile(tests[i], filename, "exec"),), namespace, tracer,
+                               timeout_s)
             except _BaseException as exc:  # noqa: B036 - any failure of user code is a verdict
                 error = exc
             duration = _perf_counter() - t0
             with _PristineBuiltins():
                 covered = take_lines()
-                message = "" if error is None else _format_error(error, program_path)
-            pipe.send({"kind": "result", "i": i, "outcome": _outcome(error), "message": message,
-                       "duration_s": duration, "covered_lines": covered})
-    pipe.send({"kind": "done"})
+                message = _message(error, program_path, timeout_s)
+                pipe.send({"kind": "result", "i": i, "outcome": _outcome(error),
+                           "message": message, "duration_s": duration, "covered_lines": covered})
+                if _isinstance(error, _Timeout):
+                    # The program was interrupted anywhere: go on in a fresh runner.
+                    pipe.send({"kind": "done", "next": i + 1})
+                    os._exit(0)
+    pipe.send({"kind": "done", "next": len(tests)})
     try:
         sys.stdout.flush()
         sys.stderr.flush()

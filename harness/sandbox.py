@@ -26,8 +26,9 @@ How a program is run:
   set per test). The environment is the fixed minimal one of ``_ENV`` (``PATH=/usr/bin:/bin``,
   ``LANG=C.UTF-8``, ``PYTHONHASHSEED=0``, ``COVERAGE_CORE=ctrace``, ``PYTHONDONTWRITEBYTECODE=1``,
   ``HOME`` = the program's directory); nothing of the caller's environment reaches it.
-* The caller enforces a wall-clock limit of ``timeout_s`` for loading and for every test. A test
-  that runs over is ``timeout``; a runner that dies without reporting (``os._exit``, a signal, a
+* Loading and every test get a wall-clock limit of ``timeout_s``: the runner's own alarm stops a
+  test that runs over (outcome ``timeout``, its covered lines kept, the remaining tests continue
+  in a fresh runner); one that ignores the alarm is killed by the caller at most 0.25 s later; a runner that dies without reporting (``os._exit``, a signal, a
   segfault, a resource limit) makes the running test ``crashed``; a record that fails the HMAC is
   ``crashed`` too. The runner is then killed and the remaining tests continue in a fresh runner
   that loads the program again. When a runner ends, the zygote kills every other process in its
@@ -89,6 +90,7 @@ _MIN_MEMORY_MB = 256
 _STARTUP_LIMIT_S = 30.0  # interpreter + coverage import; generous for a loaded machine
 _EXIT_GRACE_S = 2.0  # waiting for a worker's answer after a job ended or was killed
 _DRAIN_LIMIT_S = 0.5  # reading what is left in stdout/stderr after the kill
+_KILL_GRACE_S = 0.25  # at most this long past a phase's limit before the runner is killed
 _READ_CHUNK = 65536
 _MAX_RECORD_BYTES = 64 << 20
 _MAX_TIMEOUT_S = 86400.0
@@ -113,8 +115,10 @@ class TestResult:
         duration_s: Wall-clock duration of the test in seconds (for timeout/crashed: measured by
             the parent from the test's start).
         covered_lines: Sorted 1-based program lines executed while this test ran (not while the
-            program was loaded). Empty for ``timeout`` and ``crashed`` (the data died with the
-            child).
+            program was loaded). For ``timeout``: the lines executed until the runner's own
+            alarm stopped the program at the limit (empty when the program ignored the alarm
+            and had to be killed ``_KILL_GRACE_S`` later); empty for ``crashed`` (the data died
+            with the process).
     """
 
     __test__ = False  # not a pytest class
@@ -437,6 +441,7 @@ class _ChildRun:
     running: int | None = None  # index of the test that started and has not reported
     running_since: float = 0.0
     done: bool = False
+    next_test: int = 0  # from ``done``: where a fresh runner must go on (after a timeout)
     timed_out: bool = False
     protocol_error: str = ""
     returncode: int | None = None
@@ -534,11 +539,18 @@ def _read_records(run: _ChildRun, streams: dict, key: bytes, timeout_s: float) -
                     except (ValueError, KeyError, TypeError) as exc:
                         run.protocol_error = f"malformed or unauthenticated record from child: {exc}"
                         return
-                # Every complete record moves the deadline: each phase gets timeout_s.
+                # Every complete record moves the deadline: each phase gets timeout_s, and the
+                # runner a short grace to stop the program itself (keeping its covered lines).
                 if lines and run.ready:
-                    deadline = time.monotonic() + timeout_s
+                    deadline = time.monotonic() + timeout_s + _grace(timeout_s)
                     if run.running is not None:
-                        deadline = run.running_since + timeout_s
+                        deadline = run.running_since + timeout_s + _grace(timeout_s)
+
+
+def _grace(timeout_s: float) -> float:
+    """Seconds the caller waits past ``timeout_s`` before it kills a runner (its own alarm stops
+    the program at ``timeout_s``; only a program that ignores it costs the grace as well)."""
+    return min(_KILL_GRACE_S, 0.1 * timeout_s)
 
 
 def _verify(line: bytes, key: bytes) -> dict:
@@ -566,6 +578,7 @@ def _handle_record(run: _ChildRun, record: dict) -> None:
         run.running = None
     elif kind == "done":
         run.done = True
+        run.next_test = int(record["next"])
     else:
         raise ValueError(f"unknown record kind {kind!r}")
 
@@ -695,7 +708,10 @@ def run_tests(program: str, tests: Sequence[str], setup: str = "", *, timeout_s:
             if load is None:
                 load = ("passed", "", tuple(run.load["covered_lines"]))
             if run.done:
-                break
+                if run.next_test >= len(tests):
+                    break
+                start = max(run.next_test, start + 1)  # the runner stopped a test that timed out
+                continue
             # The runner stopped inside (or between) tests: settle that test, go on in a new one.
             outcome, message = _failure_reason(run, timeout_s, err)
             if run.running is not None:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import time
 import uuid
 
 import pytest
@@ -113,6 +114,36 @@ def test_timeout_is_reported_and_later_tests_still_run():
     assert "timed out after 1 s" in stuck.message
     assert stuck.covered_lines == ()
     assert result.tests[2].covered_lines == (2, 3)  # measured in the fresh child
+
+
+SPIN = ("def spin(n):\n"       # 1
+        "    i = 0\n"            # 2
+        "    while n > 0:\n"     # 3
+        "        i += 1\n"       # 4
+        "    return i\n")        # 5
+
+
+def test_lines_executed_before_a_timeout_are_kept():
+    result = run_tests(SPIN, ["spin(1)", "assert spin(0) == 0"], timeout_s=0.5)
+    assert outcomes(result) == ["timeout", "passed"]
+    assert result.tests[0].covered_lines == (2, 3, 4)  # where it looped: feedback for a repair
+    assert 0.5 <= result.tests[0].duration_s < 2.0
+    assert "lines executed so far kept" in result.tests[0].message
+    assert result.tests[1].covered_lines == (2, 3, 5)
+
+
+def test_a_program_that_swallows_the_timeout_is_killed_just_after_its_limit():
+    swallow = ("import time\n"
+               "while True:\n"
+               "    try:\n"
+               "        spin(1)\n"
+               "    except BaseException:\n"
+               "        pass\n")
+    t0 = time.monotonic()
+    result = run_tests(SPIN, [swallow, "assert spin(0) == 0"], timeout_s=0.5)
+    assert outcomes(result) == ["timeout", "passed"]
+    assert result.tests[0].covered_lines == ()  # killed: its lines died with it
+    assert time.monotonic() - t0 < 3.0
 
 
 def test_program_that_hangs_while_loading_times_out_every_test():
