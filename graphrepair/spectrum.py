@@ -8,8 +8,8 @@ correctly rounded operation on exact integers (Ochiai: its square root; DStar: f
 exponent), so mathematically equal scores are bitwise equal and ties exact. An uncovered element, and every element when no test
 fails, scores 0 under every formula. A program that does not load runs no test: every test fails
 and covers the parse-error region, by the rule of :func:`graphrepair.features.feedback_from_result`.
-Known limit: a test that times out or crashes reports no lines (they died with the child), so it
-covers only the lines executed while loading.
+Known limit: a crashed test (or a timed-out one the sandbox had to kill) reports no lines, so it
+covers only the lines executed while loading (see :class:`harness.sandbox.TestResult`).
 """
 
 from __future__ import annotations
