@@ -46,7 +46,6 @@ def run(cfg: ExperimentConfig, run_dir: Path, *, resume: bool = False, do_eval: 
         argv: list[str] | None = None) -> dict:
     """Train (and evaluate) ``cfg`` in ``run_dir``; return a summary dict with paths and the table."""
     device = _device(cfg.train.device)
-    save_resolved(cfg, run_dir, argv or sys.argv)
     seed_everything(cfg.train.seed)
     vocab = None
     if resume:
@@ -54,7 +53,8 @@ def run(cfg: ExperimentConfig, run_dir: Path, *, resume: bool = False, do_eval: 
         from graphrepair.vocab import Vocabulary
 
         vocab = Vocabulary.from_dict(vocab_dict)
-    data = prepare(cfg, vocab=vocab)
+    data = prepare(cfg, vocab=vocab)  # first: a missing dataset must not leave a run directory
+    save_resolved(cfg, run_dir, argv or sys.argv)
     dup = duplication(data.splits["train"], draw_training_problems(
         len(data.splits["train"]), cfg.data.train_samples, np.random.default_rng(0)))
     if dup["duplication_rate"] > 0:

@@ -133,3 +133,13 @@ def test_unparsable_program_feedback_points_at_the_error_region(mbpp):
     star_line = lines[enc.leaf_nodes[enc.orig_texts.index("*")]]
     assert set(lines[fb.trace_index[1]]) == {star_line}
     assert torch.is_tensor(torch.as_tensor(fb.trace_index))
+
+
+def test_missing_dataset_is_a_clear_error_and_leaves_no_run_directory(tmp_path, capsys):
+    empty, run_dir = tmp_path / "no-data", tmp_path / "run"
+    empty.mkdir()
+    code = train_main(["--exp", "3d", "--data-dir", str(empty), "--run-dir", str(run_dir)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "mbpp.jsonl" in err and str(empty) in err and "GRAPHREPAIR_DATA" in err
+    assert not run_dir.exists()
