@@ -57,14 +57,17 @@ class CorruptionConfig:
     Attributes:
         rates: corruption rates used in training (curriculum goes from the first to the last).
         eligible: leaf categories that may be masked (identifier, operator, keyword, literal, punctuation).
-        curriculum_fraction: fraction of the epochs over which harder rates are unlocked one by one;
-            after it, rates are drawn uniformly (easy to hard, then mixed).
+        curriculum: schedule over ``rates`` (:mod:`graphrepair.curriculum`): ``fixed`` (only
+            ``rates[0]``), ``increasing`` (easy to hard, then mixed; the record's) or ``mixed``.
+        curriculum_fraction: fraction of the epochs over which ``increasing`` unlocks harder
+            rates one by one; after it, rates are drawn uniformly.
     """
 
     rates: list[float] = field(default_factory=lambda: [0.2, 0.5, 0.75])
     eligible: list[str] = field(
         default_factory=lambda: ["identifier", "operator", "keyword", "literal"]
     )
+    curriculum: Literal["fixed", "increasing", "mixed"] = "increasing"
     curriculum_fraction: float = 0.5
 
 

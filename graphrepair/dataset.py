@@ -22,7 +22,7 @@ from graphrepair.graph import ProgramGraph
 from graphrepair.refine import ProgramState
 from graphrepair.vocab import Vocabulary
 
-__all__ = ["PreparedData", "draw_training_problems", "fixed_states", "duplication", "prepare", "sample_rate"]
+__all__ = ["PreparedData", "draw_training_problems", "fixed_states", "duplication", "prepare"]
 
 log = logging.getLogger(__name__)
 
@@ -124,16 +124,6 @@ def fixed_states(
         rng = corruption_rng(seed, enc.problem.task_id, rate, draw=i // len(programs))
         out.append((rate, ProgramState.start(enc, corrupt(enc.eligible, rate, rng), vocab)))
     return out
-
-
-def sample_rate(rates: list[float], epoch: int, epochs: int, fraction: float,
-                rng: np.random.Generator) -> float:
-    """Curriculum over corruption rates: easy to hard over ``fraction`` of the epochs, then mixed."""
-    unlock_epochs = max(1, int(round(fraction * epochs)))
-    if epoch < unlock_epochs:
-        allowed = 1 + (epoch * len(rates)) // unlock_epochs
-        return float(rates[int(rng.integers(allowed))])
-    return float(rates[int(rng.integers(len(rates)))])
 
 
 def draw_training_problems(n_problems: int, n_samples: int, rng: np.random.Generator) -> np.ndarray:

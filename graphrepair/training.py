@@ -25,7 +25,8 @@ import torch.nn.functional as F
 
 from graphrepair.config import ExperimentConfig
 from graphrepair.corruption import corrupt, corruption_rng
-from graphrepair.dataset import PreparedData, draw_training_problems, fixed_states, sample_rate
+from graphrepair.curriculum import sample_rate
+from graphrepair.dataset import PreparedData, draw_training_problems, fixed_states
 from graphrepair.refine import ProgramState, Refiner, split_predictions, state_metrics
 from harness.sandbox import OUTCOMES
 
@@ -48,12 +49,20 @@ class RefinementTask:
                  refiner: Refiner) -> None:
         self.cfg, self.data, self.model, self.refiner = cfg, data, model, refiner
         self.rng = np.random.default_rng(cfg.train.seed)
+        self._epoch_start = (0, 0)  # refiner (cache_hits, test_runs) when the epoch began
         if not data.splits["train"]:
             raise ValueError("the training split is empty: check data.dataset and data.split_fractions")
         self.val_states = fixed_states(
             data.splits["val"], cfg.corruption.rates, cfg.data.val_samples, cfg.train.seed + 1,
             data.vocab,
         )
+
+    def epoch_summary(self, epoch: int) -> dict[str, float]:
+        """Programs executed during the epoch and the share of program runs the cache served."""
+        hits = self.refiner.cache_hits - self._epoch_start[0]
+        runs = self.refiner.test_runs - self._epoch_start[1]
+        return {"program_runs": float(runs),
+                "cache_hit_rate": hits / (hits + runs) if hits + runs else 0.0}
 
     def state_extra(self) -> dict:
         """The vocabulary travels with every checkpoint."""
@@ -68,6 +77,7 @@ class RefinementTask:
     def train_batches(self, epoch: int) -> Iterator[list[ProgramState]]:
         """``train_samples`` programs (see :func:`draw_training_problems`), freshly corrupted, in batches."""
         cfg, train = self.cfg, self.data.splits["train"]
+        self._epoch_start = (self.refiner.cache_hits, self.refiner.test_runs)
         rng = np.random.default_rng([cfg.train.seed, epoch])
         picks = draw_training_problems(len(train), cfg.data.train_samples, rng)
         for start in range(0, len(picks), cfg.train.batch_size):
@@ -75,7 +85,8 @@ class RefinementTask:
             for i in picks[start : start + cfg.train.batch_size]:
                 enc = train[int(i)]
                 rate = sample_rate(cfg.corruption.rates, epoch, cfg.train.epochs,
-                                   cfg.corruption.curriculum_fraction, rng)
+                                   curriculum=cfg.corruption.curriculum,
+                                   fraction=cfg.corruption.curriculum_fraction, rng=rng)
                 masked = corrupt(enc.eligible, rate,
                                  corruption_rng(cfg.train.seed, enc.problem.task_id, rate,
                                                 draw=int(rng.integers(1 << 30))))

@@ -65,6 +65,9 @@ class Task(Protocol):
     def state_extra(self) -> dict[str, Any]:
         """Anything besides the weights that a checkpoint needs to be usable (e.g. the vocabulary)."""
 
+    # Optional: ``epoch_summary(epoch) -> dict[str, float]``, whole-epoch training figures (e.g.
+    # a cache hit rate) logged as ``train/<key>`` beside the per-step means.
+
 
 @dataclass
 class TrainerConfig:
@@ -242,9 +245,14 @@ class Trainer:
                 n += 1
                 bar.set_postfix(loss=f"{logs['loss']:.3f}")
             train_s = time.perf_counter() - t_epoch
+            summary = getattr(self.task, "epoch_summary", None)
+            whole = summary(epoch) if summary is not None else {}
             val = self.task.validate(epoch)
             row = {"epoch": epoch + 1, "step": self.step}
             row.update({f"train/{k}": v / max(n, 1) for k, v in sums.items()})
+            row.update({f"train/{k}": v for k, v in whole.items()})
+            for k, v in whole.items():
+                writer.add_scalar(f"train/{k}", v, epoch + 1)
             row.update({f"val/{k}": v for k, v in val.items()})
             row["train_seconds"] = round(train_s, 2)
             row["epoch_seconds"] = round(time.perf_counter() - t_epoch, 2)
@@ -262,8 +270,9 @@ class Trainer:
             if improved:
                 self._save(self.run_dir / "best.pt", epoch, best, best_epoch, val)
             log.info(
-                "epoch %d/%d  loss %.4f  val %s  %.1f s%s", epoch + 1, cfg.epochs,
+                "epoch %d/%d  loss %.4f%s  val %s  %.1f s%s", epoch + 1, cfg.epochs,
                 row.get("train/loss", float("nan")),
+                "".join(f"  {k}={v:.4g}" for k, v in whole.items()),
                 "  ".join(f"{k}={v:.4f}" for k, v in val.items()), row["epoch_seconds"],
                 "  (best)" if improved else "",
             )

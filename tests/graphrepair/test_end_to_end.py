@@ -1,5 +1,6 @@
 """End to end on real MBPP programs: train two steps, checkpoint, evaluate with real test runs."""
 
+import csv
 import json
 
 import numpy as np
@@ -44,6 +45,10 @@ def test_training_writes_a_loadable_checkpoint_and_logs(trained):
     assert (run_dir / "config.yaml").is_file() and (run_dir / "run.json").is_file()
     rows = (run_dir / "metrics.csv").read_text().splitlines()
     assert len(rows) == 2 and "val/repair_accuracy" in rows[0]
+    epoch = next(csv.DictReader(rows))
+    # 8 trajectories of 2 iterations: the second iteration's programs were really executed
+    assert 1 <= float(epoch["train/program_runs"]) <= 8
+    assert 0.0 <= float(epoch["train/cache_hit_rate"]) < 1.0
     assert any((run_dir / "tb").iterdir())
     meta = json.loads((run_dir / "data.json").read_text())
     assert meta["training_samples"]["samples"] == 8 and meta["training_samples"]["unique_programs"] <= 8
