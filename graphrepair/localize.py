@@ -37,7 +37,7 @@ from collections import Counter
 import numpy as np
 
 from graphrepair.spectrum import FORMULAS, Ranks, Spectrum, line_spectrum, ranks, score
-from harness.run import InputError, _read
+from harness.run import InputError, read_text
 from harness.sandbox import ProgramResult, parse_tests_file, run_tests
 
 log = logging.getLogger("graphrepair.localize")
@@ -105,11 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         if not 0 < args.star < float("inf"):
             raise InputError(f"--star must be finite and > 0 (Wong et al. use 2), got "
                              f"{args.star:g}")
-        source = _read(args.program)
+        source = read_text(args.program)
         if not source.strip():
             raise InputError(f"{args.program} is empty: there is nothing to localize")
         try:
-            setup, tests, names = parse_tests_file(_read(args.tests))
+            setup, tests, names = parse_tests_file(read_text(args.tests))
         except ValueError as exc:
             raise InputError(f"{args.tests}: {exc}") from exc
         if not tests:

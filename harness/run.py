@@ -42,12 +42,16 @@ class InputError(Exception):
     """Bad command-line input (missing file, unparsable TESTS.py, malformed JOBS.jsonl)."""
 
 
-def _read(path: str, *, lenient: bool = False) -> str:
-    """Text of ``path``; InputError if it cannot be read or (unless ``lenient``) is not UTF-8.
+def read_text(path: str, *, lenient: bool = False) -> str:
+    """Text of the file at ``path`` for a command-line tool (also used by ``graphrepair.localize``).
 
     With ``lenient`` undecodable bytes are kept as surrogates (``errors="surrogateescape"``): a
     candidate program that is not valid UTF-8 then gets a load ``error`` verdict, as Python
     itself would refuse it, instead of stopping the run.
+
+    Raises:
+        InputError: if it cannot be read or (unless ``lenient``) is not UTF-8; the message names
+            the file and, for bad UTF-8, the offending byte and its offset.
     """
     try:
         data = Path(path).read_bytes()
@@ -65,7 +69,7 @@ def _read(path: str, *, lenient: bool = False) -> str:
 def _load_jobs(path: str) -> list[Job]:
     """Parse JOBS.jsonl; raise InputError naming the file and line of the first bad line."""
     jobs = []
-    for lineno, line in enumerate(_read(path).splitlines(), start=1):
+    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{path}:{lineno}"
@@ -163,9 +167,9 @@ def main(argv: list[str] | None = None) -> int:
                      sum(r.all_passed for r in results),
                      f"; cache: {cache.hits} hits, {cache.misses} misses" if cache else "")
             return 0
-        program = _read(args.program, lenient=True)
+        program = read_text(args.program, lenient=True)
         try:
-            setup, tests, names = parse_tests_file(_read(args.tests))
+            setup, tests, names = parse_tests_file(read_text(args.tests))
         except ValueError as exc:
             raise InputError(f"{args.tests}: {exc}") from exc
         if not tests:
