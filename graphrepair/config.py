@@ -124,6 +124,9 @@ class TrainConfig:
         scheduled_sampling_warmup: probability of following the model's own prediction at the first epoch.
         scheduled_sampling_max: that probability at the last epoch (linear in between).
         test_weight: loss weight 1 + test_weight x signal (0 for cross-attention experiments).
+        pipeline: replay a batch as two interleaved halves, so that one half's programs are
+            executed while the model computes the other's (same loss; see
+            :meth:`graphrepair.training.RefinementTask.training_step`).
         patience: stop after this many epochs without a better validation metric (0 = never).
         seed: global seed (split, corruption, init, sampling).
         device: ``auto`` (cuda when available), ``cpu`` or ``cuda``.
@@ -138,6 +141,7 @@ class TrainConfig:
     scheduled_sampling_warmup: float = 0.5
     scheduled_sampling_max: float = 0.95
     test_weight: float = 0.0
+    pipeline: bool = True
     patience: int = 0
     seed: int = 0
     device: str = "auto"

@@ -18,6 +18,7 @@ One training batch is a list of freshly corrupted programs. For ``t = 0 .. T-1``
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -50,6 +51,8 @@ class RefinementTask:
         self.cfg, self.data, self.model, self.refiner = cfg, data, model, refiner
         self.rng = np.random.default_rng(cfg.train.seed)
         self._epoch_start = (0, 0)  # refiner (cache_hits, test_runs) when the epoch began
+        # One thread runs the sandbox for one half-batch at a time (see training_step).
+        self._tests = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trajectory-tests")
         if not data.splits["train"]:
             raise ValueError("the training split is empty: check data.dataset and data.split_fractions")
         self.val_states = fixed_states(
@@ -94,34 +97,54 @@ class RefinementTask:
             yield batch
 
     def training_step(self, states: list[ProgramState], epoch: int) -> tuple[torch.Tensor, dict]:
-        """Replay one trajectory per state; return the mean loss over iterations."""
+        """Replay one trajectory per state; return the mean loss over iterations.
+
+        With ``train.pipeline`` the batch is replayed as two interleaved halves: while the model
+        computes one half's iteration, the sandbox executes the other half's programs (in a
+        background thread driving the sandbox workers), so the model waits on tests only when it
+        needs their feedback. The loss is the same as for the whole batch at once.
+        """
         cfg, refiner = self.cfg, self.refiner
         p_model = self.p_model(epoch)
         runs_before = refiner.test_runs
-        total = torch.zeros((), device=refiner.device)
         iterations = cfg.train.trajectory_iterations
+        half = (len(states) + 1) // 2
+        groups = [states[:half], states[half:]] if cfg.train.pipeline and len(states) > 1 \
+            else [states]
+        pending: list[Future | None] = [None] * len(groups)
+        total = torch.zeros((), device=refiner.device)
         for t in range(iterations):
             with_feedback = t > 0 or cfg.feedback.feedback_at_iteration0
-            if t == 0 and with_feedback:
-                refiner.run_tests(states)
-            batch = refiner.batch(states, with_feedback)
-            logits = self.model(batch)  # (L, V)
-            per_leaf = F.cross_entropy(logits, batch.y, ignore_index=-100, reduction="none")  # (L,)
-            weight = torch.ones_like(per_leaf)
-            if cfg.train.test_weight and with_feedback:
-                weight = weight + cfg.train.test_weight * _failing_signal(batch)
-            valid = (batch.y != -100).float()
-            total = total + (per_leaf * weight * valid).sum() / valid.sum().clamp(min=1)
-            if t == iterations - 1:
-                break
-            # move every trajectory one step forward (no gradients through the choice)
-            preds = split_predictions(logits.detach(), [len(s.texts) for s in states])
-            for s, (pred, conf) in zip(states, preds):
-                if self.rng.random() < p_model:
-                    refiner.apply(s, pred, conf)
-                else:
-                    refiner.ground_truth_step(s, self.rng)
-            refiner.run_tests(states)
+            loss_sum = torch.zeros((), device=refiner.device)
+            n_valid = torch.zeros((), device=refiner.device)
+            for g, group in enumerate(groups):
+                if t == 0 and with_feedback:
+                    refiner.run_tests(group)
+                if pending[g] is not None:
+                    pending[g].result()  # this half's feedback (re-raises a sandbox error)
+                    pending[g] = None
+                batch = refiner.batch(group, with_feedback)
+                logits = self.model(batch)  # (L, V)
+                per_leaf = F.cross_entropy(logits, batch.y, ignore_index=-100,
+                                           reduction="none")  # (L,)
+                weight = torch.ones_like(per_leaf)
+                if cfg.train.test_weight and with_feedback:
+                    weight = weight + cfg.train.test_weight * _failing_signal(batch)
+                valid = (batch.y != -100).float()
+                loss_sum = loss_sum + (per_leaf * weight * valid).sum()
+                n_valid = n_valid + valid.sum()
+                if t == iterations - 1:
+                    continue
+                # move this half one step forward (no gradients through the choice), then
+                # execute its new programs while the model works on the other half
+                preds = split_predictions(logits.detach(), [len(s.texts) for s in group])
+                for s, (pred, conf) in zip(group, preds):
+                    if self.rng.random() < p_model:
+                        refiner.apply(s, pred, conf)
+                    else:
+                        refiner.ground_truth_step(s, self.rng)
+                pending[g] = self._tests.submit(refiner.run_tests, group)
+            total = total + loss_sum / n_valid.clamp(min=1)
         return total / iterations, {
             "p_model": p_model,
             "test_runs": float(refiner.test_runs - runs_before),
