@@ -11,6 +11,7 @@ the current source) or, failing that, the line named in the error message.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,8 +21,8 @@ import torch
 from torch_geometric.data import Data
 
 from graphrepair.data import Problem
-from graphrepair.graph import LeafCategory, ProgramGraph
-from graphrepair.vocab import MASK, UNK, Vocabulary
+from graphrepair.graph import EdgeType, LeafCategory, ProgramGraph
+from graphrepair.vocab import MASK, PAD, UNK, Vocabulary
 from harness.sandbox import OUTCOMES, ProgramResult
 
 __all__ = [
@@ -36,12 +37,13 @@ __all__ = [
     "RefinementData",
     "feedback_from_result",
     "make_data",
+    "new_data",
 ]
 
 MAX_DEPTH = 63  # deeper nodes share the last depth embedding
 MAX_SIBLING = 63
 MAX_ITERATIONS = 15
-NUM_EDGE_TYPES = 4  # graphrepair.graph.EdgeType
+NUM_EDGE_TYPES = len(EdgeType)  # edge-type embeddings a model needs (graphrepair.graph.EdgeType)
 NUM_OUTCOMES = len(OUTCOMES)
 OUTCOME_ID = {name: i for i, name in enumerate(OUTCOMES)}
 #: Text written into the source for a leaf that is still masked. ``$`` is not valid Python outside a
@@ -55,6 +57,10 @@ _LINE_RE = re.compile(r'"program\.py", line (\d+)|line (\d+)')
 class EncodedProgram:
     """A problem's graph with every array that does not change during refinement (built once).
 
+    The arrays are numpy (or torch for the edges) and are *shared* by every ``Data`` made from
+    the program (``make_data`` wraps them without copying; ``Batch`` copies when it collates), so
+    treat them as read-only.
+
     Attributes:
         problem: the source problem (reference program and tests).
         graph: its :class:`ProgramGraph`.
@@ -62,11 +68,17 @@ class EncodedProgram:
         orig_texts: the reference leaf texts ``[L]``.
         orig_ids: int64 ``[L]`` vocabulary ids of the reference leaf texts (UNK when OOV).
         leaf_nodes: int64 ``[L]`` node index of each leaf.
-        first_leaf: int64 ``[N]`` index of each node's first leaf in source order (-1 if none).
+        first_leaf: int64 ``[N]`` index of each node's first leaf in source order (every node has
+            one: a node is a leaf or has children, so the entry is never -1 for a built program).
         eligible: bool ``[L]`` leaves whose category may be corrupted.
         edge_index: int64 ``[2, E]``; edge_type: int64 ``[E]``.
         depth, sibling: int64 ``[N]``.
-        gap_newlines: int64 ``[L+1]`` newlines in each inter-leaf gap.
+        parent_type: int64 ``[N]`` vocabulary id of each node's parent's type (``PAD`` for the
+            root); the 6-feature variant's ``parent_type``.
+        leaf_mask: bool ``[N]``, True at leaf tokens.
+        target: int64 ``[L]`` training targets: ``orig_ids`` with -100 where the reference text is
+            out of vocabulary (UNK references are not learnable).
+        num_unknown: leaves of the reference program whose text the vocabulary maps to UNK.
     """
 
     problem: Problem
@@ -81,46 +93,72 @@ class EncodedProgram:
     edge_type: torch.Tensor
     depth: np.ndarray
     sibling: np.ndarray
-    gap_newlines: np.ndarray
+    parent_type: np.ndarray
+    leaf_mask: np.ndarray
+    target: np.ndarray
+    num_unknown: int = 0
 
     @classmethod
     def build(
-        cls, problem: Problem, graph: ProgramGraph, vocab: Vocabulary, eligible: Sequence[str]
+        cls,
+        problem: Problem,
+        graph: ProgramGraph,
+        vocab: Vocabulary,
+        eligible: Sequence[str],
+        same_identifier_edges: bool = False,
     ) -> EncodedProgram:
         """Encode ``graph`` with ``vocab``; ``eligible`` names the corruptible leaf categories.
+
+        Args:
+            problem: the problem whose reference program ``graph`` is.
+            graph: ``ProgramGraph.from_source(problem.source)``.
+            vocab: the vocabulary (from the training split).
+            eligible: :class:`LeafCategory` values that corruption may mask.
+            same_identifier_edges: add :attr:`EdgeType.SAME_IDENTIFIER` edges (off by default, as
+                in the record's experiments).
 
         Raises:
             ValueError: if a category name in ``eligible`` is unknown.
         """
-        valid = {c.value for c in LeafCategory}
-        unknown = sorted(set(eligible) - valid)
-        if unknown:
-            raise ValueError(f"unknown leaf categories {unknown}; valid: {sorted(valid)}")
-        type_ids, _ = vocab.encode_graph(graph)
+        eligible_set = _eligible_set(eligible)
+        type_ids, num_unknown = vocab.encode_graph(graph)
         leaf_nodes = np.asarray(graph.leaf_nodes, dtype=np.int64)
-        first_leaf = np.full(graph.num_nodes, -1, dtype=np.int64)
-        parent = graph.parent
-        for leaf_pos, node in enumerate(graph.leaf_nodes):  # walk up: first leaf claims ancestors
-            while node >= 0 and first_leaf[node] < 0:
-                first_leaf[node] = leaf_pos
-                node = parent[node]
-        edge_index, edge_type = graph.edges()
-        eligible_set = set(eligible)
+        n = len(type_ids)
+        # In preorder the first leaf at or after node i lies in i's subtree (i is a leaf or its
+        # first child follows it, down to a leaf), so it is i's first leaf.
+        first_leaf = np.searchsorted(leaf_nodes, np.arange(n, dtype=np.int64))
+        parent = np.asarray(graph.parent, dtype=np.int64)
+        parent_type = type_ids[parent]  # parent[0] = -1 reads the last entry; fixed just below
+        parent_type[0] = PAD
+        edge_index, edge_type = graph.edges(same_identifier=same_identifier_edges)
+        leaf_mask = np.zeros(n, dtype=bool)
+        leaf_mask[leaf_nodes] = True
+        orig_ids = type_ids[leaf_nodes]
         return cls(
             problem=problem,
             graph=graph,
-            type_ids=np.asarray(type_ids, dtype=np.int64),
+            type_ids=type_ids,
             orig_texts=list(graph.leaf_texts),
-            orig_ids=np.asarray(type_ids, dtype=np.int64)[leaf_nodes],
+            orig_ids=orig_ids,
             leaf_nodes=leaf_nodes,
             first_leaf=first_leaf,
-            eligible=np.array([c.value in eligible_set for c in graph.leaf_categories], dtype=bool),
-            edge_index=torch.as_tensor(edge_index, dtype=torch.long),
-            edge_type=torch.as_tensor(edge_type, dtype=torch.long),
+            # LeafCategory is a str Enum; ``_value_`` is a plain attribute (``.value`` is a
+            # descriptor, ~10x slower per leaf).
+            eligible=np.array([c._value_ in eligible_set for c in graph.leaf_categories], bool),
+            edge_index=torch.from_numpy(edge_index),
+            edge_type=torch.from_numpy(edge_type),
             depth=np.asarray(graph.depth, dtype=np.int64),
             sibling=np.asarray(graph.sibling_index, dtype=np.int64),
-            gap_newlines=np.array([g.count("\n") for g in graph.gaps], dtype=np.int64),
+            parent_type=parent_type,
+            leaf_mask=leaf_mask,
+            target=np.where(orig_ids == UNK, -100, orig_ids),
+            num_unknown=num_unknown,
         )
+
+    @functools.cached_property
+    def gap_newlines(self) -> np.ndarray:
+        """int64 ``[L+1]`` newlines in each inter-leaf gap (computed on first use)."""
+        return np.array([g.count("\n") for g in self.graph.gaps], dtype=np.int64)
 
     @property
     def num_nodes(self) -> int:
@@ -210,6 +248,18 @@ class RefinementData(Data):
         return super().__inc__(key, value, *args, **kwargs)
 
 
+def new_data(cls: type[Data], **attrs) -> Data:
+    """``cls(**attrs)`` without PyG's per-attribute ``__setattr__`` (~3 us each; hot path).
+
+    Equivalent for a fresh object whose attributes are all non-``None`` and none of which is a
+    ``Data`` property with a setter other than ``num_nodes`` (which PyG stores under that key
+    too); ``tests/graphrepair/test_features.py`` checks the equivalence against ``cls(**attrs)``.
+    """
+    data = cls()
+    data._store._mapping.update(attrs)
+    return data
+
+
 def make_data(
     enc: EncodedProgram,
     cur_ids: np.ndarray,
@@ -217,7 +267,7 @@ def make_data(
     iteration: int,
     feedback: Feedback,
 ) -> RefinementData:
-    """Build the model input of one program state.
+    """Build the model input of one program state (5-feature variant).
 
     Args:
         enc: the encoded program.
@@ -227,27 +277,43 @@ def make_data(
         feedback: the feedback records (``Feedback.empty()`` for none).
 
     Returns:
-        RefinementData with ``x [N, 5]``, ``edge_index``, ``edge_type``, ``leaf_mask [N]``,
+        RefinementData with ``x [N, 5]`` int64 (token_id, prev_token_id, depth, sibling_index,
+        iteration), ``edge_index [2, E]``, ``edge_type [E]``, ``leaf_mask [N]``,
         ``y [L]`` (reference ids; -100 where the reference text is out of vocabulary),
-        ``test_outcome [T]``, ``test_position [T]`` (not called *index*: PyG would offset it by the node count when batching), ``trace_index [2, C]``.
+        ``test_outcome [T]``, ``test_position [T]`` (not called *index*: PyG would offset it by the
+        node count when batching), ``trace_index [2, C]``.
     """
-    tok = enc.type_ids.copy()
-    tok[enc.leaf_nodes] = cur_ids
-    prev = enc.type_ids.copy()
-    prev[enc.leaf_nodes] = prev_ids
     n = enc.num_nodes
-    x = np.stack([tok, prev, enc.depth, enc.sibling, np.full(n, iteration, np.int64)], axis=1)
-    leaf_mask = np.zeros(n, dtype=bool)
-    leaf_mask[enc.leaf_nodes] = True
-    y = np.where(enc.orig_ids == UNK, -100, enc.orig_ids)  # OOV references are not learnable
-    return RefinementData(
+    x = np.empty((n, 5), dtype=np.int64)
+    x[:, 0] = enc.type_ids
+    x[:, 1] = enc.type_ids
+    x[enc.leaf_nodes, 0] = cur_ids
+    x[enc.leaf_nodes, 1] = prev_ids
+    x[:, 2] = enc.depth
+    x[:, 3] = enc.sibling
+    x[:, 4] = iteration
+    return new_data(
+        RefinementData,
         x=torch.from_numpy(x),
         edge_index=enc.edge_index,
         edge_type=enc.edge_type,
-        leaf_mask=torch.from_numpy(leaf_mask),
-        y=torch.from_numpy(y),
+        leaf_mask=torch.from_numpy(enc.leaf_mask),
+        y=torch.from_numpy(enc.target),
         test_outcome=torch.from_numpy(feedback.outcome),
         test_position=torch.arange(len(feedback.outcome), dtype=torch.long),
         trace_index=torch.from_numpy(feedback.trace_index),
         num_nodes=n,
     )
+
+
+def _eligible_set(eligible: Sequence[str]) -> frozenset[str]:
+    """``eligible`` as a set of :class:`LeafCategory` values.
+
+    Raises:
+        ValueError: if a name is not a :class:`LeafCategory` value.
+    """
+    valid = {c.value for c in LeafCategory}
+    unknown = sorted(set(eligible) - valid)
+    if unknown:
+        raise ValueError(f"unknown leaf categories {unknown}; valid: {sorted(valid)}")
+    return frozenset(eligible)

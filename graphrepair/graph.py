@@ -23,88 +23,32 @@ import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum, IntEnum
 
 import numpy as np
 
-__all__ = ["EdgeType", "LeafCategory", "ProgramGraph"]
-
-
-class LeafCategory(str, Enum):
-    """Lexical category of a leaf token, used to choose which leaves a corruption may mask.
-
-    The mapping is decided by the leaf's node type (for anonymous nodes the type is the token's
-    text, e.g. ``"+"``; a ``MISSING`` node keeps the type of the token it stands for), in order:
-
-    1. ``IDENTIFIER``: type ``identifier``.
-    2. ``LITERAL``: types ``string`` (a whole string, f-strings included; each part of an implicitly
-       concatenated string is its own leaf), ``integer``, ``float``, ``true``, ``false``, ``none``,
-       ``ellipsis``.
-    3. ``COMMENT``: type ``comment``.
-    4. ``OTHER``: type ``ERROR`` (text tree-sitter could not place) and named leaves not listed here
-       (e.g. an empty ``block`` produced by error recovery, or an empty ``module``).
-    5. ``KEYWORD``: anonymous leaves in :data:`KEYWORDS` (Python 3.12's ``keyword.kwlist`` and
-       ``keyword.softkwlist`` fixed here so that the mapping does not depend on the running Python,
-       plus ``print`` and ``exec``, which tree-sitter-python parses as Python 2 statement keywords).
-    6. ``OPERATOR``: anonymous leaves in :data:`OPERATORS` (arithmetic, bitwise, comparison,
-       assignment and augmented assignment, ``->``, ``:=``, ``<>``, ``!``). ``*``, ``**`` and ``@``
-       count as operators wherever they appear (unpacking, ``keyword_separator``, decorators).
-    7. ``PUNCTUATION``: anonymous leaves in :data:`PUNCTUATION` (``( ) [ ] { } , : . ;`` and the
-       backquote) and the named leaf ``line_continuation`` (a backslash before a newline).
-    8. ``OTHER``: anything else.
-    """
-
-    IDENTIFIER = "identifier"
-    KEYWORD = "keyword"
-    OPERATOR = "operator"
-    PUNCTUATION = "punctuation"
-    LITERAL = "literal"
-    COMMENT = "comment"
-    OTHER = "other"
-
-
-class EdgeType(IntEnum):
-    """Typed edges of a :class:`ProgramGraph` (see :meth:`ProgramGraph.edges`)."""
-
-    PARENT_TO_CHILD = 0
-    CHILD_TO_PARENT = 1
-    NEXT_TOKEN = 2
-    NEXT_SIBLING = 3
-
-
-KEYWORDS = frozenset(
-    "False None True and as assert async await break class continue def del elif else except "
-    "finally for from global if import in is lambda nonlocal not or pass raise return try while "
-    "with yield _ case match type print exec".split()
+from graphrepair.schema import (
+    KEYWORDS,
+    LITERAL_TYPES,
+    OPERATORS,
+    PUNCTUATION,
+    EdgeType,
+    LeafCategory,
+    NodeKind,
+    leaf_category,
 )
-OPERATORS = frozenset(
-    "+ - * / // % ** @ = += -= *= /= //= %= **= @= &= |= ^= >>= <<= == != <> < > <= >= << >> "
-    "& | ^ ~ -> := !".split()
-)
-PUNCTUATION = frozenset("( ) [ ] { } , : . ; `".split())
-LITERAL_TYPES = frozenset({"string", "integer", "float", "true", "false", "none", "ellipsis"})
 
-_NAMED_CATEGORY = {
-    "identifier": LeafCategory.IDENTIFIER,
-    "comment": LeafCategory.COMMENT,
-    "line_continuation": LeafCategory.PUNCTUATION,
-    "ERROR": LeafCategory.OTHER,
-    **{t: LeafCategory.LITERAL for t in LITERAL_TYPES},
-}
+__all__ = [
+    "KEYWORDS",
+    "LITERAL_TYPES",
+    "OPERATORS",
+    "PUNCTUATION",
+    "EdgeType",
+    "LeafCategory",
+    "NodeKind",
+    "ProgramGraph",
+    "leaf_category",
+]
 _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
-
-
-def leaf_category(node_type: str, is_named: bool) -> LeafCategory:
-    """Category of a leaf token from its node type (see :class:`LeafCategory` for the rules)."""
-    if is_named:
-        return _NAMED_CATEGORY.get(node_type, LeafCategory.OTHER)
-    if node_type in KEYWORDS:
-        return LeafCategory.KEYWORD
-    if node_type in OPERATORS:
-        return LeafCategory.OPERATOR
-    if node_type in PUNCTUATION:
-        return LeafCategory.PUNCTUATION
-    return LeafCategory.OTHER
 
 
 @functools.lru_cache(maxsize=1)
@@ -114,6 +58,25 @@ def _parser():
     from tree_sitter import Language, Parser
 
     return Parser(Language(tree_sitter_python.language()))
+
+
+_ERROR_KIND = 65535  # tree-sitter's kind_id of ERROR nodes (ts_builtin_sym_error)
+
+
+@functools.lru_cache(maxsize=1)
+def _tables() -> tuple:
+    """The parser; per tree-sitter ``kind_id``, the node type and leaf category; the string kinds.
+
+    A node's ``kind_id`` (its symbol, or its alias) fixes both its ``type`` and whether it is
+    named, so both are looked up once per kind instead of once per node.
+    """
+    parser = _parser()
+    language = parser.language
+    ids = [*range(language.node_kind_count), _ERROR_KIND]
+    kind_type = {k: language.node_kind_for_id(k) for k in ids}
+    kind_category = {k: leaf_category(kind_type[k], language.node_kind_is_named(k)) for k in ids}
+    string_kinds = frozenset(k for k in ids if kind_type[k] == "string")
+    return parser, kind_type, kind_category, string_kinds
 
 
 @dataclass
@@ -171,73 +134,109 @@ class ProgramGraph:
         if not isinstance(source, str):
             raise TypeError(f"source must be str, got {type(source).__name__}")
         data = source.encode("utf-8")
-        tree = _parser().parse(data)
-        # Python counts a lone "\r" as a line break; tree-sitter rows count only "\n". Use the rows
-        # when they agree (no lone "\r"), else map byte offsets to lines ourselves.
-        line_of = None
-        if data.count(b"\r") != data.count(b"\r\n"):
-            starts = [m.end() for m in _LINE_BREAK.finditer(data)]
-            line_of = functools.partial(bisect.bisect_right, starts)
-
-        node_types: list[str] = []
+        parser, kind_type, kind_category, string_kinds = _tables()
+        tree = parser.parse(data)
+        # Only the per-node facts tree-sitter alone knows are collected in this loop, with as few
+        # Python-level steps per node as possible (it is the hot path of data preparation); types,
+        # categories, lines, texts and gaps are derived afterwards. ``check`` skips every
+        # ERROR/MISSING test for clean parses.
+        check = tree.root_node.has_error
+        kinds: list[int] = []  # tree-sitter kind_id of each node
         parent: list[int] = []
         depth: list[int] = []
         sibling_index: list[int] = []
-        node_lines: list[int] = []
+        node_start: list[int] = []  # byte offset of each node
         leaf_nodes: list[int] = []
-        leaf_texts: list[str] = []
-        leaf_categories: list[LeafCategory] = []
-        leaf_lines: list[tuple[int, int]] = []
-        gaps: list[str] = []
-        error_spans: list[tuple[int, int]] = []  # (start_line, end_line) of ERROR/MISSING nodes
+        leaf_end: list[int] = []  # byte offset just after each leaf
+        error_bytes: list[tuple[int, int]] = []  # byte spans of ERROR nodes and MISSING leaves
+        string_errors: list = []  # string leaves with errors inside (rare)
 
         ancestors = [-1]  # node indices of the current node's ancestors; ancestors[-1] = parent
         sibling = [0]  # sibling counter at each open level
-        prev_end = 0
+        # Bound methods: one attribute lookup per list instead of one per node.
+        add_kind, add_parent, add_depth = kinds.append, parent.append, depth.append
+        add_sibling, add_start = sibling_index.append, node_start.append
+        add_leaf, add_end = leaf_nodes.append, leaf_end.append
+        push, pop = ancestors.append, ancestors.pop
+        i = d = 0  # index and depth of the current node
         cursor = tree.walk()
+        first_child, next_sibling, up = cursor.goto_first_child, cursor.goto_next_sibling, cursor.goto_parent
         while True:
             node = cursor.node
-            i = len(node_types)
-            ntype = node.type
-            node_types.append(ntype)
-            parent.append(ancestors[-1])
-            depth.append(len(ancestors) - 1)
-            sibling_index.append(sibling[-1])
-            if line_of is None:
-                line = node.start_point[0] + 1
-            else:
-                line = line_of(node.start_byte) + 1
-            node_lines.append(line)
-            if ntype == "ERROR":
-                error_spans.append((line, _end_line(node, line, line_of)))
-            if ntype != "string" and cursor.goto_first_child():
-                ancestors.append(i)
+            kind = node.kind_id
+            add_kind(kind)
+            add_parent(ancestors[-1])
+            add_depth(d)
+            add_sibling(sibling[-1])
+            start = node.start_byte
+            add_start(start)
+            if check and kind == _ERROR_KIND:
+                error_bytes.append((start, node.end_byte))
+            if kind not in string_kinds and first_child():
+                push(i)
                 sibling.append(0)
+                i += 1
+                d += 1
                 continue
             # A leaf token.
-            start, end = node.start_byte, node.end_byte
-            assert start >= prev_end, "tree-sitter leaves out of order"
-            gaps.append(data[prev_end:start].decode("utf-8"))
-            leaf_texts.append(data[start:end].decode("utf-8"))
-            prev_end = end
-            leaf_nodes.append(i)
-            leaf_categories.append(leaf_category(ntype, node.is_named))
-            leaf_lines.append((line, _end_line(node, line, line_of)))
-            if node.is_missing:
-                error_spans.append((line, line))
-            elif ntype == "string" and node.has_error:
-                error_spans.extend(_errors_inside(node, line_of))
-            while not cursor.goto_next_sibling():
-                if not cursor.goto_parent():
+            add_leaf(i)
+            end = node.end_byte
+            add_end(end)
+            if check:
+                if end == start and node.is_missing:
+                    error_bytes.append((start, start))
+                elif kind in string_kinds and node.has_error:
+                    string_errors.append(node)
+            i += 1
+            while not next_sibling():
+                if not up():
                     break
-                ancestors.pop()
+                pop()
                 sibling.pop()
+                d -= 1
             else:
                 sibling[-1] += 1
                 continue
             break
-        gaps.append(data[prev_end:].decode("utf-8"))
-        error_lines = sorted({ln for a, b in error_spans for ln in range(a, b + 1)})
+        node_types = list(map(kind_type.__getitem__, kinds))
+        leaf_categories = [kind_category[kinds[j]] for j in leaf_nodes]
+
+        # Byte offsets -> 1-based lines. ``last`` holds the offset of the last byte of every line
+        # break (Python's: "\r\n", "\r", "\n"), so the line of byte ``b`` is 1 + #(last < b).
+        if b"\r" in data:
+            last = np.array([m.end() - 1 for m in _LINE_BREAK.finditer(data)], dtype=np.int64)
+        else:
+            last = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+        leaves = np.array(leaf_nodes, dtype=np.int64)
+        starts = np.array(node_start, dtype=np.int64)
+        lstart = starts[leaves]
+        lend = np.array(leaf_end, dtype=np.int64)
+        if not np.all(lstart[1:] >= lend[:-1]):
+            raise AssertionError("tree-sitter leaves out of order")
+        # One search for node starts and leaf ends (the last byte; the start when empty).
+        line = np.searchsorted(last, np.concatenate([starts, np.maximum(lend - 1, lstart)])) + 1
+        n = len(starts)
+        node_lines = line[:n].tolist()
+        leaf_lines = list(zip(line[leaves].tolist(), line[n:].tolist(), strict=True))
+
+        # Leaf texts and the gaps between them, sliced from ``source`` directly when byte and
+        # character offsets coincide (ASCII), else decoded from ``data``.
+        bounds = lstart.tolist()
+        bounds.append(len(data))
+        ends = [0, *leaf_end]
+        if len(data) == len(source):
+            leaf_texts = [source[a:b] for a, b in zip(bounds, leaf_end)]
+            gaps = [source[a:b] for a, b in zip(ends, bounds)]
+        else:
+            leaf_texts = [data[a:b].decode("utf-8") for a, b in zip(bounds, leaf_end)]
+            gaps = [data[a:b].decode("utf-8") for a, b in zip(ends, bounds)]
+
+        error_lines: list[int] = []
+        if error_bytes or string_errors:
+            spans = [(_line(last, a), _line(last, max(b - 1, a))) for a, b in error_bytes]
+            for node in string_errors:
+                spans.extend(_errors_inside(node, last))
+            error_lines = sorted({ln for a, b in spans for ln in range(a, b + 1)})
         return cls(
             node_types=node_types,
             parent=parent,
@@ -291,31 +290,65 @@ class ProgramGraph:
         """Whether tree-sitter found a syntax error (an ``ERROR`` or ``MISSING`` node)."""
         return bool(self.error_lines)
 
-    def edges(self) -> tuple[np.ndarray, np.ndarray]:
-        """Typed edges in PyG's layout.
+    def edges(self, same_identifier: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Typed edges in PyG's layout (see :class:`EdgeType` for what each type means).
 
         Parent→child and child→parent for every non-root node; next-sibling between consecutive
-        graph children of a node; next-token from leaf ``i`` to leaf ``i + 1``. Edges are grouped
-        by type in :class:`EdgeType` order.
+        graph children of a node; next-token from leaf ``i`` to leaf ``i + 1``; with
+        ``same_identifier``, identifier leaf → next identifier leaf with the same text. Edges are
+        grouped by type in :class:`EdgeType` order; within a type, by source order of the target.
+
+        Args:
+            same_identifier: also emit :attr:`EdgeType.SAME_IDENTIFIER` edges.
 
         Returns:
             ``edge_index``: int64 ``[2, num_edges]`` (row 0 source, row 1 target) and
             ``edge_type``: int64 ``[num_edges]`` holding :class:`EdgeType` values.
         """
-        parent = np.asarray(self.parent, dtype=np.int64)
-        child = np.arange(1, len(parent), dtype=np.int64)  # every non-root node
-        par = parent[1:]
-        order = np.argsort(par, kind="stable")  # group children by parent, keep preorder
-        grouped_parent, grouped_child = par[order], child[order]
-        same = grouped_parent[1:] == grouped_parent[:-1]
-        sib_src, sib_dst = grouped_child[:-1][same], grouped_child[1:][same]
-        leaves = np.asarray(self.leaf_nodes, dtype=np.int64)
-        tok_src, tok_dst = leaves[:-1], leaves[1:]
-        src = np.concatenate([par, child, tok_src, sib_src])
-        dst = np.concatenate([child, par, tok_dst, sib_dst])
-        counts = [len(par), len(par), len(tok_src), len(sib_src)]
-        edge_type = np.repeat(np.arange(4, dtype=np.int64), counts)
-        return np.stack([src, dst]), edge_type
+        n = len(self.parent)
+        par = np.array(self.parent[1:], dtype=np.int64)
+        child = np.arange(1, n, dtype=np.int64)  # every non-root node
+        # A node with sibling index s > 0 follows the child of its parent with index s - 1: in
+        # preorder that is the latest earlier node with the same parent. Group nodes by parent
+        # (stable, so preorder is kept inside a group); consecutive nodes of a group are siblings.
+        order = np.argsort(par, kind="stable")
+        grouped = par[order]
+        same = grouped[1:] == grouped[:-1]
+        sib_src, sib_dst = child[order[:-1][same]], child[order[1:][same]]
+        leaves = np.array(self.leaf_nodes, dtype=np.int64)
+        parts_src = [par, child, leaves[:-1], sib_src]
+        parts_dst = [child, par, leaves[1:], sib_dst]
+        if same_identifier:
+            id_src, id_dst = self._same_identifier_pairs()
+            parts_src.append(id_src)
+            parts_dst.append(id_dst)
+        counts = [len(p) for p in parts_src]
+        edge_type = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+        edge_index = np.empty((2, len(edge_type)), dtype=np.int64)
+        np.concatenate(parts_src, out=edge_index[0])
+        np.concatenate(parts_dst, out=edge_index[1])
+        return edge_index, edge_type
+
+    def _same_identifier_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Node pairs (identifier leaf, next identifier leaf with the same text), int64 ``[k]``."""
+        last: dict[str, int] = {}
+        src: list[int] = []
+        dst: list[int] = []
+        identifier = LeafCategory.IDENTIFIER
+        for node, text, cat in zip(self.leaf_nodes, self.leaf_texts, self.leaf_categories):
+            if cat is identifier and text:  # a MISSING identifier ("") names nothing
+                prev = last.get(text)
+                if prev is not None:
+                    src.append(prev)
+                    dst.append(node)
+                last[text] = node
+        return np.array(src, dtype=np.int64), np.array(dst, dtype=np.int64)
+
+    def node_kinds(self) -> np.ndarray:
+        """:class:`NodeKind` of each node: uint8 ``[num_nodes]`` (``TOKEN`` at leaf tokens)."""
+        kinds = np.full(len(self.node_types), NodeKind.INTERIOR, dtype=np.uint8)
+        kinds[self.leaf_nodes] = NodeKind.TOKEN
+        return kinds
 
     def leaf_index_of_node(self) -> np.ndarray:
         """Leaf position of each node, or ``-1`` for interior nodes: int64 ``[num_nodes]``."""
@@ -324,24 +357,19 @@ class ProgramGraph:
         return out
 
 
-def _end_line(node, start_line: int, line_of) -> int:
-    """1-based line of the last byte of ``node`` (its start line when it is empty)."""
-    if node.end_byte <= node.start_byte:
-        return start_line
-    if line_of is not None:
-        return line_of(node.end_byte - 1) + 1
-    row, column = node.end_point
-    return row if column == 0 else row + 1
+def _line(last: np.ndarray, byte: int) -> int:
+    """1-based line of byte offset ``byte``; ``last`` holds the last byte of every line break."""
+    return bisect.bisect_left(last.tolist(), byte) + 1
 
 
-def _errors_inside(node, line_of) -> list[tuple[int, int]]:
+def _errors_inside(node, last: np.ndarray) -> list[tuple[int, int]]:
     """Line spans of ERROR/MISSING nodes below ``node`` (a string leaf with errors inside)."""
     spans = []
     stack = list(node.children)
     while stack:
         n = stack.pop()
         if n.type == "ERROR" or n.is_missing:
-            start = (n.start_point[0] if line_of is None else line_of(n.start_byte)) + 1
-            spans.append((start, _end_line(n, start, line_of)))
+            start = _line(last, n.start_byte)
+            spans.append((start, _line(last, max(n.end_byte - 1, n.start_byte))))
         stack.extend(n.children)
     return spans

@@ -8,19 +8,64 @@ texts; then leaf-token texts. Build it from the training split only; texts seen 
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from graphrepair.graph import ProgramGraph
 
-__all__ = ["MASK", "PAD", "SPECIAL_TOKENS", "UNK", "Vocabulary"]
+__all__ = ["MASK", "PAD", "SPECIAL_TOKENS", "UNK", "UnknownReport", "Vocabulary"]
+
+log = logging.getLogger(__name__)
 
 PAD, MASK, UNK = 0, 1, 2
 SPECIAL_TOKENS = ("<pad>", "<mask>", "<unk>")
 _TYPE_PREFIX, _TYPE_SUFFIX = "<type:", ">"
 _FORMAT_VERSION = 1
+
+
+class _UnkDict(dict):
+    """A ``dict`` whose ``d[key]`` is ``UNK`` for a missing key (nothing is inserted).
+
+    ``map(d.__getitem__, keys)`` then runs entirely in C: the encoding hot path.
+    """
+
+    def __missing__(self, key: str) -> int:
+        return UNK
+
+
+@dataclass
+class UnknownReport:
+    """Leaf tokens a vocabulary maps to ``UNK`` over a set of programs.
+
+    Attributes:
+        num_programs: programs looked at.
+        num_leaves: leaf tokens in them.
+        num_unknown: leaf tokens whose text is not in the vocabulary (they encode as ``UNK``).
+        programs_with_unknown: programs with at least one such leaf.
+        most_common: the most frequent unknown texts with their counts, most frequent first.
+    """
+
+    num_programs: int
+    num_leaves: int
+    num_unknown: int
+    programs_with_unknown: int
+    most_common: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        """``num_unknown / num_leaves`` (0.0 when there are no leaves): the OOV rate."""
+        return self.num_unknown / self.num_leaves if self.num_leaves else 0.0
+
+    def __str__(self) -> str:
+        return (
+            f"{self.num_unknown} of {self.num_leaves} leaf tokens unknown -> UNK "
+            f"({self.rate:.2%}; in {self.programs_with_unknown} of {self.num_programs} programs)"
+            + (f"; most common: {self.most_common[:5]}" if self.most_common else "")
+        )
 
 
 def _ranked(counts: Counter, min_freq: int) -> list[str]:
@@ -43,8 +88,8 @@ class Vocabulary:
         self.node_types = list(node_types)
         self.leaf_texts = list(leaf_texts)
         first_leaf = len(SPECIAL_TOKENS) + len(self.node_types)
-        self._type_to_id = {t: len(SPECIAL_TOKENS) + i for i, t in enumerate(self.node_types)}
-        self._leaf_to_id = {t: first_leaf + i for i, t in enumerate(self.leaf_texts)}
+        self._type_to_id = _UnkDict((t, len(SPECIAL_TOKENS) + i) for i, t in enumerate(self.node_types))
+        self._leaf_to_id = _UnkDict((t, first_leaf + i) for i, t in enumerate(self.leaf_texts))
         if len(self._type_to_id) != len(self.node_types):
             raise ValueError("Vocabulary: repeated node type")
         if len(self._leaf_to_id) != len(self.leaf_texts):
@@ -135,13 +180,66 @@ class Vocabulary:
             nodes :meth:`type_id` of their type. And the number of leaves mapped to ``UNK``.
         """
         types = g.node_types
-        ids = [self._type_to_id.get(t, UNK) for t in types]
-        num_unk = 0
-        for node, text in zip(g.leaf_nodes, g.leaf_texts, strict=True):
-            idx = self._leaf_to_id.get(text, UNK)
-            num_unk += idx == UNK
-            ids[node] = idx
-        return np.asarray(ids, dtype=np.int64), num_unk
+        ids = np.fromiter(map(self._type_to_id.__getitem__, types), np.int64, len(types))
+        leaf_ids = list(map(self._leaf_to_id.__getitem__, g.leaf_texts))
+        if leaf_ids:
+            ids[g.leaf_nodes] = leaf_ids
+        return ids, leaf_ids.count(UNK)
+
+    def encode_texts(self, texts: Iterable[str]) -> tuple[np.ndarray, int]:
+        """Leaf ids of ``texts``: int64 ``[len(texts)]`` (``UNK`` when unknown) and the UNK count."""
+        ids = list(map(self._leaf_to_id.__getitem__, texts))
+        return np.array(ids, dtype=np.int64), ids.count(UNK)
+
+    def unknown_report(self, graphs: Iterable[ProgramGraph], top: int = 10) -> UnknownReport:
+        """How many leaf tokens of ``graphs`` this vocabulary maps to ``UNK``, and which texts.
+
+        Use it when a vocabulary (e.g. a checkpoint's) is applied to programs it was not built
+        from: unknown texts silently become ``UNK`` in :meth:`encode_graph`, this says how many.
+
+        Args:
+            graphs: the program graphs the vocabulary is applied to.
+            top: how many of the most frequent unknown texts to list.
+
+        Returns:
+            The counts; :meth:`UnknownReport.rate` equals :meth:`oov_rate` of the same graphs.
+        """
+        unknown: Counter = Counter()
+        total = programs = affected = 0
+        known = self._leaf_to_id
+        for g in graphs:
+            missing = [t for t in g.leaf_texts if t not in known]
+            programs += 1
+            total += len(g.leaf_texts)
+            affected += bool(missing)
+            unknown.update(missing)
+        return UnknownReport(
+            num_programs=programs,
+            num_leaves=total,
+            num_unknown=sum(unknown.values()),
+            programs_with_unknown=affected,
+            most_common=unknown.most_common(top),
+        )
+
+    def apply(
+        self, graphs: Sequence[ProgramGraph], label: str = "programs"
+    ) -> tuple[list[np.ndarray], UnknownReport]:
+        """Encode ``graphs`` with this vocabulary and log how many leaves became ``UNK``.
+
+        Args:
+            graphs: program graphs to encode (e.g. new programs given to a trained checkpoint).
+            label: what ``graphs`` are, for the log line (``"test split"``).
+
+        Returns:
+            The :meth:`encode_graph` ids of each graph (int64 ``[num_nodes]``) and the
+            :class:`UnknownReport`; the report is logged at INFO (WARNING when any leaf is
+            unknown).
+        """
+        ids = [self.encode_graph(g)[0] for g in graphs]
+        report = self.unknown_report(graphs)
+        level = logging.WARNING if report.num_unknown else logging.INFO
+        log.log(level, "vocabulary applied to %s: %s", label, report)
+        return ids, report
 
     def oov_rate(self, graphs: Iterable[ProgramGraph]) -> float:
         """Fraction of leaf tokens of ``graphs`` that map to ``UNK`` (0.0 when there are none)."""
