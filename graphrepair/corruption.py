@@ -1,6 +1,7 @@
 """Seeded leaf-token corruption (DESIGN.md "Corruption").
 
-Exactly ``round(rate * n_eligible)`` eligible leaves are masked; which ones is decided by a
+Exactly ``round(rate * n_eligible)`` eligible leaves are masked (Python's ``round``: halves go to
+the even neighbour, so 2.5 -> 2); which ones is decided by a
 :class:`numpy.random.Generator` seeded from ``(seed, task_id, rate)`` alone, so the same seed gives
 the same corrupted inputs for every model that is compared, whatever order programs come in.
 """
@@ -8,10 +9,11 @@ the same corrupted inputs for every model that is compared, whatever order progr
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["corrupt", "corruption_rng"]
+__all__ = ["corrupt", "corruption_rng", "mask_texts", "unmask_texts"]
 
 
 def corruption_rng(seed: int, task_id: str, rate: float, draw: int = 0) -> np.random.Generator:
@@ -42,3 +44,25 @@ def corrupt(eligible: np.ndarray, rate: float, rng: np.random.Generator) -> np.n
     if k:
         masked[rng.choice(candidates, size=k, replace=False)] = True
     return masked
+
+
+def mask_texts(texts: Sequence[str], masked: np.ndarray) -> list[str | None]:
+    """The leaf texts of a corrupted program: ``None`` where ``masked`` (bool ``[L]``) is True.
+
+    Raises:
+        ValueError: if ``masked`` does not have one entry per text.
+    """
+    if len(masked) != len(texts):
+        raise ValueError(f"mask has {len(masked)} entries for {len(texts)} leaf texts")
+    return [None if m else t for t, m in zip(texts, masked.tolist())]
+
+
+def unmask_texts(texts: Sequence[str | None], originals: Sequence[str]) -> list[str]:
+    """Undo :func:`mask_texts`: every ``None`` becomes the original text at its position.
+
+    Raises:
+        ValueError: if ``texts`` and ``originals`` differ in length.
+    """
+    if len(texts) != len(originals):
+        raise ValueError(f"{len(texts)} leaf texts but {len(originals)} originals")
+    return [o if t is None else t for t, o in zip(texts, originals)]

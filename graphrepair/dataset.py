@@ -18,7 +18,7 @@ from graphrepair.corruption import corrupt, corruption_rng
 from graphrepair.data import load_problems, split_problems
 from graphrepair.dedup import deduplicate_splits, normalized_hash
 from graphrepair.features import EncodedProgram
-from graphrepair.graph import ProgramGraph
+from graphrepair.graph_cache import GraphCache
 from graphrepair.refine import ProgramState
 from graphrepair.vocab import Vocabulary
 
@@ -59,24 +59,30 @@ class PreparedData:
         }
 
 
-def prepare(cfg: ExperimentConfig, vocab: Vocabulary | None = None) -> PreparedData:
+def prepare(
+    cfg: ExperimentConfig, vocab: Vocabulary | None = None, graph_cache: GraphCache | None = None
+) -> PreparedData:
     """Load, split, parse and encode the configured dataset.
 
     Args:
         cfg: the experiment configuration (``data`` and ``corruption`` sections are used).
         vocab: an existing vocabulary (from a checkpoint); ``None`` builds one from the training split.
+        graph_cache: where graphs and encoded arrays are cached; ``None`` =
+            :meth:`GraphCache.default` (``$GRAPHREPAIR_GRAPH_CACHE`` or ``~/.cache/graphrepair/graphs``).
 
     Raises:
         FileNotFoundError / ValueError: from the dataset loaders (missing or malformed files).
     """
     problems = load_problems(cfg.data.dataset, cfg.data.data_dir)
     split = split_problems(problems, tuple(cfg.data.split_fractions), seed=cfg.data.split_seed)
+    cache = graph_cache if graph_cache is not None else GraphCache.default()
+    graph_of = dict(zip([id(p) for p in problems], cache.graphs([p.source for p in problems])))
     graphs: dict[str, list[tuple]] = {}
     skipped: dict[str, int] = {}
     for name, probs in split.items():
         kept = []
         for p in probs:
-            g = ProgramGraph.from_source(p.source)
+            g = graph_of[id(p)]
             if g.num_nodes <= cfg.data.max_nodes:
                 kept.append((p, g))
         graphs[name] = kept
@@ -86,11 +92,7 @@ def prepare(cfg: ExperimentConfig, vocab: Vocabulary | None = None) -> PreparedD
         graphs, removed = deduplicate_splits(graphs)
     if vocab is None:
         vocab = Vocabulary.build((g for _, g in graphs["train"]), min_freq=cfg.data.vocab_min_freq)
-    eligible = cfg.corruption.eligible
-    splits = {
-        name: [EncodedProgram.build(p, g, vocab, eligible) for p, g in pairs]
-        for name, pairs in graphs.items()
-    }
+    splits = cache.encoded(graphs, vocab, cfg.corruption.eligible)
     oov = {name: vocab.oov_rate(g for _, g in pairs) for name, pairs in graphs.items()}
     counts = Counter(
         t for enc in splits["train"] for t, e in zip(enc.orig_texts, enc.eligible) if e

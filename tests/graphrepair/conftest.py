@@ -18,3 +18,18 @@ def data_dir() -> str:
 def mbpp():
     """All 974 MBPP problems, keyed by task id ("mbpp/2")."""
     return {p.task_id: p for p in load_mbpp(data_dir())}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def graph_cache_under_tmp(tmp_path_factory):
+    """Point the on-disk graph cache (graphrepair.graph_cache) at a session temporary directory.
+
+    Tests write only under pytest's temporary directories; subprocesses inherit the variable.
+    """
+    old = os.environ.get("GRAPHREPAIR_GRAPH_CACHE")
+    os.environ["GRAPHREPAIR_GRAPH_CACHE"] = str(tmp_path_factory.mktemp("graph_cache"))
+    yield
+    if old is None:
+        del os.environ["GRAPHREPAIR_GRAPH_CACHE"]
+    else:
+        os.environ["GRAPHREPAIR_GRAPH_CACHE"] = old
