@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from graphrepair.data import ensure_file, load_humaneval, load_mbpp, load_sanitized_mbpp
-from graphrepair.graph import EdgeType, LeafCategory, ProgramGraph
+from graphrepair.graph import EdgeType, LeafCategory, NodeKind, ProgramGraph
 from tests.graphrepair.test_data import data_dir
 
 C = LeafCategory
@@ -309,3 +309,168 @@ def test_to_source_with_replacements():
         assert str(g.num_leaves) in str(exc)
     else:
         raise AssertionError("expected ValueError")
+
+
+# --- Generated programs: a grammar-ish strategy over Python's surface syntax -------------------
+
+NAMES = st.sampled_from(["x", "y", "_t", "naïve", "λ", "f", "print", "match", "self"])
+ATOMS = st.one_of(
+    NAMES,
+    st.integers(-5, 10**6).map(str),
+    st.sampled_from(["0x1F", "1_000", "3.5e-2", "2j", "None", "True", "...", "b'\\x00'"]),
+    st.sampled_from(['"a\\tb"', "'ß→😀'", 'f"{x!r:>{y}}"', "r'\\d'", '"""doc\nline"""', "f'{x}' 'y'"]),
+)
+SPACE = st.sampled_from([" ", "", "  ", "\t", " \\\n    "])
+
+
+def _expr(children):
+    op = st.sampled_from(["+", "-", "*", "/", "//", "%", "**", "==", "<", "and", "or", "if 1 else", "@"])
+    return st.one_of(
+        st.tuples(children, SPACE, op, SPACE, children).map(lambda t: f"{t[0]}{t[1]}{t[2]} {t[3]}{t[4]}"),
+        st.tuples(NAMES, st.lists(children, max_size=3)).map(lambda t: f"{t[0]}({', '.join(t[1])})"),
+        st.lists(children, max_size=3).map(lambda xs: "[" + ", ".join(xs) + "]"),
+        children.map(lambda e: f"({e})"),
+        st.tuples(NAMES, children).map(lambda t: f"[{t[0]} for {t[0]} in {t[1]}]"),
+        st.tuples(children, NAMES).map(lambda t: f"{t[0]}.{t[1]}"),
+        children.map(lambda e: f"not {e}"),
+        children.map(lambda e: f"lambda a, *b: {e}"),
+    )
+
+
+EXPRS = st.recursive(ATOMS, _expr, max_leaves=8)
+SIMPLE = st.one_of(
+    st.tuples(NAMES, SPACE, EXPRS).map(lambda t: f"{t[0]}{t[1]}= {t[2]}"),
+    st.tuples(NAMES, st.sampled_from(["+=", "-=", ":="]), EXPRS).map(lambda t: " ".join(t)),
+    EXPRS.map(lambda e: f"return {e}"),
+    EXPRS,
+    st.sampled_from(["pass", "break", "import os.path as p", "from . import (a,\n  b)", "global x"]),
+    st.sampled_from(["# comment ü", "assert x, 'msg'", "del x[0]", "raise ValueError(x) from None"]),
+)
+
+
+def _block(body):
+    header = st.one_of(
+        st.tuples(NAMES, NAMES).map(lambda t: f"def {t[0]}({t[1]}, *args, k=1, **kw) -> int:"),
+        EXPRS.map(lambda e: f"if {e}:"),
+        st.tuples(NAMES, EXPRS).map(lambda t: f"for {t[0]} in {t[1]}:"),
+        EXPRS.map(lambda e: f"while {e}:"),
+        st.just("try:"),
+        st.just("else:"),
+        st.just("class C(Base, metaclass=M):"),
+        st.just("with open(p) as f, g:"),
+        st.just("@decorator(1)\ndef g():"),
+        st.just("match x:\n case [1, *rest] | {'k': _}:"),
+    )
+    indent = st.sampled_from(["    ", "\t", "  "])
+    return st.tuples(header, indent, st.lists(body, min_size=1, max_size=3)).map(
+        lambda t: t[0] + "\n" + "\n".join(t[1] + ln for stmt in t[2] for ln in stmt.split("\n"))
+    )
+
+
+PROGRAMS = st.tuples(
+    st.lists(st.recursive(SIMPLE, _block, max_leaves=6), max_size=6),
+    st.sampled_from(["\n", "\r\n", "\r", "\n\n"]),
+    st.booleans(),
+).map(lambda t: t[1].join(t[0]) + (t[1] if t[2] else ""))
+
+
+def _tree_sitter_preorder(source: str) -> list[tuple[str, int]]:
+    """(type, 1-based start row) of every graph node, straight from tree-sitter (reference)."""
+    from graphrepair.graph import _parser
+
+    out = []
+    stack = [_parser().parse(source.encode("utf-8")).root_node]
+    while stack:
+        node = stack.pop()
+        out.append((node.type, node.start_point[0] + 1))
+        if node.type != "string":
+            stack.extend(reversed(node.children))
+    return out
+
+
+def check_against_tree_sitter(s: str) -> None:
+    """Node types and start lines equal tree-sitter's (rows are Python's lines without lone CR)."""
+    g = ProgramGraph.from_source(s)
+    reference = _tree_sitter_preorder(s)
+    assert g.node_types == [t for t, _ in reference]
+    if s.count("\r") == s.count("\r\n"):
+        assert g.node_lines == [row for _, row in reference]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(PROGRAMS)
+def test_round_trip_grammar_generated_programs(s):
+    g = ProgramGraph.from_source(s)
+    assert g.to_source() == s
+    check_invariants(g)
+    check_against_tree_sitter(s)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    index=st.integers(0, 973),
+    swaps=st.lists(st.tuples(st.floats(0, 1), st.integers(1, 12), st.integers(1, 12)), max_size=4),
+    flips=st.lists(st.tuples(st.floats(0, 1), st.integers(1, 255)), max_size=3),
+)
+def test_round_trip_byte_swapped_mbpp(index, swaps, flips):
+    """Swap chunks and flip bytes of real programs (decoded back with replacement characters)."""
+    data = bytearray(mbpp_sources()[index].encode("utf-8"))
+    for where, a, b in swaps:
+        k = int(where * len(data))
+        chunk1, chunk2 = data[k : k + a], data[k + a : k + a + b]
+        data[k : k + a + b] = chunk2 + chunk1
+    for where, mask in flips:
+        if data:
+            k = min(int(where * len(data)), len(data) - 1)
+            data[k] ^= mask
+    s = data.decode("utf-8", errors="replace")
+    g = ProgramGraph.from_source(s)
+    assert g.to_source() == s
+    check_invariants(g)
+    check_against_tree_sitter(s)
+
+
+def test_lines_and_types_match_tree_sitter_on_every_mbpp_program():
+    for s in mbpp_sources():
+        check_against_tree_sitter(s)
+
+
+def test_node_kinds():
+    g = ProgramGraph.from_source("def f(a):\n    return 'x' + a  # c\n")
+    kinds = g.node_kinds()
+    assert kinds.dtype == np.uint8 and kinds.shape == (g.num_nodes,)
+    assert np.flatnonzero(kinds == NodeKind.TOKEN).tolist() == g.leaf_nodes
+    assert (kinds == NodeKind.INTERIOR).sum() == g.num_nodes - g.num_leaves
+    assert kinds[0] == NodeKind.INTERIOR and kinds[g.node_types.index("string")] == NodeKind.TOKEN
+    assert ProgramGraph.from_source("").node_kinds().tolist() == [NodeKind.TOKEN]  # empty module
+
+
+def test_edge_types_are_documented():
+    doc = EdgeType.__doc__
+    assert all(t.name in doc for t in EdgeType) and len(EdgeType) == 5
+    assert all(k.name in NodeKind.__doc__ for k in NodeKind)
+
+
+def test_same_identifier_edges_on_mbpp(mbpp):
+    src = mbpp["mbpp/2"].source  # similar_elements(test_tup1, test_tup2): res used twice
+    g = ProgramGraph.from_source(src)
+    plain_index, plain_type = g.edges()
+    assert EdgeType.SAME_IDENTIFIER not in plain_type  # opt-in only
+    edge_index, edge_type = g.edges(same_identifier=True)
+    assert np.array_equal(edge_index[:, : len(plain_type)], plain_index)
+    got = set(map(tuple, edge_index[:, edge_type == EdgeType.SAME_IDENTIFIER].T.tolist()))
+    ids = [(n, t) for n, t, c in zip(g.leaf_nodes, g.leaf_texts, g.leaf_categories, strict=True)
+           if c == C.IDENTIFIER]
+    expected = set()
+    for k, (n, t) in enumerate(ids):
+        later = [m for m, u in ids[k + 1 :] if u == t]
+        if later:
+            expected.add((n, later[0]))
+    assert got == expected and len(got) >= 3
+    assert ("res" in g.leaf_texts) and all(g.leaf_texts[g.leaf_nodes.index(a)] ==
+                                           g.leaf_texts[g.leaf_nodes.index(b)] for a, b in got)
+    # A MISSING identifier (text "") links to nothing.
+    broken = ProgramGraph.from_source("f(x for x in)\ny = x\n")
+    ei, et = broken.edges(same_identifier=True)
+    texts = dict(zip(broken.leaf_nodes, broken.leaf_texts, strict=True))
+    assert all(texts[a] == texts[b] == "x" for a, b in ei[:, et == EdgeType.SAME_IDENTIFIER].T)

@@ -1,6 +1,7 @@
 """Tests for graphrepair.vocab: building on a real training split, encoding, UNK, serialisation."""
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -94,3 +95,37 @@ def test_to_dict_round_trip(mbpp_graphs):
     with pytest.raises(ValueError, match="version"):
         Vocabulary.from_dict(bad)
     assert "Vocabulary(size=" in repr(vocab)
+
+
+def test_unknown_texts_are_counted_and_logged(mbpp_graphs, caplog):
+    vocab = Vocabulary.build(mbpp_graphs["train"], min_freq=2)
+    test = mbpp_graphs["test"]
+    size = len(vocab)
+    with caplog.at_level(logging.INFO, logger="graphrepair.vocab"):
+        ids, report = vocab.apply(test, label="test split")
+    assert len(ids) == len(test) and all(np.array_equal(i, vocab.encode_graph(g)[0]) for i, g in zip(ids, test))
+    unk = sum(vocab.encode_graph(g)[1] for g in test)
+    assert report.num_unknown == unk == sum(int((i == UNK).sum()) for i in ids) > 0
+    assert report.num_leaves == sum(g.num_leaves for g in test) and report.num_programs == len(test)
+    assert report.rate == pytest.approx(vocab.oov_rate(test))
+    assert 0 < report.programs_with_unknown <= len(test)
+    counts = report.most_common
+    assert counts == sorted(counts, key=lambda tc: -tc[1]) and all(vocab.leaf_id(t) == UNK for t, _ in counts)
+    (record,) = [r for r in caplog.records if "test split" in r.getMessage()]
+    assert record.levelno == logging.WARNING and f"{unk} of {report.num_leaves}" in record.getMessage()
+    assert len(vocab) == size and all(t not in vocab._leaf_to_id for t, _ in counts)  # nothing inserted
+    # Applied to its own training programs at min_freq=1 nothing is unknown, and it says so at INFO.
+    full = Vocabulary.build(mbpp_graphs["train"])
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="graphrepair.vocab"):
+        _, clean = full.apply(mbpp_graphs["train"], label="train split")
+    assert clean.num_unknown == 0 and clean.rate == 0.0 and clean.most_common == []
+    assert caplog.records[-1].levelno == logging.INFO and "0 of" in caplog.records[-1].getMessage()
+
+
+def test_encode_texts():
+    vocab = Vocabulary.build([ProgramGraph.from_source("x = 1\n")])
+    ids, num_unk = vocab.encode_texts(["x", "zz", "=", "", "1"])
+    assert ids.dtype == np.int64 and ids.tolist() == [vocab.leaf_id("x"), UNK, vocab.leaf_id("="), UNK,
+                                                      vocab.leaf_id("1")]
+    assert num_unk == 2 and vocab.encode_texts([])[1] == 0
