@@ -73,10 +73,12 @@ class CorruptionConfig:
 
 @dataclass
 class ModelConfig:
-    """Refiner architecture (``GuidedIterativeGraphUNet``).
+    """Refiner architecture.
 
     Attributes:
-        name: model id; only ``guided_unet`` exists so far.
+        name: ``guided_unet`` (:class:`GuidedIterativeGraphUNet`, 5 features + cross-attention to
+            per-test feedback; Exp 3, 3b, 3c, 3d) or ``iterative_unet``
+            (:class:`IterativeGraphUNet`, 6 features with a per-node test signal; Exp 1, 2, 4).
         hidden: hidden width (record: 256).
         depth: number of pooling levels of the Graph U-Net (record: 3).
         gat_heads: attention heads of each GAT layer (their outputs are concatenated to ``hidden``).
@@ -86,7 +88,7 @@ class ModelConfig:
         use_test_guidance: ``False`` removes the feedback path entirely (Exp 3b).
     """
 
-    name: Literal["guided_unet"] = "guided_unet"
+    name: Literal["guided_unet", "iterative_unet"] = "guided_unet"
     hidden: int = 256
     depth: int = 3
     gat_heads: int = 4
@@ -104,10 +106,15 @@ class FeedbackConfig:
         feedback_at_iteration0: ``False`` is the Exp 3c rule: no test feedback at iteration 0.
         min_confidence: at iterations >= 1 a leaf is changed only when the model's probability of its
             new token is at least this (iteration 0 always fills every MASK with the argmax).
+        signal: the per-node test signal of the 6-feature model (``iterative_unet``): ``binary``
+            (covered by a failing test; Exp 1, 2), ``tarantula`` (Exp 4), ``ochiai`` or ``dstar``
+            (:mod:`graphrepair.spectrum`). The loss weight ``1 + train.test_weight * signal``
+            uses the same signal.
     """
 
     feedback_at_iteration0: bool = False
     min_confidence: float = 0.5
+    signal: Literal["binary", "tarantula", "ochiai", "dstar"] = "binary"
 
 
 @dataclass

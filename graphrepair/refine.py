@@ -24,11 +24,15 @@ from torch_geometric.data import Batch
 
 from graphrepair.config import ExperimentConfig
 from graphrepair.features import EncodedProgram, Feedback, feedback_from_result, make_data
+from graphrepair.models import model_variant
+from graphrepair.spectrum import FORMULAS, line_spectrum, node_scores, score
+from graphrepair.variants import FeatureVariant, make_signal_data
 from graphrepair.vocab import Vocabulary
 from harness.cache import ResultCache
 from harness.sandbox import Job, ProgramResult, run_batch
 
-__all__ = ["METRICS", "ProgramState", "Refiner", "refine", "split_predictions", "state_metrics"]
+__all__ = ["METRICS", "ProgramState", "Refiner", "refine", "split_predictions", "state_metrics",
+           "signal_from_result"]
 
 METRICS = ("repair_accuracy", "token_accuracy", "exact_match", "pass_rate")
 
@@ -44,7 +48,10 @@ class ProgramState:
         prev_ids: int64 ``[L]`` leaf ids at the previous iteration.
         iteration: iterations completed so far.
         result: sandbox result of the current program (``None`` before the first run).
-        feedback: feedback records given to the model at the next iteration.
+        feedback: per-test feedback records given to the model at the next iteration (5-feature
+            variant).
+        signal: float32 ``[N]`` per-node test signal given to the model at the next iteration
+            (6-feature variant; ``None`` before the first run).
     """
 
     enc: EncodedProgram
@@ -54,6 +61,7 @@ class ProgramState:
     iteration: int = 0
     result: ProgramResult | None = None
     feedback: Feedback = field(default_factory=Feedback.empty)
+    signal: np.ndarray | None = None
 
     @classmethod
     def start(cls, enc: EncodedProgram, masked: np.ndarray, vocab: Vocabulary) -> ProgramState:
@@ -115,6 +123,10 @@ class Refiner:
             iteration seen in training (``train.trajectory_iterations - 1``): later iterations would
             otherwise read an embedding that was never trained.
         device: where the model runs.
+        variant: the model's node features (:class:`graphrepair.variants.FeatureVariant`):
+            ``five`` feeds per-test records, ``six`` a per-node test signal.
+        signal: the 6-feature variant's per-node signal: a formula of
+            :data:`graphrepair.spectrum.FORMULAS` (``binary`` for Exp 1/2, ``tarantula`` Exp 4).
         cache: the sandbox result cache (:class:`harness.cache.ResultCache`); default: a new
             in-memory one. Pass one with a path to reuse results across runs and processes.
 
@@ -134,6 +146,8 @@ class Refiner:
         min_confidence: float = 0.5,
         max_iteration: int = 15,
         device: torch.device | str = "cpu",
+        variant: FeatureVariant | str = FeatureVariant.FIVE,
+        signal: str = "binary",
         cache: ResultCache | None = None,
     ) -> None:
         self.model, self.vocab = model, vocab
@@ -141,6 +155,10 @@ class Refiner:
         self.max_tests, self.min_confidence = max_tests, min_confidence
         self.max_iteration = max_iteration
         self.device = torch.device(device)
+        self.variant = FeatureVariant(variant)
+        if signal not in FORMULAS:
+            raise ValueError(f"unknown test signal {signal!r}; valid: {sorted(FORMULAS)}")
+        self.signal = signal
         self.cache = ResultCache() if cache is None else cache
 
     @property
@@ -163,6 +181,7 @@ class Refiner:
             workers=cfg.sandbox.workers or os.cpu_count() or 1, max_tests=cfg.data.max_tests,
             min_confidence=cfg.feedback.min_confidence,
             max_iteration=cfg.train.trajectory_iterations - 1, device=device,
+            variant=model_variant(cfg.model.name), signal=cfg.feedback.signal,
             cache=ResultCache(cfg.sandbox.cache or None),
         )
 
@@ -173,9 +192,15 @@ class Refiner:
         for s in states:
             cur = s.enc.leaf_ids(s.texts, self.vocab)
             prev = cur if s.iteration == 0 else s.prev_ids
-            fb = s.feedback if with_feedback else Feedback.empty()
-            data.append(make_data(s.enc, cur, prev, min(s.iteration, self.max_iteration), fb))
-        return Batch.from_data_list(data, follow_batch=["test_outcome"]).to(self.device)
+            iteration = min(s.iteration, self.max_iteration)
+            if self.variant is FeatureVariant.SIX:
+                signal = s.signal if with_feedback else None
+                data.append(make_signal_data(s.enc, cur, prev, iteration, signal))
+            else:
+                fb = s.feedback if with_feedback else Feedback.empty()
+                data.append(make_data(s.enc, cur, prev, iteration, fb))
+        follow = ["test_outcome"] if self.variant is FeatureVariant.FIVE else None
+        return Batch.from_data_list(data, follow_batch=follow).to(self.device)
 
     @torch.no_grad()
     def predict(
@@ -227,7 +252,31 @@ class Refiner:
                             memory_mb=self.memory_mb, progress=progress, cache=self.cache)
         for s, result in zip(states, results, strict=True):
             s.result = result
-            s.feedback = feedback_from_result(s.enc, s.texts, result, self.max_tests)
+            if self.variant is FeatureVariant.SIX:
+                s.signal = signal_from_result(s.enc, s.texts, result, self.signal)
+            else:
+                s.feedback = feedback_from_result(s.enc, s.texts, result, self.max_tests)
+
+
+def signal_from_result(enc: EncodedProgram, texts: Sequence[str | None], result: ProgramResult,
+                formula: str) -> np.ndarray:
+    """The 6-feature variant's per-node test signal of one program state.
+
+    The spectrum of every executed line (:func:`graphrepair.spectrum.line_spectrum`: failed /
+    passed tests covering it; for a program that did not load, the parse-error region) scored
+    with ``formula`` and given to the nodes on that line; nodes on other lines get 0.
+
+    Args:
+        enc: the encoded program; texts: the leaf texts the program was written with.
+        result: the sandbox result of that program.
+        formula: a key of :data:`graphrepair.spectrum.FORMULAS`.
+
+    Returns:
+        float32 ``[N]`` (binary: 0/1; Tarantula and Ochiai: in [0, 1]).
+    """
+    spectrum = line_spectrum(result, enc.source(texts))
+    scores = score(spectrum, formula)
+    return node_scores(spectrum.elements, scores, enc.node_lines(texts))
 
 
 def split_predictions(logits: torch.Tensor, sizes: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:

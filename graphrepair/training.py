@@ -165,7 +165,13 @@ class RefinementTask:
 
 
 def _failing_signal(batch) -> torch.Tensor:
-    """Binary signal per leaf ``[L]``: 1 when a failing (non-passed) test executed its node."""
+    """The loss-weighting signal per leaf ``[L]``.
+
+    6-feature batches: the ``test_signal`` the model reads (binary or a spectrum score);
+    5-feature batches: 1 when a failing (non-passed) test executed the node.
+    """
+    if getattr(batch, "test_signal", None) is not None:
+        return batch.test_signal[batch.leaf_mask].float()
     failing = batch.test_outcome != PASSED  # (T,)
     test_idx, node_idx = batch.trace_index
     signal = torch.zeros(batch.num_nodes, device=batch.x.device)

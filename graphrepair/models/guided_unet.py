@@ -5,25 +5,21 @@ encoder-decoder; Graph Attention Networks (Velickovic et al., ICLR 2018, arXiv:1
 message passing; scaled dot-product multi-head attention (Vaswani et al., 2017) for the node -> test
 cross-attention of the Phase 1.5 record's Experiment 3 (``../shared/research/004_*.txt``).
 
-Per level ``l`` of the encoder the graph is pooled by :class:`torch_geometric.nn.TopKPooling`
-(ratio ``pool_ratio``); the decoder scatters the pooled nodes back (``up[perm] = x``), adds the skip
-connection of the same level, and applies another GAT layer. After *every* GAT layer the nodes of
-each graph attend to the embeddings of that graph's tests::
+The graph part is :class:`graphrepair.models.unet_body.GraphUNetBody` (top-k pool / unpool
+encoder-decoder of GAT layers). After *every* GAT layer the nodes of each graph attend to the
+embeddings of that graph's tests::
 
     h_v <- LayerNorm(h_v + MHA(q = h_v, k = v = [null; e_1 .. e_T]))
 
 where ``e_t = MLP(Emb_index(t) + Emb_outcome(o_t) + mean_{v in trace(t)} x0_v)`` and ``null`` is a
 learned token that stands for "no feedback" (iteration 0 under the Exp 3c rule, programs without
-tests), so attention never sees an empty key set. PyG's adjacency augmentation (``A^2`` in
-:class:`torch_geometric.nn.GraphUNet`) is deliberately not used: DESIGN.md measured it as ~4x per
-training step on CPU for ~300-node graphs.
+tests), so attention never sees an empty key set.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import GATConv, TopKPooling
 from torch_geometric.utils import scatter, to_dense_batch
 
 from graphrepair.features import (
@@ -33,6 +29,7 @@ from graphrepair.features import (
     NUM_EDGE_TYPES,
     NUM_OUTCOMES,
 )
+from graphrepair.models.unet_body import GraphUNetBody
 
 __all__ = ["GuidedIterativeGraphUNet"]
 
@@ -113,17 +110,8 @@ class GuidedIterativeGraphUNet(nn.Module):
         self.depth_emb = nn.Embedding(MAX_DEPTH + 1, hidden)
         self.sibling_emb = nn.Embedding(MAX_SIBLING + 1, hidden)
         self.iter_emb = nn.Embedding(MAX_ITERATIONS + 1, hidden)
-        self.edge_emb = nn.Embedding(NUM_EDGE_TYPES, hidden // 4)
-
-        def gat() -> GATConv:
-            return GATConv(hidden, hidden // gat_heads, heads=gat_heads, edge_dim=hidden // 4,
-                           dropout=dropout, add_self_loops=True)
-
-        self.down_convs = nn.ModuleList([gat() for _ in range(depth + 1)])
-        self.pools = nn.ModuleList([TopKPooling(hidden, ratio=pool_ratio) for _ in range(depth)])
-        self.up_convs = nn.ModuleList([gat() for _ in range(depth)])
-        self.norms = nn.ModuleList([nn.LayerNorm(hidden) for _ in range(2 * depth + 1)])
-        n_layers = 2 * depth + 1
+        self.body = GraphUNetBody(hidden, depth, gat_heads, pool_ratio, dropout, NUM_EDGE_TYPES)
+        n_layers = self.body.num_layers
         if use_test_guidance:
             self.test_index_emb = nn.Embedding(max_tests, hidden)
             self.test_outcome_emb = nn.Embedding(NUM_OUTCOMES, hidden)
@@ -132,7 +120,6 @@ class GuidedIterativeGraphUNet(nn.Module):
             self.cross = nn.ModuleList(
                 [_FeedbackCrossAttention(hidden, attention_heads, dropout) for _ in range(n_layers)]
             )
-        self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, vocab_size)
         if output_mask is None:
             output_mask = torch.ones(vocab_size, dtype=torch.bool)
@@ -187,30 +174,12 @@ class GuidedIterativeGraphUNet(nn.Module):
             + self.sibling_emb(x_feat[:, 3].clamp(max=MAX_SIBLING))
             + self.iter_emb(x_feat[:, 4].clamp(max=MAX_ITERATIONS))
         )  # (N, H)
-        keys = pad = None
+        hook = None
         if self.use_test_guidance:
             keys, pad = self._encode_tests(data, x0, num_graphs)
-        layer = 0
 
-        def block(conv, x, edge_index, edge_attr, batch):
-            nonlocal layer
-            x = self.norms[layer](x + self.dropout(torch.relu(conv(x, edge_index, edge_attr))))
-            if self.use_test_guidance:
-                x = self.cross[layer](x, batch, keys, pad)
-            layer += 1
-            return x
+            def hook(x: Tensor, batch: Tensor, layer: int) -> Tensor:
+                return self.cross[layer](x, batch, keys, pad)
 
-        edge_index, edge_attr = data.edge_index, self.edge_emb(data.edge_type)
-        x = block(self.down_convs[0], x0, edge_index, edge_attr, batch)
-        skips = []
-        for level in range(self.depth):
-            skips.append((x, edge_index, edge_attr, batch))
-            x, edge_index, edge_attr, batch, perm, _ = self.pools[level](x, edge_index, edge_attr, batch)
-            skips[-1] = skips[-1] + (perm,)
-            x = block(self.down_convs[level + 1], x, edge_index, edge_attr, batch)
-        for level in reversed(range(self.depth)):
-            skip_x, edge_index, edge_attr, batch, perm = skips[level]
-            up = torch.zeros_like(skip_x)
-            up[perm] = x  # unpool: pooled nodes go back to their positions
-            x = block(self.up_convs[level], skip_x + up, edge_index, edge_attr, batch)
+        x = self.body(x0, data.edge_index, data.edge_type, batch, hook)  # (N, H)
         return self.head(x[data.leaf_mask]) + self.output_bias  # (L, V)

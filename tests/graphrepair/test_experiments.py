@@ -1,0 +1,50 @@
+"""The Phase 1.5 experiments as configs: the record's settings, and tiny end-to-end runs."""
+
+import json
+
+import pytest
+
+from graphrepair.config import CONFIG_DIR, load_config
+from graphrepair.train import run
+from harness.config import available_experiments
+from tests.graphrepair.conftest import data_dir
+
+# exp -> (model, feature signal, feedback at iteration 0, train/val samples, test weight)
+RECORD = {
+    "1": ("iterative_unet", "binary", True, (80, 10), 9.0),
+    "3": ("guided_unet", None, True, (80, 10), 0.0),
+    "3b": ("guided_unet", None, True, (80, 10), 0.0),
+    "3c": ("guided_unet", None, False, (80, 10), 0.0),
+    "3d": ("guided_unet", None, False, (1000, 200), 0.0),
+    "4": ("iterative_unet", "tarantula", True, (1000, 200), 9.0),
+}
+
+TINY = ["data.train_samples=8", "data.val_samples=4", "train.batch_size=4", "train.epochs=1",
+        "train.trajectory_iterations=2", "model.hidden=32", "model.depth=2", "model.gat_heads=2",
+        "model.attention_heads=2", "eval.programs=4", "eval.iterations=2", "eval.split=val",
+        "sandbox.timeout_s=5"]
+
+
+def test_every_record_experiment_has_a_config_with_the_record_settings():
+    assert set(RECORD) <= set(available_experiments(CONFIG_DIR))
+    for exp, (model, signal, fb0, samples, weight) in RECORD.items():
+        cfg = load_config(exp)
+        assert cfg.model.name == model, exp
+        if signal is not None:
+            assert cfg.feedback.signal == signal, exp
+        assert cfg.feedback.feedback_at_iteration0 is fb0, exp
+        assert (cfg.data.train_samples, cfg.data.val_samples) == samples, exp
+        assert cfg.train.test_weight == weight, exp
+        assert (cfg.train.epochs, cfg.model.hidden, cfg.model.depth) == (50, 256, 3), exp
+        assert cfg.eval.corruption == [0.2, 0.5, 0.75], exp
+    assert load_config("3b").model.use_test_guidance is False
+    assert load_config("3").model.use_test_guidance is True
+
+
+@pytest.mark.parametrize("exp", ["1", "4"])
+def test_six_feature_experiments_train_and_evaluate_end_to_end(exp, tmp_path):
+    cfg = load_config(exp, TINY + [f"data.data_dir={data_dir()}"])
+    out = run(cfg, tmp_path / exp, argv=["test"])
+    report = json.loads((tmp_path / exp / "eval" / "report.json").read_text())
+    assert report["config"]["model"]["name"] == "iterative_unet"
+    assert out["params"] > 0 and "One-shot @ 20%" in out["table"]
