@@ -24,7 +24,7 @@ import torch
 
 from graphrepair.config import ExperimentConfig
 from graphrepair.dataset import PreparedData, fixed_states, prepare
-from graphrepair.models import build_model
+from graphrepair.models import build_model, load_weights
 from graphrepair.refine import METRICS, ProgramState, Refiner, refine, state_metrics
 from graphrepair.vocab import Vocabulary
 from harness.config import from_dict, to_dict
@@ -178,7 +178,8 @@ def load_for_eval(path: str | Path, data_dir: str | None = None, device: str = "
 
     Raises:
         FileNotFoundError / RuntimeError: missing or corrupt checkpoint (see
-            :func:`harness.trainer.load_checkpoint`).
+            :func:`harness.trainer.load_checkpoint`), or weights that do not fit the model its
+            config describes (:func:`graphrepair.models.load_weights`).
     """
     ckpt = load_checkpoint(path)
     cfg = from_dict(ExperimentConfig, ckpt["config"])
@@ -187,7 +188,7 @@ def load_for_eval(path: str | Path, data_dir: str | None = None, device: str = "
     vocab = Vocabulary.from_dict(ckpt["extra"]["vocab"])
     data = prepare(cfg, vocab=vocab)
     model = build_model(cfg, vocab)
-    model.load_state_dict(ckpt["model"])
+    load_weights(model, ckpt["model"], str(path))
     return cfg, model.to(device), data
 
 

@@ -11,7 +11,7 @@ from graphrepair.variants import FeatureVariant
 from graphrepair.vocab import SPECIAL_TOKENS, Vocabulary
 
 __all__ = ["MODELS", "GuidedIterativeGraphUNet", "IterativeGraphUNet", "build_model",
-           "model_variant"]
+           "load_weights", "model_variant"]
 
 #: Model name (``model.name`` in a config) -> the node-feature variant it reads.
 MODELS = {"guided_unet": FeatureVariant.FIVE, "iterative_unet": FeatureVariant.SIX}
@@ -49,3 +49,35 @@ def build_model(cfg: ExperimentConfig, vocab: Vocabulary) -> torch.nn.Module:
         use_test_guidance=m.use_test_guidance, max_tests=cfg.data.max_tests,
         output_mask=output_mask,
     )
+
+
+def load_weights(model: torch.nn.Module, state: dict, source: str) -> None:
+    """Load a checkpoint's ``state`` into ``model``, or say plainly why it does not fit.
+
+    Args:
+        model: the model built from the checkpoint's own config and vocabulary.
+        state: the checkpoint's ``"model"`` state dict.
+        source: where the weights come from (shown in the error), e.g. the checkpoint path.
+
+    Raises:
+        RuntimeError: the weights belong to another model, another vocabulary size or another
+            version of this code; the message names the first differing tensors and what to do.
+    """
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} tensors missing (e.g. {missing[:3]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[:3]})")
+        if shapes:
+            parts.append(f"{len(shapes)} with other shapes (e.g. {shapes[:2]})")
+        raise RuntimeError(
+            f"the weights in {source} do not fit {model!r}: {'; '.join(parts)}. The checkpoint "
+            "was written for another model or vocabulary, or by another version of this code "
+            "(its run.json names the git commit): evaluate it with that commit, or retrain")
+    model.load_state_dict(state)

@@ -95,6 +95,22 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
         evaluate_checkpoint(bad)
 
 
+def test_checkpoint_of_another_model_or_vocabulary_is_a_clear_error(trained, tmp_path, capsys):
+    run_dir, _ = trained
+    ckpt = load_checkpoint(run_dir / "best.pt")
+    ckpt["model"]["token_emb.weight"] = ckpt["model"]["token_emb.weight"][:-5]  # other vocabulary
+    del ckpt["model"]["head.bias"]
+    other = tmp_path / "other.pt"
+    torch.save(ckpt, other)
+    code = evaluate_main(["--checkpoint", str(other), "--data-dir", data_dir(),
+                          "--out", str(tmp_path / "eval")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "do not fit GuidedIterativeGraphUNet" in err and "head.bias" in err
+    assert "token_emb.weight" in err and "retrain" in err
+    assert not (tmp_path / "eval").exists()
+
+
 def test_unknown_experiment_lists_valid_ones(capsys):
     assert train_main(["--exp", "nope"]) == 2
     err = capsys.readouterr().err
