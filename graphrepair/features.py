@@ -50,6 +50,7 @@ OUTCOME_ID = {name: i for i, name in enumerate(OUTCOMES)}
 #: string, so a program with a mask left in it never loads and fails its tests honestly (``<mask>``
 #: would not do: ``4<mask>a`` parses as the comparison ``4 < mask > a``).
 MASK_TEXT = "$mask$"
+_CATEGORY_VALUES = frozenset(c.value for c in LeafCategory)
 _LINE_RE = re.compile(r'"program\.py", line (\d+)|line (\d+)')
 
 
@@ -122,13 +123,12 @@ class EncodedProgram:
         """
         eligible_set = _eligible_set(eligible)
         type_ids, num_unknown = vocab.encode_graph(graph)
-        leaf_nodes = np.asarray(graph.leaf_nodes, dtype=np.int64)
+        leaf_nodes = graph.array("leaf_nodes")
         n = len(type_ids)
         # In preorder the first leaf at or after node i lies in i's subtree (i is a leaf or its
         # first child follows it, down to a leaf), so it is i's first leaf.
         first_leaf = np.searchsorted(leaf_nodes, np.arange(n, dtype=np.int64))
-        parent = np.asarray(graph.parent, dtype=np.int64)
-        parent_type = type_ids[parent]  # parent[0] = -1 reads the last entry; fixed just below
+        parent_type = type_ids[graph.array("parent")]  # parent[0] = -1 reads the last entry; fixed just below
         parent_type[0] = PAD
         edge_index, edge_type = graph.edges(same_identifier=same_identifier_edges)
         leaf_mask = np.zeros(n, dtype=bool)
@@ -144,11 +144,13 @@ class EncodedProgram:
             first_leaf=first_leaf,
             # LeafCategory is a str Enum; ``_value_`` is a plain attribute (``.value`` is a
             # descriptor, ~10x slower per leaf).
-            eligible=np.array([c._value_ in eligible_set for c in graph.leaf_categories], bool),
+            eligible=np.fromiter(
+                (c._value_ in eligible_set for c in graph.leaf_categories), bool, len(leaf_nodes)
+            ),
             edge_index=torch.from_numpy(edge_index),
             edge_type=torch.from_numpy(edge_type),
-            depth=np.asarray(graph.depth, dtype=np.int64),
-            sibling=np.asarray(graph.sibling_index, dtype=np.int64),
+            depth=graph.array("depth"),
+            sibling=graph.array("sibling_index"),
             parent_type=parent_type,
             leaf_mask=leaf_mask,
             target=np.where(orig_ids == UNK, -100, orig_ids),
@@ -312,7 +314,7 @@ def _eligible_set(eligible: Sequence[str]) -> frozenset[str]:
     Raises:
         ValueError: if a name is not a :class:`LeafCategory` value.
     """
-    valid = {c.value for c in LeafCategory}
+    valid = _CATEGORY_VALUES
     unknown = sorted(set(eligible) - valid)
     if unknown:
         raise ValueError(f"unknown leaf categories {unknown}; valid: {sorted(valid)}")

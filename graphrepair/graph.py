@@ -60,6 +60,7 @@ def _parser():
     return Parser(Language(tree_sitter_python.language()))
 
 
+_INT_LISTS = frozenset({"parent", "depth", "sibling_index", "leaf_nodes", "node_lines"})
 _ERROR_KIND = 65535  # tree-sitter's kind_id of ERROR nodes (ts_builtin_sym_error)
 
 
@@ -207,10 +208,10 @@ class ProgramGraph:
             last = np.array([m.end() - 1 for m in _LINE_BREAK.finditer(data)], dtype=np.int64)
         else:
             last = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
-        leaves = np.array(leaf_nodes, dtype=np.int64)
-        starts = np.array(node_start, dtype=np.int64)
+        leaves = np.fromiter(leaf_nodes, np.int64, len(leaf_nodes))
+        starts = np.fromiter(node_start, np.int64, len(node_start))
         lstart = starts[leaves]
-        lend = np.array(leaf_end, dtype=np.int64)
+        lend = np.fromiter(leaf_end, np.int64, len(leaf_end))
         if not np.all(lstart[1:] >= lend[:-1]):
             raise AssertionError("tree-sitter leaves out of order")
         # One search for node starts and leaf ends (the last byte; the start when empty).
@@ -237,7 +238,7 @@ class ProgramGraph:
             for node in string_errors:
                 spans.extend(_errors_inside(node, last))
             error_lines = sorted({ln for a, b in spans for ln in range(a, b + 1)})
-        return cls(
+        graph = cls(
             node_types=node_types,
             parent=parent,
             depth=depth,
@@ -250,6 +251,31 @@ class ProgramGraph:
             gaps=gaps,
             error_lines=error_lines,
         )
+        graph.__dict__["_arrays"] = {"leaf_nodes": leaves}
+        return graph
+
+    def array(self, name: str) -> np.ndarray:
+        """The int list attribute ``name`` as an int64 array, converted once and memoised.
+
+        For ``parent``, ``depth``, ``sibling_index``, ``leaf_nodes`` and ``node_lines``. A graph
+        is treated as immutable: the memo is not refreshed if a list is changed in place. Do not
+        write into the returned array.
+
+        Raises:
+            ValueError: if ``name`` is not one of those attributes.
+        """
+        arrays = self.__dict__.setdefault("_arrays", {})
+        out = arrays.get(name)
+        if out is None:
+            if name not in _INT_LISTS:
+                raise ValueError(f"ProgramGraph.array: {name!r} is not one of {sorted(_INT_LISTS)}")
+            values = getattr(self, name)
+            out = arrays[name] = np.fromiter(values, np.int64, len(values))
+        return out
+
+    def __getstate__(self) -> dict:
+        """Pickle the fields only (the array memo is rebuilt on demand)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_arrays"}
 
     def to_source(self, leaf_texts: Sequence[str] | None = None) -> str:
         """The program's source text, optionally with other leaf texts.
@@ -306,7 +332,7 @@ class ProgramGraph:
             ``edge_type``: int64 ``[num_edges]`` holding :class:`EdgeType` values.
         """
         n = len(self.parent)
-        par = np.array(self.parent[1:], dtype=np.int64)
+        par = self.array("parent")[1:]
         child = np.arange(1, n, dtype=np.int64)  # every non-root node
         # A node with sibling index s > 0 follows the child of its parent with index s - 1: in
         # preorder that is the latest earlier node with the same parent. Group nodes by parent
@@ -315,7 +341,7 @@ class ProgramGraph:
         grouped = par[order]
         same = grouped[1:] == grouped[:-1]
         sib_src, sib_dst = child[order[:-1][same]], child[order[1:][same]]
-        leaves = np.array(self.leaf_nodes, dtype=np.int64)
+        leaves = self.array("leaf_nodes")
         parts_src = [par, child, leaves[:-1], sib_src]
         parts_dst = [child, par, leaves[1:], sib_dst]
         if same_identifier:
@@ -353,7 +379,7 @@ class ProgramGraph:
     def leaf_index_of_node(self) -> np.ndarray:
         """Leaf position of each node, or ``-1`` for interior nodes: int64 ``[num_nodes]``."""
         out = np.full(len(self.node_types), -1, dtype=np.int64)
-        out[np.asarray(self.leaf_nodes, dtype=np.int64)] = np.arange(len(self.leaf_nodes))
+        out[self.array("leaf_nodes")] = np.arange(len(self.leaf_nodes))
         return out
 
 

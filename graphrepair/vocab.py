@@ -181,10 +181,10 @@ class Vocabulary:
         """
         types = g.node_types
         ids = np.fromiter(map(self._type_to_id.__getitem__, types), np.int64, len(types))
-        leaf_ids = list(map(self._leaf_to_id.__getitem__, g.leaf_texts))
-        if leaf_ids:
-            ids[g.leaf_nodes] = leaf_ids
-        return ids, leaf_ids.count(UNK)
+        texts = g.leaf_texts
+        leaf_ids = np.fromiter(map(self._leaf_to_id.__getitem__, texts), np.int64, len(texts))
+        ids[g.array("leaf_nodes")] = leaf_ids
+        return ids, int(np.count_nonzero(leaf_ids == UNK))
 
     def encode_texts(self, texts: Iterable[str]) -> tuple[np.ndarray, int]:
         """Leaf ids of ``texts``: int64 ``[len(texts)]`` (``UNK`` when unknown) and the UNK count."""

@@ -474,3 +474,22 @@ def test_same_identifier_edges_on_mbpp(mbpp):
     ei, et = broken.edges(same_identifier=True)
     texts = dict(zip(broken.leaf_nodes, broken.leaf_texts, strict=True))
     assert all(texts[a] == texts[b] == "x" for a, b in ei[:, et == EdgeType.SAME_IDENTIFIER].T)
+
+
+def test_array_memo_and_pickling():
+    import pickle
+
+    g = ProgramGraph.from_source("def f(a):\n    return a\n")
+    for name in ("parent", "depth", "sibling_index", "leaf_nodes", "node_lines"):
+        arr = g.array(name)
+        assert arr.dtype == np.int64 and arr.tolist() == getattr(g, name)
+        assert g.array(name) is arr  # converted once
+    try:
+        g.array("leaf_texts")
+    except ValueError as exc:
+        assert "leaf_texts" in str(exc) and "parent" in str(exc)
+    else:
+        raise AssertionError("expected ValueError")
+    restored = pickle.loads(pickle.dumps(g))
+    assert restored == g and "_arrays" not in restored.__dict__
+    assert restored.array("parent").tolist() == g.parent
