@@ -7,6 +7,11 @@ the graph nodes whose line the test executed (line granularity; lines executed w
 program count for every test). A program that does not load (syntax or import error) gives every
 test an ``error`` outcome whose trace is the parse-error region (tree-sitter ERROR/MISSING lines of
 the current source) or, failing that, the line named in the error message.
+
+The 6-feature variant (Experiments 1, 2, 4) and the :class:`~graphrepair.variants.FeatureVariant`
+switch between the two live in :mod:`graphrepair.variants`. ``EncodedProgram.build`` and
+``make_data`` are the data-preparation hot path (``benchmarks/graph_build.py``): they work on whole
+numpy arrays and build ``Data`` objects without PyG's per-attribute bookkeeping (:func:`new_data`).
 """
 
 from __future__ import annotations

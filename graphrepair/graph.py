@@ -12,6 +12,11 @@ newlines, and any bytes tree-sitter assigns to no leaf) is kept in :attr:`Progra
 ``ProgramGraph.from_source(s).to_source() == s`` for every ``str`` ``s`` that can be encoded as
 UTF-8, with or without syntax errors.
 
+The schema (:class:`NodeKind`, :class:`LeafCategory`, :class:`EdgeType`) is defined in
+:mod:`graphrepair.schema` and re-exported here. :meth:`ProgramGraph.from_source` is the first step
+of data preparation's hot path: one Python-level step per tree-sitter node, everything else
+(types, categories, lines, texts) derived afterwards in bulk.
+
 Line numbers are 1-based and count lines the way Python's compiler (and so coverage.py) does:
 ``"\\r\\n"``, a lone ``"\\r"`` and ``"\\n"`` each end a line.
 """
