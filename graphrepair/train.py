@@ -3,10 +3,17 @@
 Usage::
 
     python -m graphrepair.train --exp 3d [--set train.epochs=10 --set data.train_samples=200 ...]
-                                [--data-dir DIR] [--resume RUN_DIR] [--no-eval]
+                                [--data-dir DIR] [--run-dir DIR] [--resume RUN_DIR] [--no-eval]
+    torchrun --standalone --nproc_per_node=N -m graphrepair.train --exp 3d [...]   # DDP, N ranks
 
 Writes ``runs/<exp>-<UTC time>/``: ``config.yaml`` (resolved), ``run.json`` (command line, git
 commit), ``metrics.csv``, ``tb/`` (TensorBoard), ``last.pt``, ``best.pt`` and ``eval/report.{json,md}``.
+
+Under torchrun (see :mod:`harness.trainer`) every rank loads the data and trains on its share of
+each epoch's samples (``data.train_samples`` is per epoch over all ranks, ``train.batch_size`` per
+rank, each rank with its own sandbox workers); rank 0 picks the run directory name (broadcast to
+the others), prints, writes every file and runs the final evaluation. An interrupted run continues
+with ``--resume RUN_DIR`` (from ``last.pt``, exactly where its last finished epoch left it).
 """
 
 from __future__ import annotations
@@ -14,11 +21,12 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import logging
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
-import torch
+import torch.distributed as dist
 import yaml
 
 from graphrepair.config import ExperimentConfig, load_config
@@ -29,24 +37,31 @@ from graphrepair.refine import Refiner
 from graphrepair.training import RefinementTask
 from harness.config import ConfigError, available_experiments, from_dict, save_resolved, to_dict
 from harness.io import atomic_write_json
-from harness.trainer import Trainer, TrainerConfig, load_checkpoint, seed_everything
+from harness.trainer import (
+    CheckpointError,
+    Trainer,
+    TrainerConfig,
+    cleanup_distributed,
+    init_distributed,
+    load_checkpoint,
+    seed_everything,
+)
 
 __all__ = ["main", "run"]
 
 log = logging.getLogger("graphrepair.train")
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def run(cfg: ExperimentConfig, run_dir: Path, *, resume: bool = False, do_eval: bool = True,
         argv: list[str] | None = None) -> dict:
-    """Train (and evaluate) ``cfg`` in ``run_dir``; return a summary dict with paths and the table."""
-    device = _device(cfg.train.device)
-    seed_everything(cfg.train.seed)
+    """Train (and evaluate) ``cfg`` in ``run_dir``; return a summary dict with paths and the table.
+
+    Under torchrun every rank calls this with the same ``run_dir``; rank 0 alone writes files and
+    evaluates (the other ranks return without ``table``/``report_*``).
+    """
+    ctx = init_distributed(cfg.train.device)
+    device = ctx.device
+    seed_everything(cfg.train.seed)  # the same initial weights on every rank
     vocab = None
     if resume:
         vocab_dict = load_checkpoint(run_dir / "last.pt")["extra"]["vocab"]
@@ -54,16 +69,17 @@ def run(cfg: ExperimentConfig, run_dir: Path, *, resume: bool = False, do_eval: 
 
         vocab = Vocabulary.from_dict(vocab_dict)
     data = prepare(cfg, vocab=vocab)  # first: a missing dataset must not leave a run directory
-    save_resolved(cfg, run_dir, argv or sys.argv)
-    dup = duplication(data.splits["train"], draw_training_problems(
-        len(data.splits["train"]), cfg.data.train_samples, np.random.default_rng(0)))
-    if dup["duplication_rate"] > 0:
-        log.warning(
-            "DUPLICATION: %d training samples per epoch come from %d distinct programs "
-            "(duplication rate %.1f%%); fresh corruptions each epoch", dup["samples"],
-            dup["unique_programs"], 100 * dup["duplication_rate"],
-        )
-    atomic_write_json(run_dir / "data.json", {**data.summary(), "training_samples": dup})
+    if ctx.master:
+        save_resolved(cfg, run_dir, argv or sys.argv)
+        dup = duplication(data.splits["train"], draw_training_problems(
+            len(data.splits["train"]), cfg.data.train_samples, np.random.default_rng(0)))
+        if dup["duplication_rate"] > 0:
+            log.warning(
+                "DUPLICATION: %d training samples per epoch come from %d distinct programs "
+                "(duplication rate %.1f%%); fresh corruptions each epoch", dup["samples"],
+                dup["unique_programs"], 100 * dup["duplication_rate"],
+            )
+        atomic_write_json(run_dir / "data.json", {**data.summary(), "training_samples": dup})
     model = build_model(cfg, data.vocab).to(device)
     n_params = sum(p.numel() for p in model.parameters())
     log.info("model %r: %s parameters, device %s", model, f"{n_params:,}", device)
@@ -74,7 +90,7 @@ def run(cfg: ExperimentConfig, run_dir: Path, *, resume: bool = False, do_eval: 
         grad_clip=cfg.train.grad_clip, monitor="repair_accuracy", mode="max",
         patience=cfg.train.patience, seed=cfg.train.seed,
     )
-    summary = Trainer(task, tcfg, run_dir, to_dict(cfg)).fit(resume=resume)
+    summary = Trainer(task, tcfg, run_dir, to_dict(cfg), dist_ctx=ctx).fit(resume=resume)
     log.info(
         "training done in %.0f s: best val repair_accuracy %.1f%% at epoch %d; %d program runs "
         "(%d cache hits)", summary.seconds, summary.best_metric * 100, summary.best_epoch + 1,
@@ -82,7 +98,7 @@ def run(cfg: ExperimentConfig, run_dir: Path, *, resume: bool = False, do_eval: 
     )
     out = {"run_dir": str(run_dir), "best": str(summary.best_path), "params": n_params,
            "train_seconds": summary.seconds}
-    if do_eval:
+    if do_eval and ctx.master:
         model.load_state_dict(load_checkpoint(summary.best_path)["model"])
         results, json_path, md_path, table = evaluate(
             cfg, model, data, run_dir / "eval", checkpoint=str(summary.best_path), device=device
@@ -104,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from last.pt")
     ap.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    master = int(os.environ.get("RANK", 0)) == 0  # torchrun's rank; only rank 0 logs at INFO/prints
+    logging.basicConfig(level=logging.INFO if master else logging.WARNING, format="%(message)s")
     try:
         if args.resume:
             run_dir = Path(args.resume)
@@ -120,16 +137,31 @@ def main(argv: list[str] | None = None) -> int:
         if args.data_dir:
             cfg.data.data_dir = args.data_dir
     except (ConfigError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if master:
+            print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"experiment {cfg.exp}: {cfg.description}")
-    print(f"run directory: {run_dir}")
     try:
-        out = run(cfg, run_dir, resume=bool(args.resume), do_eval=not args.no_eval,
-                  argv=sys.argv if argv is None else ["graphrepair.train", *argv])
-    except (FileNotFoundError, ConfigError) as exc:  # user-fixable; anything else keeps its traceback
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        ctx = init_distributed(cfg.train.device)
+        if ctx.ddp:  # the name is stamped with rank 0's clock: every rank must use rank 0's
+            name = [str(run_dir)]
+            dist.broadcast_object_list(name, src=0)
+            run_dir = Path(name[0])
+        if ctx.master:
+            print(f"experiment {cfg.exp}: {cfg.description}")
+            print(f"run directory: {run_dir}")
+        try:
+            out = run(cfg, run_dir, resume=bool(args.resume), do_eval=not args.no_eval,
+                      argv=sys.argv if argv is None else ["graphrepair.train", *argv])
+        # user-fixable (missing data or checkpoint, bad config, damaged checkpoint): a message;
+        # anything else keeps its traceback
+        except (FileNotFoundError, ConfigError, CheckpointError) as exc:
+            if ctx.master:
+                print(f"error: {exc}", file=sys.stderr)
+            return 2
+    finally:
+        cleanup_distributed()
+    if not ctx.master:
+        return 0
     if "table" in out:
         print()
         print(out["table"])

@@ -49,7 +49,8 @@ class RefinementTask:
     def __init__(self, cfg: ExperimentConfig, data: PreparedData, model: torch.nn.Module,
                  refiner: Refiner) -> None:
         self.cfg, self.data, self.model, self.refiner = cfg, data, model, refiner
-        self.rng = np.random.default_rng(cfg.train.seed)
+        self.rank, self.world_size = 0, 1
+        self.rng = np.random.default_rng(cfg.train.seed)  # scheduled-sampling / ground-truth draws
         self._epoch_start = (0, 0)  # refiner (cache_hits, test_runs) when the epoch began
         # One thread runs the sandbox for one half-batch at a time (see training_step).
         self._tests = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trajectory-tests")
@@ -71,6 +72,33 @@ class RefinementTask:
         """The vocabulary travels with every checkpoint."""
         return {"vocab": self.data.vocab.to_dict()}
 
+    def set_rank(self, rank: int, world_size: int) -> None:
+        """Train on rank ``rank``'s share of every epoch from now on (see :meth:`train_batches`).
+
+        The scheduled-sampling generator is reseeded per rank (rank 0 keeps the single-process
+        stream, seeded by ``train.seed``; rank ``r`` > 0 uses ``[train.seed, r]``).
+
+        Raises:
+            ValueError: ``rank`` is not in ``[0, world_size)``, or an epoch's ``data.train_samples``
+                cannot give every rank at least one sample.
+        """
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+        if self.cfg.data.train_samples < world_size:
+            raise ValueError(f"data.train_samples={self.cfg.data.train_samples} is fewer than the "
+                             f"{world_size} ranks; raise it or start fewer processes")
+        self.rank, self.world_size = rank, world_size
+        seed = self.cfg.train.seed
+        self.rng = np.random.default_rng(seed if rank == 0 else [seed, rank])
+
+    def training_state(self) -> dict:
+        """The scheduled-sampling generator's state (checkpointed per rank for an exact resume)."""
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_training_state(self, state: dict) -> None:
+        """Restore what :meth:`training_state` returned."""
+        self.rng.bit_generator.state = state["rng"]
+
     def p_model(self, epoch: int) -> float:
         """Scheduled-sampling probability of following the model's own prediction at ``epoch``."""
         t = self.cfg.train
@@ -78,21 +106,33 @@ class RefinementTask:
         return t.scheduled_sampling_warmup + frac * (t.scheduled_sampling_max - t.scheduled_sampling_warmup)
 
     def train_batches(self, epoch: int) -> Iterator[list[ProgramState]]:
-        """``train_samples`` programs (see :func:`draw_training_problems`), freshly corrupted, in batches."""
+        """``train_samples`` programs (see :func:`draw_training_problems`), freshly corrupted, in batches.
+
+        The epoch's samples (problem, corruption rate, corruption draw) come from a generator
+        seeded by ``[train.seed, epoch]``, identical on every rank. After :meth:`set_rank` this rank
+        takes samples ``rank, rank + world_size, ...`` of the first ``world_size * (train_samples //
+        world_size)`` (so every rank runs the same number of batches; the last
+        ``train_samples % world_size`` samples of the epoch are dropped), in batches of
+        ``train.batch_size`` per rank. With one rank: all samples, in order.
+        """
         cfg, train = self.cfg, self.data.splits["train"]
         self._epoch_start = (self.refiner.cache_hits, self.refiner.test_runs)
         rng = np.random.default_rng([cfg.train.seed, epoch])
         picks = draw_training_problems(len(train), cfg.data.train_samples, rng)
-        for start in range(0, len(picks), cfg.train.batch_size):
+        samples = []  # (problem index, rate, corruption draw) of the whole epoch, drawn in order
+        for i in picks:
+            rate = sample_rate(cfg.corruption.rates, epoch, cfg.train.epochs,
+                               curriculum=cfg.corruption.curriculum,
+                               fraction=cfg.corruption.curriculum_fraction, rng=rng)
+            samples.append((int(i), rate, int(rng.integers(1 << 30))))
+        per_rank = len(samples) // self.world_size
+        mine = samples[self.rank : per_rank * self.world_size : self.world_size]
+        for start in range(0, len(mine), cfg.train.batch_size):
             batch = []
-            for i in picks[start : start + cfg.train.batch_size]:
-                enc = train[int(i)]
-                rate = sample_rate(cfg.corruption.rates, epoch, cfg.train.epochs,
-                                   curriculum=cfg.corruption.curriculum,
-                                   fraction=cfg.corruption.curriculum_fraction, rng=rng)
+            for i, rate, draw in mine[start : start + cfg.train.batch_size]:
+                enc = train[i]
                 masked = corrupt(enc.eligible, rate,
-                                 corruption_rng(cfg.train.seed, enc.problem.task_id, rate,
-                                                draw=int(rng.integers(1 << 30))))
+                                 corruption_rng(cfg.train.seed, enc.problem.task_id, rate, draw=draw))
                 batch.append(ProgramState.start(enc, masked, self.data.vocab))
             yield batch
 
