@@ -17,7 +17,6 @@ numpy arrays and build ``Data`` objects without PyG's per-attribute bookkeeping 
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,6 +26,7 @@ from torch_geometric.data import Data
 
 from graphrepair.data import Problem
 from graphrepair.graph import EdgeType, LeafCategory, ProgramGraph
+from graphrepair.spectrum import error_region
 from graphrepair.vocab import MASK, PAD, UNK, Vocabulary
 from harness.sandbox import OUTCOMES, ProgramResult
 
@@ -56,7 +56,6 @@ OUTCOME_ID = {name: i for i, name in enumerate(OUTCOMES)}
 #: would not do: ``4<mask>a`` parses as the comparison ``4 < mask > a``).
 MASK_TEXT = "$mask$"
 _CATEGORY_VALUES = frozenset(c.value for c in LeafCategory)
-_LINE_RE = re.compile(r'"program\.py", line (\d+)|line (\d+)')
 
 
 @dataclass
@@ -210,14 +209,6 @@ class Feedback:
         return cls(np.zeros(0, np.int64), np.zeros((2, 0), np.int64), False)
 
 
-def _error_lines(source: str, message: str) -> list[int]:
-    lines = ProgramGraph.from_source(source).error_lines
-    if lines:
-        return sorted(set(lines))
-    found = [int(a or b) for a, b in _LINE_RE.findall(message)]
-    return found[-1:]
-
-
 def feedback_from_result(
     enc: EncodedProgram, texts: Sequence[str | None], result: ProgramResult, max_tests: int
 ) -> Feedback:
@@ -233,7 +224,7 @@ def feedback_from_result(
     tests = result.tests[:max_tests]
     outcome = np.array([OUTCOME_ID[t.outcome] for t in tests], dtype=np.int64)
     if result.load_outcome != "passed":
-        region = np.array(_error_lines(enc.source(texts), result.load_message), dtype=np.int64)
+        region = np.array(error_region(enc.source(texts), result.load_message), dtype=np.int64)
         covered = [region] * len(tests)
     else:
         load = np.asarray(result.load_covered_lines, dtype=np.int64)

@@ -7,7 +7,7 @@ its outcome is ``"passed"``. ``failed(e)``/``passed(e)`` = failing/passing tests
 correctly rounded operation on exact integers (Ochiai: its square root; DStar: for an integer
 exponent), so mathematically equal scores are bitwise equal and ties exact. An uncovered element, and every element when no test
 fails, scores 0 under every formula. A program that does not load runs no test: every test fails
-and covers the parse-error region, by the rule of :func:`graphrepair.features.feedback_from_result`.
+and covers the parse-error region (:func:`error_region`; the 5-feature feedback uses the same rule).
 Known limit: a crashed test (or a timed-out one the sandbox had to kill) reports no lines, so it
 covers only the lines executed while loading (see :class:`harness.sandbox.TestResult`).
 """
@@ -15,17 +15,21 @@ covers only the lines executed while loading (see :class:`harness.sandbox.TestRe
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
+from graphrepair.graph import ProgramGraph
 from harness.sandbox import ProgramResult
 
 log = logging.getLogger(__name__)
+_LINE_RE = re.compile(r'"program\.py", line (\d+)|line (\d+)')
 
-__all__ = ["FORMULAS", "Ranks", "Spectrum", "binary", "dstar", "line_spectrum", "node_scores",
+__all__ = ["FORMULAS", "Ranks", "Spectrum", "binary", "dstar", "error_region", "line_spectrum",
+           "node_scores",
            "node_spectrum", "ochiai", "ranks", "score", "tarantula"]
 
 
@@ -242,6 +246,25 @@ def ranks(scores: np.ndarray) -> Ranks:
     return Ranks(best, (best + worst) / 2.0, worst)
 
 
+def error_region(source: str, message: str) -> list[int]:
+    """Lines blamed for a program that does not load (DESIGN.md, "Feedback").
+
+    Args:
+        source: the program text.
+        message: the sandbox's load message (a traceback naming ``"program.py", line N``).
+
+    Returns:
+        Sorted 1-based lines of the tree-sitter ``ERROR``/``MISSING`` nodes of ``source``; when
+        tree-sitter parses it cleanly (an error only the compiler or the import finds), the last
+        line the message names; ``[]`` when neither says anything.
+    """
+    lines = ProgramGraph.from_source(source).error_lines
+    if lines:
+        return sorted(set(lines))
+    found = [int(a or b) for a, b in _LINE_RE.findall(message)]
+    return found[-1:]
+
+
 def line_spectrum(result: ProgramResult, source: str) -> Spectrum:
     """Per-line spectrum of a program from its sandbox result.
 
@@ -260,11 +283,7 @@ def line_spectrum(result: ProgramResult, source: str) -> Spectrum:
     n = len(result.tests)
     failing = np.array([t.outcome != "passed" for t in result.tests], dtype=bool)
     if result.load_outcome != "passed":
-        # Lazy: graphrepair.features imports torch (~3 s); only a program that did not load needs
-        # its rule (tree-sitter ERROR/MISSING lines, else the line the error message names).
-        from graphrepair.features import _error_lines
-
-        region = np.array(_error_lines(source, result.load_message), dtype=np.int64)
+        region = np.array(error_region(source, result.load_message), dtype=np.int64)
         log.debug("program did not load (%s); error region lines %s", result.load_outcome,
                   region.tolist())
         per_test = [region] * n
