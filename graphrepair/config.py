@@ -136,7 +136,9 @@ class TrainConfig:
             :meth:`graphrepair.training.RefinementTask.training_step`).
         patience: stop after this many epochs without a better validation metric (0 = never).
         seed: global seed (split, corruption, init, sampling).
-        device: ``auto`` (cuda when available), ``cpu`` or ``cuda``.
+        device: ``auto`` (cuda when available), ``cpu`` or ``cuda`` (under torchrun: the GPU of
+            ``LOCAL_RANK``).
+        bf16: bf16 autocast of the training step on CUDA (ignored on CPU).
     """
 
     epochs: int = 50
@@ -152,6 +154,7 @@ class TrainConfig:
     patience: int = 0
     seed: int = 0
     device: str = "auto"
+    bf16: bool = True
 
 
 @dataclass

@@ -88,7 +88,7 @@ def run(cfg: ExperimentConfig, run_dir: Path, *, resume: bool = False, do_eval: 
     tcfg = TrainerConfig(
         epochs=cfg.train.epochs, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
         grad_clip=cfg.train.grad_clip, monitor="repair_accuracy", mode="max",
-        patience=cfg.train.patience, seed=cfg.train.seed,
+        patience=cfg.train.patience, seed=cfg.train.seed, bf16=cfg.train.bf16,
     )
     summary = Trainer(task, tcfg, run_dir, to_dict(cfg), dist_ctx=ctx).fit(resume=resume)
     log.info(
