@@ -164,7 +164,8 @@ class SandboxConfig:
     Attributes:
         timeout_s: wall-clock limit per test, in seconds.
         memory_mb: address-space limit per program, in MiB.
-        workers: programs executed concurrently (0 = one per CPU core).
+        workers: programs executed concurrently (0 = one per CPU core, divided among the
+            torchrun processes of the machine).
         cache: SQLite file of a :class:`harness.cache.ResultCache` shared across runs and
             processes; ``""`` keeps results in memory for this run only.
     """

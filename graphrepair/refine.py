@@ -29,6 +29,7 @@ from graphrepair.spectrum import FORMULAS, line_spectrum, node_scores, score
 from graphrepair.variants import FeatureVariant, make_signal_data
 from graphrepair.vocab import Vocabulary
 from harness.cache import ResultCache
+from harness.distributed import local_world_size
 from harness.sandbox import Job, ProgramResult, run_batch
 
 __all__ = ["METRICS", "ProgramState", "Refiner", "refine", "split_predictions", "state_metrics",
@@ -175,10 +176,15 @@ class Refiner:
     @classmethod
     def from_config(cls, model: torch.nn.Module, vocab: Vocabulary, cfg: ExperimentConfig,
                     device: torch.device | str = "cpu") -> Refiner:
-        """A refiner with the sandbox, feedback and iteration settings of experiment ``cfg``."""
+        """A refiner with the sandbox, feedback and iteration settings of experiment ``cfg``.
+
+        ``sandbox.workers: 0`` means one sandbox worker per CPU core *of this process's share*:
+        under torchrun the cores are divided among the processes of the machine.
+        """
         return cls(
             model, vocab, timeout_s=cfg.sandbox.timeout_s, memory_mb=cfg.sandbox.memory_mb,
-            workers=cfg.sandbox.workers or os.cpu_count() or 1, max_tests=cfg.data.max_tests,
+            workers=cfg.sandbox.workers or max(1, (os.cpu_count() or 1) // local_world_size()),
+            max_tests=cfg.data.max_tests,
             min_confidence=cfg.feedback.min_confidence,
             max_iteration=cfg.train.trajectory_iterations - 1, device=device,
             variant=model_variant(cfg.model.name), signal=cfg.feedback.signal,

@@ -96,3 +96,20 @@ def test_refine_runs_real_tests_and_freezes_passing_programs(setup):
     # the reference passes at iteration 0, so the (destructive) model is never applied again
     assert [h["pass_rate"] for h in history] == [1.0, 1.0, 1.0]
     assert clean.texts == enc.orig_texts and refiner.test_runs == 1
+
+
+def test_sandbox_workers_default_divides_the_cores_among_torchrun_processes(setup, monkeypatch):
+    import os
+
+    from graphrepair.config import load_config
+
+    vocab, _, _ = setup
+    cfg = load_config("3d", ["sandbox.workers=0"])
+    model = ConstantModel(len(vocab), 3, 1.0)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert Refiner.from_config(model, vocab, cfg).workers == 8
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert Refiner.from_config(model, vocab, cfg).workers == 2
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "16")
+    assert Refiner.from_config(model, vocab, cfg).workers == 1
+    assert Refiner.from_config(model, vocab, load_config("3d", ["sandbox.workers=3"])).workers == 3
