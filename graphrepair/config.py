@@ -135,6 +135,13 @@ class TrainConfig:
             executed while the model computes the other's (same loss; see
             :meth:`graphrepair.training.RefinementTask.training_step`).
         patience: stop after this many epochs without a better validation metric (0 = never).
+        init_checkpoint: start from the weights and vocabulary of this checkpoint (fine-tuning,
+            Exp 2): a path, or ``latest:<exp>`` = the newest ``<run_root>/<exp>-*/best.pt``;
+            ``""`` = random initialisation.
+        floor_metric: a validation metric (e.g. ``repair_accuracy@20``, the one-shot accuracy at
+            20% corruption) that must not fall more than ``floor_margin`` below its value for the
+            starting weights; the run stops as soon as it does (Exp 2's guard). ``""`` = none.
+        floor_margin: that margin, as a fraction (0.03 = 3 percentage points).
         seed: global seed (split, corruption, init, sampling).
         device: ``auto`` (cuda when available), ``cpu`` or ``cuda`` (under torchrun: the GPU of
             ``LOCAL_RANK``).
@@ -152,6 +159,9 @@ class TrainConfig:
     test_weight: float = 0.0
     pipeline: bool = True
     patience: int = 0
+    init_checkpoint: str = ""
+    floor_metric: str = ""
+    floor_margin: float = 0.0
     seed: int = 0
     device: str = "auto"
     bf16: bool = True

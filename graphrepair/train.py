@@ -32,9 +32,10 @@ import yaml
 from graphrepair.config import ExperimentConfig, load_config
 from graphrepair.dataset import draw_training_problems, duplication, prepare
 from graphrepair.evaluate import evaluate
-from graphrepair.models import build_model
+from graphrepair.models import build_model, load_weights
 from graphrepair.refine import Refiner
 from graphrepair.training import RefinementTask
+from graphrepair.vocab import Vocabulary
 from harness.config import ConfigError, available_experiments, from_dict, save_resolved, to_dict
 from harness.io import atomic_write_json
 from harness.trainer import (
@@ -47,9 +48,30 @@ from harness.trainer import (
     seed_everything,
 )
 
-__all__ = ["main", "run"]
+__all__ = ["main", "resolve_checkpoint", "run"]
 
 log = logging.getLogger("graphrepair.train")
+
+
+def resolve_checkpoint(spec: str, run_root: str | os.PathLike) -> Path:
+    """The checkpoint ``spec`` names: a path, or ``latest:<exp>`` (newest ``<exp>-*/best.pt``).
+
+    Raises:
+        FileNotFoundError: no such file, or no finished run of ``<exp>`` under ``run_root``; the
+            message says which command trains one.
+    """
+    if spec.startswith("latest:"):
+        exp = spec.split(":", 1)[1]
+        found = sorted(Path(run_root).glob(f"{exp}-*/best.pt"), key=lambda p: p.stat().st_mtime)
+        if not found:
+            raise FileNotFoundError(
+                f"{spec!r}: no best.pt of experiment {exp} under {run_root}/{exp}-*/; train it "
+                f"first: python -m graphrepair.train --exp {exp}")
+        return found[-1]
+    path = Path(spec)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist (train.init_checkpoint)")
+    return path
 
 
 def run(cfg: ExperimentConfig, run_dir: Path, *, resume: bool = False, do_eval: bool = True,
@@ -62,12 +84,14 @@ def run(cfg: ExperimentConfig, run_dir: Path, *, resume: bool = False, do_eval: 
     ctx = init_distributed(cfg.train.device)
     device = ctx.device
     seed_everything(cfg.train.seed)  # the same initial weights on every rank
-    vocab = None
+    vocab = init = None
+    if cfg.train.init_checkpoint:
+        init_path = resolve_checkpoint(cfg.train.init_checkpoint, cfg.run_root)
+        init = (init_path, load_checkpoint(init_path))
+        vocab = Vocabulary.from_dict(init[1]["extra"]["vocab"])
+        log.info("initialising from %s (its weights and vocabulary)", init_path)
     if resume:
-        vocab_dict = load_checkpoint(run_dir / "last.pt")["extra"]["vocab"]
-        from graphrepair.vocab import Vocabulary
-
-        vocab = Vocabulary.from_dict(vocab_dict)
+        vocab = Vocabulary.from_dict(load_checkpoint(run_dir / "last.pt")["extra"]["vocab"])
     data = prepare(cfg, vocab=vocab)  # first: a missing dataset must not leave a run directory
     if ctx.master:
         save_resolved(cfg, run_dir, argv or sys.argv)
@@ -80,15 +104,29 @@ def run(cfg: ExperimentConfig, run_dir: Path, *, resume: bool = False, do_eval: 
                 dup["unique_programs"], 100 * dup["duplication_rate"],
             )
         atomic_write_json(run_dir / "data.json", {**data.summary(), "training_samples": dup})
-    model = build_model(cfg, data.vocab).to(device)
+    model = build_model(cfg, data.vocab)
+    if init is not None:
+        load_weights(model, init[1]["model"], str(init[0]))
+    model = model.to(device)
     n_params = sum(p.numel() for p in model.parameters())
     log.info("model %r: %s parameters, device %s", model, f"{n_params:,}", device)
     refiner = Refiner.from_config(model, data.vocab, cfg, device)
     task = RefinementTask(cfg, data, model, refiner)
+    floor = -float("inf")
+    if cfg.train.floor_metric:
+        start = task.validate(-1)  # the starting weights (deterministic: the same on every rank)
+        if cfg.train.floor_metric not in start:
+            raise ConfigError(f"train.floor_metric {cfg.train.floor_metric!r} is not a validation "
+                              f"metric; valid: {sorted(start)}")
+        floor = start[cfg.train.floor_metric] - cfg.train.floor_margin
+        log.info("guard: stop when %s falls below %.4f (starting weights: %.4f, margin %.4f)",
+                 cfg.train.floor_metric, floor, start[cfg.train.floor_metric],
+                 cfg.train.floor_margin)
     tcfg = TrainerConfig(
         epochs=cfg.train.epochs, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
         grad_clip=cfg.train.grad_clip, monitor="repair_accuracy", mode="max",
-        patience=cfg.train.patience, seed=cfg.train.seed, bf16=cfg.train.bf16,
+        patience=cfg.train.patience, floor_metric=cfg.train.floor_metric, floor=floor,
+        seed=cfg.train.seed, bf16=cfg.train.bf16,
     )
     summary = Trainer(task, tcfg, run_dir, to_dict(cfg), dist_ctx=ctx).fit(resume=resume)
     log.info(

@@ -123,6 +123,9 @@ class TrainerConfig:
         monitor: validation metric that selects ``best.pt`` (a key of ``task.validate``).
         mode: ``max`` or ``min`` for ``monitor``.
         patience: stop after this many epochs without improvement (0 = never stop early).
+        floor_metric, floor: stop as soon as validation ``floor_metric`` falls below ``floor``
+            (e.g. a fine-tuning run that must not lose the one-shot accuracy of its starting
+            checkpoint; ``""`` = no floor). ``best.pt`` keeps the best epoch before that.
         seed: seed for every generator (rank ``r`` uses ``seed + r``).
         bf16: run the training step under bf16 autocast when the model is on CUDA (ignored on CPU).
         static_graph: wrap the model with ``DistributedDataParallel(static_graph=True)``. A task
@@ -142,6 +145,8 @@ class TrainerConfig:
     monitor: str = "loss"
     mode: str = "max"
     patience: int = 0
+    floor_metric: str = ""
+    floor: float = -math.inf
     seed: int = 0
     bf16: bool = True
     static_graph: bool = True
@@ -457,4 +462,8 @@ class Trainer:
         stop = bool(cfg.patience and stale >= cfg.patience)
         if stop and ctx.master:
             log.info("early stop: %s did not improve for %d epochs", cfg.monitor, stale)
-        return best, best_epoch, stale, stop
+        below = val.get(cfg.floor_metric, math.inf) < cfg.floor if cfg.floor_metric else False
+        if below and ctx.master:
+            log.warning("early stop: %s = %.4f fell below its floor %.4f", cfg.floor_metric,
+                        val[cfg.floor_metric], cfg.floor)
+        return best, best_epoch, stale, stop or below

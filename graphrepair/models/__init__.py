@@ -9,6 +9,7 @@ from graphrepair.models.guided_unet import GuidedIterativeGraphUNet
 from graphrepair.models.iterative_unet import IterativeGraphUNet
 from graphrepair.variants import FeatureVariant
 from graphrepair.vocab import SPECIAL_TOKENS, Vocabulary
+from harness.trainer import CheckpointError
 
 __all__ = ["MODELS", "GuidedIterativeGraphUNet", "IterativeGraphUNet", "build_model",
            "load_weights", "model_variant"]
@@ -60,8 +61,9 @@ def load_weights(model: torch.nn.Module, state: dict, source: str) -> None:
         source: where the weights come from (shown in the error), e.g. the checkpoint path.
 
     Raises:
-        RuntimeError: the weights belong to another model, another vocabulary size or another
-            version of this code; the message names the first differing tensors and what to do.
+        harness.trainer.CheckpointError: the weights belong to another model, another vocabulary
+            size or another version of this code; the message names the first differing tensors
+            and what to do.
     """
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
@@ -76,7 +78,7 @@ def load_weights(model: torch.nn.Module, state: dict, source: str) -> None:
             parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[:3]})")
         if shapes:
             parts.append(f"{len(shapes)} with other shapes (e.g. {shapes[:2]})")
-        raise RuntimeError(
+        raise CheckpointError(
             f"the weights in {source} do not fit {model!r}: {'; '.join(parts)}. The checkpoint "
             "was written for another model or vocabulary, or by another version of this code "
             "(its run.json names the git commit): evaluate it with that commit, or retrain")

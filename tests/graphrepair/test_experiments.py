@@ -5,13 +5,15 @@ import json
 import pytest
 
 from graphrepair.config import CONFIG_DIR, load_config
-from graphrepair.train import run
+from graphrepair.train import resolve_checkpoint, run
 from harness.config import available_experiments
+from harness.trainer import load_checkpoint
 from tests.graphrepair.conftest import data_dir
 
 # exp -> (model, feature signal, feedback at iteration 0, train/val samples, test weight)
 RECORD = {
     "1": ("iterative_unet", "binary", True, (80, 10), 9.0),
+    "2": ("iterative_unet", "binary", True, (80, 10), 4.0),
     "3": ("guided_unet", None, True, (80, 10), 0.0),
     "3b": ("guided_unet", None, True, (80, 10), 0.0),
     "3c": ("guided_unet", None, False, (80, 10), 0.0),
@@ -35,7 +37,8 @@ def test_every_record_experiment_has_a_config_with_the_record_settings():
         assert cfg.feedback.feedback_at_iteration0 is fb0, exp
         assert (cfg.data.train_samples, cfg.data.val_samples) == samples, exp
         assert cfg.train.test_weight == weight, exp
-        assert (cfg.train.epochs, cfg.model.hidden, cfg.model.depth) == (50, 256, 3), exp
+        assert cfg.train.epochs == (30 if exp == "2" else 50), exp
+        assert (cfg.model.hidden, cfg.model.depth) == (256, 3), exp
         assert cfg.eval.corruption == [0.2, 0.5, 0.75], exp
     assert load_config("3b").model.use_test_guidance is False
     assert load_config("3").model.use_test_guidance is True
@@ -48,3 +51,23 @@ def test_six_feature_experiments_train_and_evaluate_end_to_end(exp, tmp_path):
     report = json.loads((tmp_path / exp / "eval" / "report.json").read_text())
     assert report["config"]["model"]["name"] == "iterative_unet"
     assert out["params"] > 0 and "One-shot @ 20%" in out["table"]
+
+
+def test_exp2_fine_tunes_exp1s_latest_checkpoint_under_a_one_shot_floor(tmp_path, caplog):
+    root = tmp_path / "runs"
+    with pytest.raises(FileNotFoundError, match="train it first: python -m graphrepair.train --exp 1"):
+        resolve_checkpoint("latest:1", root)
+    exp1 = load_config("1", TINY + [f"data.data_dir={data_dir()}", f"run_root={root}"])
+    run(exp1, root / "1-first", do_eval=False, argv=["test"])
+    start = load_checkpoint(root / "1-first" / "best.pt")
+    cfg = load_config("2", TINY + [f"data.data_dir={data_dir()}", f"run_root={root}",
+                                   "train.epochs=2", "train.floor_margin=-1.0"])
+    assert (cfg.train.lr, cfg.train.test_weight, cfg.train.init_checkpoint) == (1e-4, 4.0, "latest:1")
+    assert resolve_checkpoint("latest:1", root) == root / "1-first" / "best.pt"
+    with caplog.at_level("INFO"):
+        out = run(cfg, root / "2-fine", do_eval=False, argv=["test"])
+    # a floor above any accuracy (margin -1): the guard stops the run after its first epoch
+    assert "initialising from" in caplog.text and "fell below its floor" in caplog.text
+    tuned = load_checkpoint(out["best"])
+    assert tuned["epoch"] == 0 and tuned["extra"]["vocab"] == start["extra"]["vocab"]
+    assert tuned["config"]["train"]["init_checkpoint"] == "latest:1"

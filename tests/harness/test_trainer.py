@@ -88,3 +88,16 @@ def test_several_ranks_need_a_task_that_shards_its_data(tmp_path):
         Trainer(Toy(), TrainerConfig(epochs=1, lr=1e-2), tmp_path, {},
                 dist_ctx=DistContext(rank=0, world_size=2))
     assert math.isfinite(trainer(Toy(), tmp_path, 1).fit().best_metric)
+
+
+def test_a_metric_below_its_floor_stops_the_run_and_keeps_the_best_epoch(tmp_path, caplog):
+    val = [0.70, 0.72, 0.66, 0.71, 0.73]  # an accuracy: epoch 3 falls below the floor 0.68
+
+    def run(run_dir, **kw):
+        cfg = TrainerConfig(epochs=5, lr=1e-2, monitor="loss", mode="max", seed=3, **kw)
+        return Trainer(Toy(val), cfg, run_dir, {}, dist_ctx=DistContext()).fit()
+
+    summary = run(tmp_path / "a", floor_metric="loss", floor=0.68)
+    assert summary.epochs_run == 3 and summary.best_epoch == 1 and summary.best_metric == 0.72
+    assert "fell below its floor 0.6800" in caplog.text
+    assert run(tmp_path / "b").epochs_run == 5  # no floor: every epoch
