@@ -37,8 +37,8 @@ from collections import Counter
 import numpy as np
 
 from graphrepair.spectrum import FORMULAS, Ranks, Spectrum, line_spectrum, ranks, score
-from harness.run import InputError, read_text
-from harness.sandbox import ProgramResult, parse_tests_file, run_tests
+from harness.run import InputError, read_tests, read_text
+from harness.sandbox import ProgramResult, run_tests
 
 log = logging.getLogger("graphrepair.localize")
 
@@ -108,13 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         source = read_text(args.program)
         if not source.strip():
             raise InputError(f"{args.program} is empty: there is nothing to localize")
-        try:
-            setup, tests, names = parse_tests_file(read_text(args.tests))
-        except ValueError as exc:
-            raise InputError(f"{args.tests}: {exc}") from exc
-        if not tests:
-            raise InputError(f"{args.tests}: no tests found (expected top-level statements, "
-                             "one test each, or top-level def test_* functions)")
+        setup, tests, names = read_tests(args.tests)
         result = run_tests(source, tests, setup, timeout_s=args.timeout, test_names=names)
     except (InputError, ValueError) as exc:
         log.error("%s", exc)

@@ -66,6 +66,23 @@ def read_text(path: str, *, lenient: bool = False) -> str:
                          f"{exc.start}); save it as UTF-8") from exc
 
 
+def read_tests(path: str) -> tuple[str, list[str], list[str]]:
+    """Setup, test snippets and names of a TESTS.py file (:func:`parse_tests_file`'s layouts).
+
+    Raises:
+        InputError: the file cannot be read, is not UTF-8, does not parse (the message names the
+            line) or holds no test.
+    """
+    try:
+        setup, tests, names = parse_tests_file(read_text(path))
+    except ValueError as exc:
+        raise InputError(f"{path}: {exc}") from exc
+    if not tests:
+        raise InputError(f"{path}: no tests found (expected top-level statements, one test "
+                         "each, or top-level def test_* functions)")
+    return setup, tests, names
+
+
 def _load_jobs(path: str) -> list[Job]:
     """Parse JOBS.jsonl; raise InputError naming the file and line of the first bad line."""
     jobs = []
@@ -168,13 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"; cache: {cache.hits} hits, {cache.misses} misses" if cache else "")
             return 0
         program = read_text(args.program, lenient=True)
-        try:
-            setup, tests, names = parse_tests_file(read_text(args.tests))
-        except ValueError as exc:
-            raise InputError(f"{args.tests}: {exc}") from exc
-        if not tests:
-            raise InputError(f"{args.tests}: no tests found (expected top-level statements, "
-                             "one test each, or top-level def test_* functions)")
+        setup, tests, names = read_tests(args.tests)
         result = run_tests(program, tests, setup, timeout_s=args.timeout,
                            memory_mb=args.memory_mb, test_names=names)
     except (InputError, ValueError) as exc:
