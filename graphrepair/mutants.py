@@ -28,6 +28,7 @@ import ast
 import bisect
 import logging
 import re
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
@@ -152,7 +153,9 @@ def _function_locals(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[set[st
 
 def _wrong_variable_sites(source: str, graph: ProgramGraph) -> list[Mutation]:
     try:
-        tree = ast.parse(source)
+        with warnings.catch_warnings():  # e.g. invalid escape sequences in MBPP programs
+            warnings.simplefilter("ignore", (SyntaxWarning, DeprecationWarning))
+            tree = ast.parse(source)
     except SyntaxError:
         return []
     leaf_at = {pos: i for i, pos in enumerate(_leaf_positions(graph, source))}

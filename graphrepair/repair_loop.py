@@ -4,21 +4,25 @@ The loop of ``python -m graphrepair.repair`` (:mod:`graphrepair.repair` is its t
 
 1. Run the program's tests (sandbox, per-test coverage). All pass: repaired, zero iterations.
 2. Localize: score every executed line with a spectrum formula (:mod:`graphrepair.spectrum`) and
-   rank the lines (ties: lines run by a test before lines run only while loading, such as ``def``
-   lines; then by line number; lines no test executed come last).
-3. Mask the *maskable* leaves (identifiers, operators, keywords and literals the proposer can
-   predict, single-line texts only) on the top ``w`` ranked lines (``w = 1`` at first) and ask a
-   :class:`Proposer` (the model) for a distribution over texts at each masked leaf.
-4. Candidates are refills that change at most ``max_changes`` masked leaves, best first by
-   ``sum(log p(new text) - log p(current text))`` over the changed leaves (the model's preference
-   for the edit over keeping the program as it is). Each untried candidate is written and run:
-   one *iteration* = one candidate program executed.
-5. A candidate is accepted only when *all* tests pass. Otherwise: after ``tries_per_set``
-   candidates (or when the mask set has none left) *widen* to the next-ranked line (``w + 1``); a
-   candidate that passes more tests than the current program becomes the current program and the
-   masked set *moves*: it is localized again from that candidate's own test runs, ``w = 1``.
-6. Stop when all tests pass, the budget of iterations is spent, or every ranked line is masked
-   and no untried candidate is left.
+   group the lines that can hold a maskable leaf by score (:func:`line_groups`: most suspicious
+   group first; lines run only while loading, such as ``def`` lines, after the lines a test ran;
+   lines no test executed last).
+3. For the current group, mask the *maskable* leaves (those the proposer can predict: for the
+   model, the experiment's eligible categories with texts in its vocabulary, single-line texts
+   only) of each line *alone* and ask the :class:`Proposer` (the model) for log-probabilities of
+   texts at every masked leaf. Each line's masked program is a fresh iteration-0 state for the
+   model, so it keeps the rest of the program as context.
+4. Candidates: refills that change at most ``max_changes`` masked leaves (default 1: one-line
+   bugs), each new text of the leaf's lexical category (:func:`text_category`), ordered by fewer
+   changes, then by ``sum(log p(new text) - log p(current text))`` (the model's preference for the
+   edit over the program as it is), merged over the group's lines. Candidates already run or that
+   do not compile are skipped without a run. One *iteration* = one candidate program executed.
+5. A candidate is accepted only when *all* tests pass. The search *widens* to the next group after
+   ``tries_per_line`` candidates per line of the group (or when the group has none left); after
+   the last group, the candidates left in every group are run, best first. A candidate that
+   passes more tests than the current program *moves* the search: it becomes the current
+   program and is localized again from its own test runs.
+6. Stop when all tests pass, the budget of iterations is spent, or no untried candidate is left.
 
 The original source is never modified; :class:`RepairResult` holds the accepted program.
 ``test_runs`` counts every program execution (the original's first run included).
@@ -29,6 +33,7 @@ from __future__ import annotations
 import itertools
 import keyword
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -315,7 +320,9 @@ def _stage_items(proposer: Proposer, problem: Problem, cur: str, graph: ProgramG
 def _compiles(source: str) -> bool:
     """Whether ``source`` compiles (a candidate that does not is not worth a test run)."""
     try:
-        compile(source, "program.py", "exec", dont_inherit=True)
+        with warnings.catch_warnings():  # e.g. invalid escape sequences in the user's program
+            warnings.simplefilter("ignore", (SyntaxWarning, DeprecationWarning))
+            compile(source, "program.py", "exec", dont_inherit=True)
     except (SyntaxError, ValueError):
         return False
     return True
