@@ -46,8 +46,7 @@ from graphrepair.data import Problem
 from graphrepair.repair_loop import REPAIR_FORMULAS, RepairResult, find_checkpoint, load_proposer
 from graphrepair.repair_loop import repair as run_repair
 from harness.io import atomic_write_text
-from harness.run import InputError, read_text
-from harness.sandbox import parse_tests_file
+from harness.run import InputError, read_tests, read_text
 
 log = logging.getLogger("graphrepair.repair")
 
@@ -122,13 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         source = read_text(args.program)
         if not source.strip():
             raise InputError(f"{args.program} is empty: there is nothing to repair")
-        try:
-            setup, tests, names = parse_tests_file(read_text(args.tests))
-        except ValueError as exc:
-            raise InputError(f"{args.tests}: {exc}") from exc
-        if not tests:
-            raise InputError(f"{args.tests}: no tests found (expected top-level statements, "
-                             "one test each, or top-level def test_* functions)")
+        setup, tests, names = read_tests(args.tests)
         checkpoint, how = args.checkpoint, "given"
         if checkpoint is None:
             found = find_checkpoint("runs")

@@ -286,6 +286,9 @@ def test_cli_missing_file_empty_program_and_unknown_formula_exit_2(mbpp, tmp_pat
     (tmp_path / "empty.py").write_text("\n")
     assert cli.main([str(tmp_path / "empty.py"), tests, "--checkpoint", "x.pt"]) == 2
     assert "nothing to repair" in caplog.text
+    (tmp_path / "no_tests.py").write_text("import math\n")
+    assert cli.main([program, str(tmp_path / "no_tests.py"), "--checkpoint", "x.pt"]) == 2
+    assert "no tests found" in caplog.text
     with pytest.raises(SystemExit) as exc:
         cli.main([program, tests, "--formula", "binary"])
     assert exc.value.code == 2 and "invalid choice: 'binary'" in capsys.readouterr().err
