@@ -45,12 +45,10 @@ from graphrepair.graph import LeafCategory, ProgramGraph  # noqa: E402
 from graphrepair.mutants import COMPARISON_SWAPS, KINDS, OPERATOR_SWAPS, make_mutants  # noqa: E402
 from graphrepair.repair_loop import (  # noqa: E402
     REPAIR_FORMULAS,
-    ModelProposer,
-    find_checkpoint,
-    load_proposer,
     repair,
     text_category,
 )
+from graphrepair.repair_model import ModelProposer, find_checkpoint, load_proposer  # noqa: E402
 from graphrepair.vocab import SPECIAL_TOKENS  # noqa: E402
 
 log = logging.getLogger("real_bugs")

@@ -43,8 +43,9 @@ import sys
 from pathlib import Path
 
 from graphrepair.data import Problem
-from graphrepair.repair_loop import REPAIR_FORMULAS, RepairResult, find_checkpoint, load_proposer
+from graphrepair.repair_loop import REPAIR_FORMULAS, RepairResult
 from graphrepair.repair_loop import repair as run_repair
+from graphrepair.repair_model import find_checkpoint, load_proposer
 from harness.io import atomic_write_text
 from harness.run import InputError, read_tests, read_text
 

@@ -18,13 +18,8 @@ import graphrepair.repair as cli
 from graphrepair.config import load_config
 from graphrepair.graph import LeafCategory, ProgramGraph
 from graphrepair.mutants import Mutation, apply_mutation
-from graphrepair.repair_loop import (
-    candidate_edits,
-    line_groups,
-    load_proposer,
-    repair,
-    text_category,
-)
+from graphrepair.repair_loop import candidate_edits, line_groups, repair, text_category
+from graphrepair.repair_model import load_proposer
 from graphrepair.train import run
 from harness.sandbox import run_tests
 from tests.graphrepair.conftest import data_dir
