@@ -9,6 +9,9 @@ PY     := $(VENV)/bin/python
 GRAPHREPAIR_DATA ?= $(if $(wildcard ../shared/data/mbpp.jsonl),$(abspath ../shared/data),)
 export GRAPHREPAIR_DATA
 EXP ?= 3d_cpu
+# One timestamp per `make run` (a simply expanded copy, so train and compare see the same name).
+RUN_DIR ?= runs/$(EXP)-$(shell date -u +%Y%m%d-%H%M%S)
+RUN_DIR := $(RUN_DIR)
 
 .PHONY: run test lint bench clean-env
 
@@ -18,8 +21,11 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
+# train + evaluate (report.md, report.json, PNG plots in $(RUN_DIR)/eval), then the comparison
+# table and bar chart of this run with its baselines in $(RUN_DIR)/compare
 run: $(VENV)/.installed
-	$(PY) -m graphrepair.train --exp $(EXP)
+	$(PY) -m graphrepair.train --exp $(EXP) --run-dir $(RUN_DIR)
+	$(PY) -m graphrepair.compare $(RUN_DIR) --out $(RUN_DIR)/compare
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

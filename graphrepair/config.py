@@ -193,16 +193,24 @@ class EvalConfig:
     Attributes:
         corruption: corruption levels evaluated.
         iterations: refinement iterations K (iteration 0 included).
-        split: ``val`` or ``test`` problems of the same dataset split.
+        split: ``val`` or ``test`` problems of the same dataset split, or ``humaneval``: HumanEval's
+            problems as a cross-dataset held-out split for a model trained on MBPP (encoded with
+            the training vocabulary, near-duplicates of training programs removed).
         programs: at most this many problems per level (0 = all of the split).
-        seed: corruption seed; the same seed gives the same corrupted inputs for every model.
+        seed: corruption seed of the first evaluation seed; seed ``s`` (0-based) corrupts with
+            ``seed + s``. The same seed gives the same corrupted inputs for every model.
+        seeds: evaluation seeds; numbers are means with a Student-t 95% CI over them (n=1: none).
+        feedback_zeroed: also refine with the model's feedback zeroed (the baseline row that
+            isolates what test feedback adds; doubles the model's share of the evaluation time).
     """
 
     corruption: list[float] = field(default_factory=lambda: [0.2, 0.5, 0.75])
     iterations: int = 5
-    split: Literal["val", "test"] = "test"
+    split: Literal["val", "test", "humaneval"] = "test"
     programs: int = 0
     seed: int = 1234
+    seeds: int = 1
+    feedback_zeroed: bool = True
 
 
 @dataclass

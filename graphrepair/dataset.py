@@ -3,6 +3,11 @@
 The split is by problem (:func:`graphrepair.data.split_problems`); the vocabulary is built from the
 training split only and reused, unchanged, when a checkpoint is evaluated. Programs whose graph has
 more than ``data.max_nodes`` nodes are left out and counted.
+
+A *held-out* split from another dataset (``humaneval`` for a model trained on MBPP) is built only
+when asked (:func:`add_heldout_split`, or ``prepare(..., extra_splits=("humaneval",))``): encoded
+with the training vocabulary (its unknown leaves counted), near-duplicates of training programs
+removed (counted).
 """
 
 from __future__ import annotations
@@ -20,9 +25,12 @@ from graphrepair.dedup import deduplicate_splits, normalized_hash
 from graphrepair.features import EncodedProgram
 from graphrepair.graph_cache import GraphCache
 from graphrepair.refine import ProgramState
-from graphrepair.vocab import Vocabulary
+from graphrepair.vocab import UnknownReport, Vocabulary
 
-__all__ = ["PreparedData", "draw_training_problems", "fixed_states", "duplication", "prepare"]
+__all__ = ["HELDOUT_SPLITS", "PreparedData", "add_heldout_split", "draw_training_problems",
+           "duplication", "fixed_states", "prepare"]
+
+HELDOUT_SPLITS = ("humaneval",)  # split name = dataset name (graphrepair.data.DATASETS)
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +47,7 @@ class PreparedData:
         near_duplicates_removed: programs removed per split because they near-duplicate a program
             of an earlier split (see :mod:`graphrepair.dedup`).
         unigram: most frequent eligible leaf text of the training split (the unigram baseline's guess).
+        unknown: held-out splits' :class:`~graphrepair.vocab.UnknownReport` (leaves mapped to UNK).
     """
 
     vocab: Vocabulary
@@ -47,6 +56,7 @@ class PreparedData:
     skipped: dict[str, int] = field(default_factory=dict)
     near_duplicates_removed: dict[str, int] = field(default_factory=dict)
     unigram: str = ""
+    unknown: dict[str, UnknownReport] = field(default_factory=dict)
 
     def summary(self) -> dict:
         """Split sizes, OOV rates, removed programs and vocabulary size (for the run's metadata)."""
@@ -60,7 +70,10 @@ class PreparedData:
 
 
 def prepare(
-    cfg: ExperimentConfig, vocab: Vocabulary | None = None, graph_cache: GraphCache | None = None
+    cfg: ExperimentConfig,
+    vocab: Vocabulary | None = None,
+    graph_cache: GraphCache | None = None,
+    extra_splits: tuple[str, ...] = (),
 ) -> PreparedData:
     """Load, split, parse and encode the configured dataset.
 
@@ -69,9 +82,11 @@ def prepare(
         vocab: an existing vocabulary (from a checkpoint); ``None`` builds one from the training split.
         graph_cache: where graphs and encoded arrays are cached; ``None`` =
             :meth:`GraphCache.default` (``$GRAPHREPAIR_GRAPH_CACHE`` or ``~/.cache/graphrepair/graphs``).
+        extra_splits: held-out splits from other datasets to add (:func:`add_heldout_split`).
 
     Raises:
-        FileNotFoundError / ValueError: from the dataset loaders (missing or malformed files).
+        FileNotFoundError / ValueError: from the dataset loaders (missing or malformed files), or
+            from :func:`add_heldout_split`.
     """
     problems = load_problems(cfg.data.dataset, cfg.data.data_dir)
     split = split_problems(problems, tuple(cfg.data.split_fractions), seed=cfg.data.split_seed)
@@ -104,7 +119,57 @@ def prepare(
         cfg.data.dataset, {k: len(v) for k, v in splits.items()}, cfg.data.max_nodes, skipped,
         removed, len(vocab), {k: f"{v:.1%}" for k, v in oov.items()},
     )
-    return PreparedData(vocab, splits, oov, skipped, removed, unigram)
+    data = PreparedData(vocab, splits, oov, skipped, removed, unigram)
+    for name in extra_splits:
+        add_heldout_split(cfg, data, name, cache)
+    return data
+
+
+def add_heldout_split(
+    cfg: ExperimentConfig, data: PreparedData, name: str = "humaneval",
+    graph_cache: GraphCache | None = None,
+) -> list[EncodedProgram]:
+    """Add all problems of dataset ``name`` to ``data.splits[name]`` as a cross-dataset split.
+
+    The programs are parsed, left out above ``data.max_nodes`` nodes (``data.skipped``), stripped
+    of near-duplicates of ``data``'s *training* programs (:mod:`graphrepair.dedup`;
+    ``data.near_duplicates_removed``) and encoded with ``data.vocab`` unchanged: their OOV rate
+    goes to ``data.oov_rate`` and the unknown leaf texts to ``data.unknown`` (both logged).
+
+    Args:
+        cfg: the experiment configuration (``data.data_dir``, ``data.max_nodes``,
+            ``corruption.eligible``).
+        data: prepared data of the training dataset; modified in place.
+        name: a dataset of :data:`HELDOUT_SPLITS`.
+        graph_cache: as in :func:`prepare`.
+
+    Returns:
+        The encoded programs of the new split.
+
+    Raises:
+        ValueError: ``name`` is not a held-out dataset, or it is the training dataset itself.
+        FileNotFoundError: the dataset file is missing (see :func:`graphrepair.data.ensure_file`).
+    """
+    if name not in HELDOUT_SPLITS:
+        raise ValueError(f"unknown held-out split {name!r}; valid: {', '.join(HELDOUT_SPLITS)}")
+    if cfg.data.dataset == name:
+        raise ValueError(f"the model was trained on {name!r}: it is not held out; use --split val|test")
+    problems = load_problems(name, cfg.data.data_dir)
+    cache = graph_cache if graph_cache is not None else GraphCache.default()
+    pairs = [(p, g) for p, g in zip(problems, cache.graphs([p.source for p in problems]))
+             if g.num_nodes <= cfg.data.max_nodes]
+    data.skipped[name] = len(problems) - len(pairs)
+    train = [(enc.problem, enc.graph) for enc in data.splits["train"]]
+    kept, removed = deduplicate_splits({"train": train, name: pairs}, order=("train", name))
+    data.near_duplicates_removed[name] = removed[name]
+    graphs = [g for _, g in kept[name]]
+    data.unknown[name] = data.vocab.apply(graphs, label=f"held-out split {name}")[1]
+    data.oov_rate[name] = data.unknown[name].rate
+    data.splits[name] = cache.encoded({name: kept[name]}, data.vocab, cfg.corruption.eligible)[name]
+    log.info("held-out split %s: %d of %d problems (%d over %d nodes, %d near-duplicates of "
+             "training programs removed), OOV %.1f%%", name, len(data.splits[name]), len(problems),
+             data.skipped[name], cfg.data.max_nodes, removed[name], data.oov_rate[name] * 100)
+    return data.splits[name]
 
 
 def fixed_states(

@@ -2,19 +2,32 @@
 
 Usage::
 
-    python -m graphrepair.evaluate --checkpoint runs/3d-.../best.pt --corruption 0.2 0.5 0.75 [--iterations K]
+    python -m graphrepair.evaluate (--exp ID | --checkpoint PATH) [--corruption 0.2 0.5 0.75]
+        [--iterations K] [--seeds N] [--split val|test|humaneval] [--programs N] [--out DIR]
 
-For each corruption level the same seeded corrupted programs (identical for every model compared)
-are refined for K iterations (DESIGN.md loop: predict -> decode -> run tests -> feedback), and the
-four DESIGN.md metrics are recorded at every iteration. A *unigram* baseline row fills every mask
-with the most frequent eligible leaf text of the training split and is evaluated on the same inputs,
-its tests executed the same way. Output: ``report.json`` and ``report.md`` (+ a PNG plot) via
-:mod:`harness.report`.
+For each seed ``s`` (0-based) and corruption level the same corrupted programs are refined for K
+iterations (DESIGN.md loop: predict -> decode -> run tests -> feedback). The corruption seed is
+``eval.seed + s``, and a program's mask depends only on (corruption seed, task id, level)
+(:func:`graphrepair.dataset.fixed_states`), so every model evaluated with the same seeds sees the
+same inputs and rows are comparable across runs. On the same inputs, the baselines of
+:mod:`graphrepair.eval_report` (feedback zeroed, unigram, copy) are evaluated the same way, tests
+executed. Numbers are means with a Student-t 95% CI over seeds.
+
+``--split humaneval`` evaluates a model trained on MBPP on HumanEval (a cross-dataset held-out split,
+:func:`graphrepair.dataset.add_heldout_split`). ``--exp ID`` evaluates the newest
+``runs/<ID>-*/best.pt``.
+
+Resumable: each finished (seed, level) is written atomically to ``<out>/partial/`` with a
+fingerprint of the model weights, vocabulary, settings and inputs; a rerun with the same
+fingerprint skips it (a different fingerprint is recomputed, with a warning). Output:
+``report.json``, ``report.md`` and PNG plots via :mod:`harness.report`.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import logging
 import sys
 import time
@@ -23,25 +36,27 @@ from pathlib import Path
 import torch
 
 from graphrepair.config import ExperimentConfig
-from graphrepair.dataset import PreparedData, fixed_states, prepare
+from graphrepair.dataset import (
+    HELDOUT_SPLITS,
+    PreparedData,
+    add_heldout_split,
+    fixed_states,
+    prepare,
+)
+from graphrepair.eval_report import report_plots, report_tables, summarize
 from graphrepair.models import build_model, load_weights
-from graphrepair.refine import METRICS, ProgramState, Refiner, refine, state_metrics
+from graphrepair.refine import ProgramState, Refiner, refine, state_metrics
 from graphrepair.vocab import Vocabulary
 from harness.config import from_dict, to_dict
-from harness.report import Table, line_plot, markdown_table, write_report
+from harness.io import atomic_write_json
+from harness.report import markdown_table, write_report
 from harness.trainer import load_checkpoint
 
-__all__ = ["evaluate", "evaluate_checkpoint", "main"]
+__all__ = ["evaluate", "evaluate_checkpoint", "find_checkpoint", "load_for_eval", "main", "run_unit"]
 
 log = logging.getLogger(__name__)
 
-
-def _pct(level: float) -> str:
-    return f"{level * 100:g}%"
-
-
-def _pp(delta: float) -> str:
-    return f"{delta * 100:+.1f} pp"
+RESULTS_SCHEMA = "graphrepair.evaluate/2"
 
 
 def evaluate(
@@ -54,123 +69,206 @@ def evaluate(
     iterations: int | None = None,
     split: str | None = None,
     programs: int | None = None,
+    seeds: int | None = None,
+    feedback_zeroed: bool | None = None,
     checkpoint: str = "",
     device: str | torch.device = "cpu",
+    progress: bool = True,
 ) -> tuple[dict, Path, Path, str]:
-    """Evaluate ``model`` and write the report into ``out_dir``.
+    """Evaluate ``model`` over seeds and levels, resumably, and write the report into ``out_dir``.
 
     Args:
         cfg: the experiment configuration the model was trained with (``eval`` gives defaults).
         model: the refiner (weights loaded).
-        data: prepared programs encoded with the model's vocabulary.
-        out_dir: where ``report.json``, ``report.md`` and ``refinement.png`` go.
-        levels, iterations, split, programs: override ``cfg.eval``.
-        checkpoint: path recorded in the report.
+        data: prepared programs encoded with the model's vocabulary; a held-out split
+            (``humaneval``) missing from it is added (:func:`~graphrepair.dataset.add_heldout_split`).
+        out_dir: where ``report.json``, ``report.md``, the PNGs and ``partial/`` go.
+        levels, iterations, split, programs, seeds, feedback_zeroed: override ``cfg.eval``.
+        checkpoint: path recorded in the report; its directory's ``metrics.csv`` (if any) gives
+            the training-curve plot.
         device: where the model runs.
+        progress: tqdm bars over (seed, level) units and iterations.
 
     Returns:
         (results dict, report.json path, report.md path, the summary table as Markdown).
 
     Raises:
-        ValueError: an empty evaluation split or a level outside [0, 1].
+        ValueError: an empty split, an unknown split, ``seeds < 1`` or a level outside [0, 1].
     """
+    from tqdm.auto import tqdm
+
     ev = cfg.eval
-    levels = list(levels if levels is not None else ev.corruption)
+    levels = [float(lv) for lv in (levels if levels is not None else ev.corruption)]
     iterations = iterations or ev.iterations
     split = split or ev.split
+    n_seeds = ev.seeds if seeds is None else seeds
+    zeroed = ev.feedback_zeroed if feedback_zeroed is None else feedback_zeroed
     n_programs = ev.programs if programs is None else programs
+    if n_seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {n_seeds}")
+    if any(not 0.0 <= lv <= 1.0 for lv in levels):
+        raise ValueError(f"corruption levels must lie in [0, 1], got {levels}")
+    if split not in data.splits and split in HELDOUT_SPLITS:
+        add_heldout_split(cfg, data, split)
+    if not data.splits.get(split):
+        raise ValueError(f"the {split!r} split is empty or unknown (have {sorted(data.splits)}); "
+                         f"choose another --split")
     pool = data.splits[split]
-    if not pool:
-        raise ValueError(f"the {split!r} split is empty; choose another --split")
     pool = pool[:n_programs] if n_programs else pool
     refiner = Refiner.from_config(model, data.vocab, cfg, device)
+    base_fp = _fingerprint(model, data.vocab, cfg, split, pool, iterations, zeroed)
+    partial = Path(out_dir) / "partial"
     t0 = time.perf_counter()
-    per_level: dict[str, dict] = {}
-    for level in levels:
-        log.info("evaluating %d programs at %s corruption, %d iterations", len(pool), _pct(level), iterations)
-        states = [s for _, s in fixed_states(pool, [level], len(pool), ev.seed, data.vocab)]
-        baseline = [ProgramState.start(s.enc, s.masked, data.vocab) for s in states]
-        runs0 = refiner.test_runs
-        history = refine(refiner, states, iterations,
-                         feedback_at_iteration0=cfg.feedback.feedback_at_iteration0, progress=True)
-        for b in baseline:  # unigram: every mask -> the most frequent eligible training token
-            b.texts = [data.unigram if t is None else t for t in b.texts]
-        refiner.run_tests(baseline)
-        for row in history:  # program runs counted from the start of this level
-            row["test_runs"] -= runs0
-        one, fin = history[0], history[-1]
-        per_level[f"{level:g}"] = {
-            "per_iteration": history,
-            "one_shot": {k: one[k] for k in METRICS},
-            "final": {k: fin[k] for k in METRICS},
-            "improvement_pp": {k: (fin[k] - one[k]) * 100 for k in METRICS},
-            "baselines": {"unigram": state_metrics(baseline)},
-            "test_runs": refiner.test_runs - runs0,  # model iterations + unigram baseline
-            "masked_leaves": int(sum(s.masked.sum() for s in states)),
-        }
+    units, resumed = [], 0
+    todo = [(s, lv) for s in range(n_seeds) for lv in levels]
+    for s, level in tqdm(todo, desc="evaluate", unit="level", disable=not progress):
+        path = partial / f"seed{ev.seed + s}-level{level:g}.json"
+        fp = f"{base_fp}:{ev.seed + s}:{level!r}"
+        unit = _load_partial(path, fp)
+        if unit is None:
+            log.info("seed %d, %g%% corruption: %d programs, %d iterations", ev.seed + s, level * 100,
+                     len(pool), iterations)
+            unit = run_unit(refiner, cfg, data, pool, level, ev.seed + s, iterations,
+                            feedback_zeroed=zeroed, progress=progress)
+            unit["fingerprint"] = fp
+            atomic_write_json(path, unit)
+        else:
+            resumed += 1
+        units.append(unit)
+    if resumed:
+        log.info("resumed: %d of %d (seed, level) results read from %s", resumed, len(todo), partial)
     results = {
+        "schema": RESULTS_SCHEMA,
         "checkpoint": checkpoint,
         "split": split,
-        "dataset": cfg.data.dataset,
+        "dataset": split if split in HELDOUT_SPLITS else cfg.data.dataset,
+        "trained_on": cfg.data.dataset,
         "programs": len(pool),
+        "inputs_id": _inputs_id(split, pool, levels, [ev.seed + s for s in range(n_seeds)], iterations),
         "iterations": iterations,
         "seed": ev.seed,
-        "levels": per_level,
+        "n_seeds": n_seeds,
+        "corruption_seeds": [ev.seed + s for s in range(n_seeds)],
+        "levels": summarize(units),
         "oov_rate": data.oov_rate,
+        "unknown_leaves": {k: r.num_unknown for k, r in data.unknown.items()},
         "skipped_programs": data.skipped,
         "near_duplicates_removed": data.near_duplicates_removed,
         "test_runs": refiner.test_runs,
         "cache_hits": refiner.cache_hits,
+        "resumed_units": resumed,
         "seconds": round(time.perf_counter() - t0, 1),
+        "compute_seconds": round(sum(u["seconds"] for u in units), 1),
     }
     out_dir = Path(out_dir)
-    tables = _tables(cfg, results)
-    plot = "refinement.png"
-    line_plot(
-        out_dir / plot,
-        {f"{k} @ {_pct(float(lv))}": [h[k] for h in r["per_iteration"]]
-         for lv, r in per_level.items() for k in ("repair_accuracy", "pass_rate")},
-        title=f"Exp {cfg.exp}: iterative refinement ({split}, n={len(pool)})",
-        xlabel="iteration (0 = one-shot)", ylabel="fraction",
-    )
-    notes = [f"**{cfg.description}**" if cfg.description else "",
-             f"Split `{split}` of {cfg.data.dataset}: {len(pool)} programs per level, "
-             f"{iterations} iterations, corruption seed {ev.seed}; every number comes from "
-             f"executing the programs' tests ({results['test_runs']} program runs, "
-             f"{results['seconds']} s)."]
+    tables = report_tables(cfg.exp, results)
+    metrics_csv = Path(checkpoint).parent / "metrics.csv" if checkpoint else None
+    plots = report_plots(out_dir, cfg.exp, results, metrics_csv)
     json_path, md_path = write_report(
         out_dir, title=f"graphrepair evaluation — Exp {cfg.exp}", results=results, tables=tables,
-        config=to_dict(cfg), notes=[n for n in notes if n], plots=[plot],
+        config=to_dict(cfg), notes=_notes(cfg, results, data), plots=plots,
     )
     return results, json_path, md_path, markdown_table(tables[0])
 
 
-def _tables(cfg: ExperimentConfig, results: dict) -> list[Table]:
-    levels = results["levels"]
-    cols = ["Model"]
-    model_row: list = [f"Exp {cfg.exp}"]
-    base_row: list = ["unigram baseline"]
-    for lv, r in levels.items():
-        p = _pct(float(lv))
-        cols += [f"One-shot @ {p}", f"Iterative @ {p}", f"Improvement @ {p}"]
-        model_row += [r["one_shot"]["repair_accuracy"], r["final"]["repair_accuracy"],
-                      _pp(r["improvement_pp"]["repair_accuracy"] / 100)]
-        u = r["baselines"]["unigram"]["repair_accuracy"]
-        base_row += [u, u, _pp(0.0)]
-    tables = [Table("Summary (repair_accuracy)", cols, [model_row, base_row],
-                    caption="repair_accuracy = fraction of corrupted leaves restored to the reference token.")]
-    rows = []
-    for lv, r in levels.items():
-        rows.append([_pct(float(lv)), r["one_shot"]["repair_accuracy"], r["final"]["repair_accuracy"],
-                     _pp(r["improvement_pp"]["repair_accuracy"] / 100)])
-    tables.append(Table("Iterative refinement", ["Corruption", "One-shot", "Final", "Improvement"], rows))
-    for lv, r in levels.items():
-        detail = [[f"iteration {i}"] + [h[k] for k in METRICS] + [int(h["test_runs"])]
-                  for i, h in enumerate(r["per_iteration"])]
-        detail.append(["unigram baseline"] + [r["baselines"]["unigram"][k] for k in METRICS] + ["-"])
-        tables.append(Table(f"Corruption {_pct(float(lv))}: all metrics per iteration",
-                            ["Row", *METRICS, "program runs so far"], detail))
-    return tables
+def run_unit(refiner: Refiner, cfg: ExperimentConfig, data: PreparedData, pool: list, level: float,
+             corruption_seed: int, iterations: int, *, feedback_zeroed: bool = True,
+             progress: bool = False) -> dict:
+    """Every method on one seed's corrupted programs at one level (tests really executed).
+
+    Returns:
+        ``{"level", "corruption_seed", "programs", "masked_leaves", "seconds", "methods": {name:
+        per-iteration rows}}``; rows hold the four metrics and ``program_runs`` (cumulative).
+    """
+    t0 = time.perf_counter()
+    states = [s for _, s in fixed_states(pool, [level], len(pool), corruption_seed, data.vocab)]
+
+    def fresh() -> list[ProgramState]:
+        return [ProgramState.start(s.enc, s.masked, data.vocab) for s in states]
+
+    copy, unigram = fresh(), fresh()
+    zeroed = fresh() if feedback_zeroed else None
+    methods = {"model": refine(refiner, states, iterations, progress=progress,
+                               feedback_at_iteration0=cfg.feedback.feedback_at_iteration0)}
+    if zeroed is not None:
+        methods["feedback_zeroed"] = refine(refiner, zeroed, iterations, with_feedback=False,
+                                            progress=progress)
+    for b in unigram:  # every mask -> the most frequent eligible training token
+        b.texts = [data.unigram if t is None else t for t in b.texts]
+    for name, group in (("unigram", unigram), ("copy", copy)):
+        refiner.run_tests(group)
+        methods[name] = [state_metrics(group) | {"program_runs": float(len(group))}]
+    for rows in methods.values():
+        for row in rows:
+            row.pop("test_runs", None)  # cache-dependent; program_runs is the method's cost
+    return {"level": level, "corruption_seed": corruption_seed, "programs": len(states),
+            "masked_leaves": int(sum(s.masked.sum() for s in states)),
+            "seconds": round(time.perf_counter() - t0, 2), "methods": methods}
+
+
+def _fingerprint(model, vocab, cfg, split, pool, iterations, zeroed) -> str:
+    """SHA-256 of everything a (seed, level) result depends on, except the seed and level."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    settings = {"vocab": vocab.to_dict(), "feedback": to_dict(cfg.feedback), "eligible": cfg.corruption.eligible,
+                "timeout_s": cfg.sandbox.timeout_s, "memory_mb": cfg.sandbox.memory_mb,
+                "max_tests": cfg.data.max_tests, "max_iteration": cfg.train.trajectory_iterations,
+                "model": to_dict(cfg.model), "split": split, "tasks": [e.problem.task_id for e in pool],
+                "iterations": iterations, "feedback_zeroed": zeroed, "schema": RESULTS_SCHEMA}
+    h.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:32]
+
+
+def _inputs_id(split, pool, levels, seeds, iterations) -> str:
+    """Short hash of the evaluation inputs: equal ids = the same corrupted programs."""
+    key = json.dumps([split, [e.problem.task_id for e in pool], levels, seeds, iterations])
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _load_partial(path: Path, fingerprint: str) -> dict | None:
+    if not path.is_file():
+        return None
+    unit = json.loads(path.read_text())
+    if unit.get("fingerprint") != fingerprint:
+        log.warning("%s was written for another model, data or settings: recomputing it", path)
+        return None
+    return unit
+
+
+def _notes(cfg: ExperimentConfig, results: dict, data: PreparedData) -> list[str]:
+    split = results["split"]
+    notes = [f"**{cfg.description}**" if cfg.description else "",
+             f"Split `{split}` of {results['dataset']}: {results['programs']} programs per level, "
+             f"{results['iterations']} iterations, corruption seeds {results['corruption_seeds']} "
+             f"(seed s corrupts with eval.seed + s; inputs id `{results['inputs_id']}`); every "
+             f"number comes from executing the programs' tests ({results['test_runs']} programs "
+             f"executed, {results['cache_hits']} cache hits, {results['seconds']} s wall"
+             + (f"; {results['resumed_units']} (seed, level) results resumed from partial/" if
+                results["resumed_units"] else "") + ")."]
+    if split in HELDOUT_SPLITS:
+        notes.append(
+            f"Held-out dataset `{split}` for a model trained on {cfg.data.dataset}: "
+            f"{data.near_duplicates_removed.get(split, 0)} near-duplicates of training programs removed, "
+            f"{data.skipped.get(split, 0)} over {cfg.data.max_nodes} nodes left out; encoded with the "
+            f"training vocabulary: OOV rate {data.oov_rate.get(split, 0.0):.1%} "
+            f"({results['unknown_leaves'].get(split, 0)} unknown leaf tokens -> UNK).")
+    return [n for n in notes if n]
+
+
+def find_checkpoint(exp: str, runs_root: str | Path = "runs") -> Path:
+    """The newest ``<runs_root>/<exp>-*/best.pt`` (by modification time).
+
+    Raises:
+        FileNotFoundError: none exists; the message lists the runs found under ``runs_root``.
+    """
+    found = sorted(Path(runs_root).glob(f"{exp}-*/best.pt"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        have = sorted(str(p.parent.name) for p in Path(runs_root).glob("*/best.pt"))
+        raise FileNotFoundError(f"no {runs_root}/{exp}-*/best.pt; runs with a best.pt: "
+                                f"{have or 'none'} (train one: python -m graphrepair.train --exp {exp})")
+    return found[-1]
 
 
 def load_for_eval(path: str | Path, data_dir: str | None = None, device: str = "cpu"):
@@ -203,19 +301,29 @@ def evaluate_checkpoint(path: str | Path, out_dir: str | Path | None = None, *,
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point (see module docstring)."""
     ap = argparse.ArgumentParser(prog="python -m graphrepair.evaluate", description=__doc__.split("\n")[0])
-    ap.add_argument("--checkpoint", required=True, help="a best.pt / last.pt written by graphrepair.train")
+    which = ap.add_mutually_exclusive_group(required=True)
+    which.add_argument("--checkpoint", help="a best.pt / last.pt written by graphrepair.train")
+    which.add_argument("--exp", help="evaluate the newest <runs-root>/<EXP>-*/best.pt")
+    ap.add_argument("--runs-root", default="runs", help="where --exp looks (default: runs)")
     ap.add_argument("--corruption", type=float, nargs="+", help="levels, e.g. 0.2 0.5 0.75")
     ap.add_argument("--iterations", type=int, help="refinement iterations K (iteration 0 included)")
-    ap.add_argument("--split", choices=["val", "test"])
+    ap.add_argument("--seeds", type=int, help="corruption seeds eval.seed + 0..N-1 (mean, 95%% CI)")
+    ap.add_argument("--split", choices=["val", "test", *HELDOUT_SPLITS])
     ap.add_argument("--programs", type=int, help="at most this many programs per level (0 = all)")
+    ap.add_argument("--no-feedback-zeroed", action="store_true", help="skip the feedback-zeroed baseline")
     ap.add_argument("--data-dir", help="dataset directory (default: $GRAPHREPAIR_DATA or the cache)")
+    ap.add_argument("--device", default="cpu", help="where the model runs (cpu, cuda)")
     ap.add_argument("--out", help="report directory (default: <checkpoint dir>/eval)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
+        path = Path(args.checkpoint) if args.checkpoint else find_checkpoint(args.exp, args.runs_root)
+        if args.exp:
+            print(f"evaluating {path} (newest best.pt of Exp {args.exp})")
         _, json_path, md_path, table = evaluate_checkpoint(
-            args.checkpoint, args.out, data_dir=args.data_dir, levels=args.corruption,
-            iterations=args.iterations, split=args.split, programs=args.programs,
+            path, args.out, data_dir=args.data_dir, device=args.device, levels=args.corruption,
+            iterations=args.iterations, split=args.split, programs=args.programs, seeds=args.seeds,
+            feedback_zeroed=False if args.no_feedback_zeroed else None,
         )
     except (FileNotFoundError, RuntimeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -303,6 +303,7 @@ def refine(
     iterations: int,
     *,
     feedback_at_iteration0: bool = False,
+    with_feedback: bool = True,
     progress: bool = False,
 ) -> list[dict[str, float]]:
     """Run the iterative loop for ``iterations`` iterations (iteration 0 = one-shot) on ``states``.
@@ -311,26 +312,47 @@ def refine(
     :func:`state_metrics` are recorded over *all* states (programs that already pass are frozen and
     keep their last state). Stops early when every program passes (later entries repeat the last).
 
+    Args:
+        refiner: the model, vocabulary and sandbox settings.
+        states: the corrupted programs; moved forward in place.
+        iterations: K, iteration 0 included (>= 1).
+        feedback_at_iteration0: run the corrupted programs' tests first and give that feedback to
+            iteration 0 (off by the Exp 3c rule).
+        with_feedback: ``False`` = the *feedback-zeroed* ablation: the same loop (tests still run,
+            passing programs still freeze, metrics the same) but the model is given empty feedback
+            (no per-test records / a zero per-node signal) at every iteration; it isolates what
+            test feedback adds.
+        progress: show a tqdm bar over iterations.
+
     Returns:
-        One metrics dict per iteration, each with the four metrics plus ``all_passed_fraction`` (=
-        ``pass_rate``) and ``test_runs`` (cumulative programs executed, cache misses only).
+        One metrics dict per iteration, each with the four metrics plus ``test_runs`` (cumulative
+        programs executed by ``refiner`` since it was made, cache misses only) and ``program_runs``
+        (programs evaluated since this call started, cache hits included: the method's cost,
+        independent of what a cache already held).
+
+    Raises:
+        ValueError: ``iterations < 1``.
     """
     from tqdm.auto import tqdm
 
     if iterations < 1:
         raise ValueError(f"iterations must be >= 1, got {iterations}")
     history: list[dict[str, float]] = []
+    feedback_at_iteration0 = feedback_at_iteration0 and with_feedback
+    evaluated0 = refiner.test_runs + refiner.cache_hits
     if feedback_at_iteration0:
         refiner.run_tests(states)
     bar = tqdm(range(iterations), desc="refine", unit="iter", leave=False, disable=not progress)
     for k in bar:
         active = [s for s in states if not s.passed] if k else list(states)
         if active:
-            preds = refiner.predict(active, with_feedback=k > 0 or feedback_at_iteration0)
+            feedback = with_feedback and (k > 0 or feedback_at_iteration0)
+            preds = refiner.predict(active, with_feedback=feedback)
             for s, (pred, conf) in zip(active, preds):
                 refiner.apply(s, pred, conf)
             refiner.run_tests(active)
         row = state_metrics(states)
         row["test_runs"] = float(refiner.test_runs)
+        row["program_runs"] = float(refiner.test_runs + refiner.cache_hits - evaluated0)
         history.append(row)
     return history

@@ -4,6 +4,10 @@
 resolved configuration and every number of the evaluation (``results``, free-form per track).
 ``report.md`` holds the same numbers as Markdown tables ready to paste into a paper. Writes are
 atomic. The reporter knows nothing about graphs or retrieval: tracks pass tables and results.
+
+Also here, because every track needs them: :func:`mean_ci` (mean and Student-t 95% confidence
+interval over seeds) with :func:`ci_cell` to show it; the PNG plots live in :mod:`harness.plots`
+and are re-exported here.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import git_commit
-from harness.io import atomic_write, atomic_write_json, atomic_write_text
+from harness.io import atomic_write_json, atomic_write_text
+from harness.plots import grouped_bar_plot, line_plot, training_curves
 
-__all__ = ["SCHEMA_VERSION", "Table", "line_plot", "machine_info", "markdown_table", "write_report"]
+__all__ = ["SCHEMA_VERSION", "Table", "ci_cell", "grouped_bar_plot", "line_plot", "machine_info",
+           "markdown_table", "mean_ci", "t_quantile_975", "training_curves", "write_report"]
 
 SCHEMA_VERSION = 1
 
@@ -42,6 +48,67 @@ class Table:
     rows: list[list[Any]] = field(default_factory=list)
     caption: str = ""
     fmt: str = "{:.1%}"
+
+
+# two-sided 95% Student t quantiles t_{0.975, df} for df = 1..30
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+         2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+         2.052, 2.048, 2.045, 2.042)
+
+
+def t_quantile_975(df: int) -> float:
+    """``t_{0.975}`` of Student's t with ``df`` degrees of freedom (table to 30, then Cornish-Fisher).
+
+    Raises:
+        ValueError: ``df < 1``.
+    """
+    if df < 1:
+        raise ValueError(f"Student t needs df >= 1, got {df}")
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = 1.959964
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+
+
+def mean_ci(values: Sequence[float]) -> tuple[float, float | None]:
+    """Mean and half-width of its two-sided 95% confidence interval (Student t over ``values``).
+
+    The interval is ``mean ± t_{0.975, n-1} · s / sqrt(n)`` with ``s`` the sample standard deviation
+    (n - 1 in the denominator): the spread over independent seeds, not over programs.
+
+    Args:
+        values: one number per seed (NaN values are left out).
+
+    Returns:
+        ``(mean, half_width)``; ``half_width`` is ``None`` when fewer than two values are left
+        (n = 1 has no interval); ``(nan, None)`` when none is.
+    """
+    xs = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    if not xs:
+        return float("nan"), None
+    mean = sum(xs) / len(xs)
+    if len(xs) < 2:
+        return mean, None
+    var = sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)
+    return mean, t_quantile_975(len(xs) - 1) * math.sqrt(var / len(xs))
+
+
+def ci_cell(mean: float, half_width: float | None, *, percent: bool = True, signed: bool = False) -> str:
+    """A table cell for a mean with its 95% CI: ``"82.2% ± 1.3"`` (fractions) or ``"+1.9 ± 0.4"``.
+
+    Args:
+        mean: the mean; a fraction when ``percent`` (shown as %), else shown as is (e.g. pp).
+        half_width: the CI half-width in the same unit, or ``None`` (shown without ``±``).
+        percent: show ``mean`` and ``half_width`` multiplied by 100, ``mean`` with a ``%``.
+        signed: always show the sign (improvements).
+    """
+    if mean is None or math.isnan(mean):
+        return "n/a"
+    scale, unit = (100.0, "%") if percent else (1.0, "")
+    text = f"{mean * scale:{'+' if signed else ''}.1f}{unit}"
+    if half_width is not None and not math.isnan(half_width):
+        text += f" ± {half_width * scale:.1f}"
+    return text
 
 
 def machine_info() -> dict[str, Any]:
@@ -84,37 +151,6 @@ def markdown_table(table: Table) -> str:
     if table.caption:
         lines += ["", table.caption]
     return "\n".join(lines) + "\n"
-
-
-def line_plot(
-    path: str | os.PathLike,
-    series: Mapping[str, Sequence[float]],
-    *,
-    title: str,
-    xlabel: str,
-    ylabel: str,
-    x: Sequence[float] | None = None,
-) -> Path:
-    """Write a PNG line plot of ``series`` (name -> y values) atomically to ``path``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    for name, ys in series.items():
-        xs = list(x) if x is not None else list(range(len(ys)))
-        ax.plot(xs[: len(ys)], list(ys), marker="o", label=name)
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    atomic_write(path, lambda f: fig.savefig(f, format="png"))
-    plt.close(fig)
-    return path
 
 
 def write_report(

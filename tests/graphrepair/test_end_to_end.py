@@ -65,7 +65,7 @@ def test_report_schema_and_numbers_come_from_test_runs(trained):
     clean = res["levels"]["0"]
     # unmodified reference programs: nothing masked, all tests really pass
     assert clean["one_shot"]["pass_rate"] == 1.0 and clean["one_shot"]["exact_match"] == 1.0
-    assert clean["baselines"]["unigram"]["pass_rate"] == 1.0
+    assert clean["baselines"]["unigram"]["final"]["pass_rate"] == 1.0
     assert clean["test_runs"] >= res["programs"]
     half = res["levels"]["0.5"]
     assert len(half["per_iteration"]) == 2 and half["masked_leaves"] > 0

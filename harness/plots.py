@@ -1,0 +1,173 @@
+"""PNG plots for reports: lines with confidence bands, grouped bars, a run's training curves.
+
+Every plot is written atomically (:func:`harness.io.atomic_write`) with matplotlib's Agg backend,
+imported on first use (no work at import time). Re-exported by :mod:`harness.report`.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from harness.io import atomic_write
+
+__all__ = ["grouped_bar_plot", "line_plot", "training_curves"]
+
+
+def line_plot(
+    path: str | os.PathLike,
+    series: Mapping[str, Sequence[float]],
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    x: Sequence[float] | None = None,
+    errors: Mapping[str, Sequence[float | None]] | None = None,
+    styles: Mapping[str, str] | None = None,
+) -> Path:
+    """Write a PNG line plot of ``series`` (name -> y values) atomically to ``path``.
+
+    Args:
+        path: the PNG file.
+        series: name -> y values (x = 0, 1, ... unless ``x`` is given).
+        title, xlabel, ylabel: labels.
+        x: shared x values.
+        errors: name -> half-widths per point (``None`` = none); drawn as a shaded band.
+        styles: name -> matplotlib line style (``"--"`` for baselines); default solid.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for name, ys in series.items():
+        xs = list(x) if x is not None else list(range(len(ys)))
+        xs, ys = xs[: len(ys)], [float("nan") if y is None else float(y) for y in ys]
+        (line,) = ax.plot(xs, ys, (styles or {}).get(name, "-"), marker="o", label=name)
+        err = (errors or {}).get(name)
+        if err and any(e is not None for e in err):
+            hw = [0.0 if e is None else e for e in err]
+            ax.fill_between(xs, [y - e for y, e in zip(ys, hw)], [y + e for y, e in zip(ys, hw)],
+                            color=line.get_color(), alpha=0.15)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | os.PathLike) -> Path:
+    fig.tight_layout()
+    path = Path(path)
+    atomic_write(path, lambda f: fig.savefig(f, format="png"))
+    _pyplot().close(fig)
+    return path
+
+
+def grouped_bar_plot(
+    path: str | os.PathLike,
+    panels: Mapping[str, Mapping[str, Mapping[str, tuple[float, float | None]]]],
+    *,
+    title: str,
+    ylabel: str,
+    hlines: Mapping[str, Mapping[str, float]] | None = None,
+) -> Path:
+    """Write a PNG of grouped bars, one panel per key of ``panels``, atomically to ``path``.
+
+    Args:
+        path: the PNG file.
+        panels: panel title -> group (x tick label) -> bar name -> (value, CI half-width or None).
+            Bars with the same name share a colour across groups and panels.
+        title: figure title; ylabel: y axis label of the first panel.
+        hlines: panel title -> label -> y of a dashed horizontal reference line (baselines).
+
+    Raises:
+        ValueError: ``panels`` is empty.
+    """
+    if not panels:
+        raise ValueError("grouped_bar_plot needs at least one panel")
+    plt = _pyplot()
+    bar_names = list(dict.fromkeys(b for groups in panels.values() for bars in groups.values() for b in bars))
+    n_groups = max(len(g) for g in panels.values())
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(6, 1.2 * n_groups * len(panels) + 2), 4.5),
+                             dpi=120, sharey=True, squeeze=False)
+    width = 0.8 / max(len(bar_names), 1)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, (panel, groups) in zip(axes[0], panels.items()):
+        for j, bar in enumerate(bar_names):
+            xs = [i + (j - (len(bar_names) - 1) / 2) * width for i in range(len(groups))]
+            vals = [groups[g].get(bar, (float("nan"), None)) for g in groups]
+            ax.bar(xs, [float("nan") if v is None else v for v, _ in vals], width, label=bar, color=colours[j % len(colours)],
+                   yerr=[0.0 if e is None else e for _, e in vals], capsize=2)
+        for k, (label, y) in enumerate((hlines or {}).get(panel, {}).items()):
+            if y is None or math.isnan(y):
+                continue
+            ax.axhline(y, linestyle="--", linewidth=1, color=colours[(len(bar_names) + k) % len(colours)],
+                       label=label)
+        ax.set_xticks(range(len(groups)), list(groups), rotation=20, ha="right", fontsize="small")
+        ax.set_title(panel)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel(ylabel)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    for ax in axes[0][1:]:  # reference lines that exist only in later panels
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 4), fontsize="small",
+               bbox_to_anchor=(0.5, 1.0))
+    fig.suptitle(title, y=1.08)
+    fig.tight_layout()
+    path = Path(path)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", bbox_inches="tight"))
+    plt.close(fig)
+    return path
+
+
+def training_curves(csv_path: str | os.PathLike, path: str | os.PathLike, *, title: str,
+                    x: str = "epoch") -> Path:
+    """Plot a run's ``metrics.csv`` (written by :mod:`harness.trainer`) to a PNG.
+
+    Left panel: every column whose name contains ``loss``; right panel: every ``val/`` column
+    (fractions). Empty cells (a metric not logged at that row) are skipped.
+
+    Args:
+        csv_path: the metrics file (one row per epoch, a header with column names).
+        path: the PNG file.
+        title: figure title.
+        x: the x column.
+
+    Raises:
+        FileNotFoundError: no ``csv_path``.
+        ValueError: the file has no ``x`` column or no loss and no ``val/`` column.
+    """
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    columns = list(rows[0]) if rows else []
+    losses = [c for c in columns if "loss" in c]
+    vals = [c for c in columns if c.startswith("val/")]
+    if x not in columns or not (losses or vals):
+        raise ValueError(f"{csv_path}: expected a {x!r} column and loss or val/ columns, found {columns}")
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=120)
+    for ax, cols, label in ((axes[0], losses, "loss"), (axes[1], vals, "validation metric")):
+        for c in cols:
+            pts = [(float(r[x]), float(r[c])) for r in rows if r.get(c) not in (None, "")]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=c)
+        ax.set_xlabel(x)
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        if cols:
+            ax.legend(fontsize="small")
+    fig.suptitle(title)
+    return _save(fig, path)
