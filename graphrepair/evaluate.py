@@ -243,10 +243,12 @@ def _notes(cfg: ExperimentConfig, results: dict, data: PreparedData) -> list[str
              f"Split `{split}` of {results['dataset']}: {results['programs']} programs per level, "
              f"{results['iterations']} iterations, corruption seeds {results['corruption_seeds']} "
              f"(seed s corrupts with eval.seed + s; inputs id `{results['inputs_id']}`); every "
-             f"number comes from executing the programs' tests ({results['test_runs']} programs "
-             f"executed, {results['cache_hits']} cache hits, {results['seconds']} s wall"
-             + (f"; {results['resumed_units']} (seed, level) results resumed from partial/" if
-                results["resumed_units"] else "") + ")."]
+             f"number comes from executing the programs' tests. Evaluation time "
+             f"{results['compute_seconds']} s (sum over the (seed, level) results); this invocation: "
+             f"{results['seconds']} s wall, {results['test_runs']} programs executed, "
+             f"{results['cache_hits']} cache hits"
+             + (f", {results['resumed_units']} (seed, level) results resumed from partial/" if
+                results["resumed_units"] else "") + "."]
     if split in HELDOUT_SPLITS:
         notes.append(
             f"Held-out dataset `{split}` for a model trained on {cfg.data.dataset}: "

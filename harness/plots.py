@@ -49,6 +49,10 @@ def line_plot(
             hw = [0.0 if e is None else e for e in err]
             ax.fill_between(xs, [y - e for y, e in zip(ys, hw)], [y + e for y, e in zip(ys, hw)],
                             color=line.get_color(), alpha=0.15)
+    if x is None:  # indices (iterations, epochs): integer ticks
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
