@@ -269,7 +269,7 @@ def find_checkpoint(exp: str, runs_root: str | Path = "runs") -> Path:
     if not found:
         have = sorted(str(p.parent.name) for p in Path(runs_root).glob("*/best.pt"))
         raise FileNotFoundError(f"no {runs_root}/{exp}-*/best.pt; runs with a best.pt: "
-                                f"{have or 'none'} (train one: python -m graphrepair.train --exp {exp})")
+                                f"{have or 'none'}; train it first: python -m graphrepair.train --exp {exp}")
     return found[-1]
 
 

@@ -31,7 +31,7 @@ import yaml
 
 from graphrepair.config import ExperimentConfig, load_config
 from graphrepair.dataset import draw_training_problems, duplication, prepare
-from graphrepair.evaluate import evaluate
+from graphrepair.evaluate import evaluate, find_checkpoint
 from graphrepair.models import build_model, load_weights
 from graphrepair.refine import Refiner
 from graphrepair.training import RefinementTask
@@ -61,13 +61,7 @@ def resolve_checkpoint(spec: str, run_root: str | os.PathLike) -> Path:
             message says which command trains one.
     """
     if spec.startswith("latest:"):
-        exp = spec.split(":", 1)[1]
-        found = sorted(Path(run_root).glob(f"{exp}-*/best.pt"), key=lambda p: p.stat().st_mtime)
-        if not found:
-            raise FileNotFoundError(
-                f"{spec!r}: no best.pt of experiment {exp} under {run_root}/{exp}-*/; train it "
-                f"first: python -m graphrepair.train --exp {exp}")
-        return found[-1]
+        return find_checkpoint(spec.split(":", 1)[1], run_root)
     path = Path(spec)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist (train.init_checkpoint)")
