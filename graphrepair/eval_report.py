@@ -172,7 +172,7 @@ def report_tables(exp: str, results: dict) -> list[Table]:
 
 def report_plots(out_dir: Path, exp: str, results: dict, metrics_csv: Path | None) -> list[str]:
     """Write ``refinement.png``, ``pass_rate.png`` (metric against iteration per level, model solid,
-    feedback zeroed dashed, 95% CI bands) and ``training_curves.png`` when ``metrics_csv`` exists.
+    feedback zeroed dashed in the same colour, 95% CI bands) and ``training_curves.png`` when ``metrics_csv`` exists.
 
     Returns:
         The PNG file names written into ``out_dir``.
@@ -180,7 +180,7 @@ def report_plots(out_dir: Path, exp: str, results: dict, metrics_csv: Path | Non
     names = []
     title = f"Exp {exp} on {results['split']} (n={results['programs']} programs, {results['n_seeds']} seeds)"
     for metric, name in (("repair_accuracy", "refinement.png"), ("pass_rate", "pass_rate.png")):
-        series, errors, styles = {}, {}, {}
+        series, errors, styles, colors = {}, {}, {}, {}
         for lv, r in results["levels"].items():
             for label, s, style in (("", r, "-"), (" feedback zeroed", r["baselines"].get("feedback_zeroed"), "--")):
                 if s is None:
@@ -189,7 +189,8 @@ def report_plots(out_dir: Path, exp: str, results: dict, metrics_csv: Path | Non
                 series[key] = [h[metric] for h in s["per_iteration"]]
                 errors[key] = [c[metric] for c in s["ci95"]["per_iteration"]]
                 styles[key] = style
-        line_plot(out_dir / name, series, errors=errors, styles=styles, title=f"{metric}: {title}",
+                colors[key] = lv  # a level's model and feedback-zeroed lines share a colour
+        line_plot(out_dir / name, series, errors=errors, styles=styles, colors=colors, title=f"{metric}: {title}",
                   xlabel="iteration (0 = one-shot)", ylabel=metric)
         names.append(name)
     if metrics_csv is not None and metrics_csv.is_file():

@@ -27,6 +27,7 @@ def line_plot(
     x: Sequence[float] | None = None,
     errors: Mapping[str, Sequence[float | None]] | None = None,
     styles: Mapping[str, str] | None = None,
+    colors: Mapping[str, str] | None = None,
 ) -> Path:
     """Write a PNG line plot of ``series`` (name -> y values) atomically to ``path``.
 
@@ -37,13 +38,20 @@ def line_plot(
         x: shared x values.
         errors: name -> half-widths per point (``None`` = none); drawn as a shaded band.
         styles: name -> matplotlib line style (``"--"`` for baselines); default solid.
+        colors: name -> colour group (any hashable label); series of one group share a colour
+            (e.g. a model and its feedback-zeroed baseline at one corruption level). Default:
+            one colour per series.
     """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    groups = list(dict.fromkeys((colors or {}).get(name, name) for name in series))
     for name, ys in series.items():
         xs = list(x) if x is not None else list(range(len(ys)))
         xs, ys = xs[: len(ys)], [float("nan") if y is None else float(y) for y in ys]
-        (line,) = ax.plot(xs, ys, (styles or {}).get(name, "-"), marker="o", label=name)
+        colour = cycle[groups.index((colors or {}).get(name, name)) % len(cycle)]
+        (line,) = ax.plot(xs, ys, (styles or {}).get(name, "-"), marker="o", label=name,
+                          color=colour)
         err = (errors or {}).get(name)
         if err and any(e is not None for e in err):
             hw = [0.0 if e is None else e for e in err]

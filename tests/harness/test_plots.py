@@ -13,6 +13,25 @@ def test_line_plot_with_bands_and_missing_points(tmp_path):
     assert p.read_bytes().startswith(PNG)
 
 
+def test_line_plot_colour_groups_share_a_colour(tmp_path, monkeypatch):
+    import harness.plots as plots
+
+    seen = {}
+    real_save = plots._save
+
+    def capture(fig, path):
+        seen.update({line.get_label(): line.get_color() for line in fig.axes[0].get_lines()})
+        return real_save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", capture)
+    series = {"20%": [0.5, 0.6], "20% fb0": [0.5, 0.5], "50%": [0.4, 0.45], "50% fb0": [0.4, 0.4]}
+    line_plot(tmp_path / "l.png", series, colors={"20%": 0.2, "20% fb0": 0.2, "50%": 0.5,
+                                                  "50% fb0": 0.5}, title="t", xlabel="x", ylabel="y")
+    assert seen["20%"] == seen["20% fb0"] != seen["50%"] == seen["50% fb0"]
+    line_plot(tmp_path / "m.png", series, title="t", xlabel="x", ylabel="y")
+    assert len(set(seen.values())) == 4  # default: one colour per series
+
+
 def test_grouped_bar_plot_panels_and_reference_lines(tmp_path):
     panels = {"20%": {"Exp 3d": {"one-shot": (0.8, 0.01), "final": (0.7, None)}},
               "50%": {"Exp 3d": {"one-shot": (0.6, None), "final": (None, None)}}}
