@@ -4,12 +4,13 @@ Run as a plain file, never as part of the ``harness`` package::
 
     python -s -B _sandbox_child.py CONTROL_FD BASE_DIR [--user-namespace]
 
-The *zygote* imports coverage once, starts the tracer (measuring only its fixed program path
+The *zygote* loads coverage.py's C tracer once (``_LineTracer``), starts it (measuring only its fixed program path
 ``<base>/run/program.py``), warms the tracer's per-file decisions and pauses it, and enters its
 namespaces once (see ``_enter_namespaces``): a user namespace when not root (or when
 ``--user-namespace`` is given), a network namespace, a PID namespace of which it is PID 1 (the
 launcher that started it stays outside and exits with it) with ``pid_max`` = ``_PID_MAX``, and a
-mount namespace in which every mount is read-only except ``BASE_DIR``. It drops every
+mount namespace in which every mount is read-only except ``BASE_DIR`` (a private tmpfs of
+``_TMPFS_BYTES``). It drops every
 capability, says hello over the control socket and serves one job at a time. For every job it
 writes ``program.py`` and forks one *runner*::
 
@@ -49,6 +50,8 @@ import fcntl  # noqa: E402
 import gc  # noqa: E402
 import hashlib  # noqa: E402
 import hmac  # noqa: E402
+import importlib.machinery  # noqa: E402
+import importlib.util  # noqa: E402
 import json  # noqa: E402
 import linecache  # noqa: E402
 import math  # noqa: E402
@@ -62,15 +65,13 @@ import stat  # noqa: E402
 import struct  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
-import warnings  # noqa: E402
-
-import coverage  # noqa: E402
 
 _MESSAGE_LINES = 15
 _MESSAGE_CHARS = 2000
 _HIGH_FD = 200
 _PID_MAX = 512  # processes per program (minimum the kernel accepts is 301)
 _WARM_TESTS = 128  # tests whose pseudo-file name the tracer has decided on before any fork
+_TMPFS_BYTES = 256 << 20  # size of the program directory's tmpfs (bounds what a program writes)
 
 # Saved before any program runs: a program that rebinds builtins or module attributes cannot
 # change how its outcome is classified or reported.
@@ -102,7 +103,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 _CLONE_NEWNS, _CLONE_NEWPID, _CLONE_NEWNET = 0x00020000, 0x20000000, 0x40000000
 _CLONE_NEWUSER = 0x10000000
-_MS_BIND, _MS_REC, _MS_PRIVATE = 0x1000, 0x4000, 0x40000
+_MS_NOSUID, _MS_NODEV, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x2, 0x4, 0x1000, 0x4000, 0x40000
 _SYS_MOUNT_SETATTR, _AT_FDCWD, _AT_RECURSIVE, _MOUNT_ATTR_RDONLY = 442, -100, 0x8000, 0x1
 _PR_SET_PDEATHSIG, _PR_CAPBSET_DROP, _PR_SET_CHILD_SUBREAPER, _PR_SET_NO_NEW_PRIVS = 1, 24, 36, 38
 
@@ -110,6 +111,64 @@ _PR_SET_PDEATHSIG, _PR_CAPBSET_DROP, _PR_SET_CHILD_SUBREAPER, _PR_SET_NO_NEW_PRI
 class _MountAttr(ctypes.Structure):
     _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
                 ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def _load_ctracer() -> tuple[type, type]:
+    """coverage.py's C tracer (``CTracer``, ``CFileDisposition``), loaded from its extension
+    module alone: importing the ``coverage`` package would map ~10 MiB more into the zygote,
+    which every fork per program then copies (page tables) and faults in again.
+
+    Raises:
+        RuntimeError: coverage.py or its compiled tracer is not installed.
+    """
+    spec = importlib.util.find_spec("coverage")  # a top-level spec: does not import coverage
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            path = os.path.join(folder, "tracer" + suffix)
+            if os.path.isfile(path):
+                loader = importlib.machinery.ExtensionFileLoader("coverage.tracer", path)
+                module = importlib.util.module_from_spec(
+                    importlib.util.spec_from_loader("coverage.tracer", loader))
+                loader.exec_module(module)
+                return module.CTracer, module.CFileDisposition
+    raise RuntimeError("coverage.py's C tracer (coverage/tracer*.so) is not installed; install "
+                       "coverage from a binary wheel: pip install --force-reinstall coverage")
+
+
+class _LineTracer:
+    """coverage.py's C tracer, set up as its ``Collector`` does, recording the executed lines of
+    one file: ``data[program_path]`` is the set of line numbers (other files are not traced).
+
+    ``start()``/``stop()`` resume and pause it (the per-file decisions stay cached).
+    """
+
+    def __init__(self, program_path: str) -> None:
+        ctracer, disposition = _load_ctracer()
+
+        def should_trace(filename: str, _frame: object) -> object:
+            disp = disposition()
+            disp.original_filename = disp.canonical_filename = filename
+            disp.trace = filename == program_path
+            disp.source_filename = filename if disp.trace else None
+            disp.reason = "" if disp.trace else "not the program"
+            disp.file_tracer = None
+            disp.has_dynamic_filename = False
+            return disp
+
+        self.data: dict[str, set[int]] = {}
+        t = self.tracer = ctracer()
+        t.data = self.data
+        t.lock_data = t.unlock_data = lambda: None
+        t.trace_arcs = False
+        t.should_trace = should_trace
+        t.should_trace_cache = {}
+        t.warn = lambda *args, **kwargs: None
+        for name, value in (("concur_id_func", None), ("file_tracers", {}), ("threading", None),
+                            ("check_include", None), ("should_start_context", None),
+                            ("switch_context", None), ("disable_plugin", lambda *a: None)):
+            if hasattr(t, name):
+                setattr(t, name, value)
+        self.start, self.stop = t.start, t.stop
 
 
 def _check(ret: int, what: str) -> None:
@@ -130,11 +189,12 @@ def _mount_setattr(path: str, attr_set: int, attr_clr: int, recursive: bool) -> 
            "mount_setattr")
 
 
-def _mount(source: str | None, target: str, fstype: str | None, flags: int) -> None:
+def _mount(source: str | None, target: str, fstype: str | None, flags: int,
+           data: str | None = None) -> None:
     def enc(s: str | None) -> bytes | None:
         return None if s is None else s.encode()
 
-    _check(_libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), None),
+    _check(_libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)),
            "mount")
 
 
@@ -153,10 +213,20 @@ def _limit_pids() -> None:
 
 
 def _read_only_except(workdir: str) -> None:
-    """New mount namespace: every mount read-only (recursively), ``workdir`` writable."""
+    """New mount namespace: every mount read-only (recursively), ``workdir`` writable.
+
+    ``workdir`` becomes a private tmpfs of ``_TMPFS_BYTES`` (no device files, no set-uid): what a
+    program writes stays in memory, is bounded, and creating and removing its files costs no
+    disk-filesystem work; a bind mount of the directory where tmpfs is refused.
+    """
     _unshare(_CLONE_NEWNS)
     _mount(None, "/", None, _MS_REC | _MS_PRIVATE)
-    _mount(workdir, workdir, None, _MS_BIND)
+    try:
+        _mount("sandbox", workdir, "tmpfs", _MS_NOSUID | _MS_NODEV,
+               f"size={_TMPFS_BYTES},mode=0755")
+        _FEATURES["tmpfs"] = True
+    except OSError:
+        _mount(workdir, workdir, None, _MS_BIND)
     _mount_setattr("/", _MOUNT_ATTR_RDONLY, 0, recursive=True)
     _mount_setattr(workdir, 0, _MOUNT_ATTR_RDONLY, recursive=False)
 
@@ -263,8 +333,7 @@ def _set_limits(job: dict) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
 
 
-def _runner(job: dict, fds: list[int], workdir: str, cov: coverage.Coverage,
-            features: dict) -> None:
+def _runner(job: dict, fds: list[int], workdir: str, lines: _LineTracer) -> None:
     """Become the program: descriptors, limits, privileges; then load and run the tests.
 
     The tracer runs only while user code (program, setup, a test) executes: the runner's own
@@ -288,8 +357,7 @@ def _runner(job: dict, fds: list[int], workdir: str, cov: coverage.Coverage,
     program_path = os.path.join(workdir, "program.py")
     pipe.send({"kind": "ready"})
 
-    data = cov._collector.data  # noqa: SLF001 - {file: set(lines)}, filled by the C tracer
-    tracer = cov._collector.tracers[0]  # noqa: SLF001 - CTracer: stop()/start() as pause/resume
+    data, tracer = lines.data, lines
 
     def take_lines() -> list[int]:
         """Program lines executed since the last call (only the program file is traced)."""
@@ -387,7 +455,7 @@ def _children() -> list[int]:
     return found
 
 
-def _serve(sock: socket.socket, workdir: str, cov: coverage.Coverage) -> None:
+def _serve(sock: socket.socket, workdir: str, tracer: _LineTracer) -> None:
     while True:
         got = _recv_job(sock)
         if got is None:
@@ -403,7 +471,7 @@ def _serve(sock: socket.socket, workdir: str, cov: coverage.Coverage) -> None:
             code = 1
             try:
                 sock.close()
-                _runner(job, fds, workdir, cov, _FEATURES)
+                _runner(job, fds, workdir, tracer)
                 code = 0
             finally:
                 os._exit(code)
@@ -535,7 +603,7 @@ def _enter_namespaces(base: str) -> int | None:
     """
     f = _FEATURES
     f.update(network_namespace=False, pid_namespace=False, pid_limit=False, filesystem=False,
-             user_namespace=False, capabilities_dropped=_probe(_drop_capabilities))
+             tmpfs=False, user_namespace=False, capabilities_dropped=_probe(_drop_capabilities))
     if os.geteuid() != 0 or "--user-namespace" in sys.argv[3:]:
         try:
             _enter_user_namespace()
@@ -574,7 +642,6 @@ def _enter_namespaces(base: str) -> int | None:
 def main() -> None:
     """Enter namespaces, start the tracer, say hello, serve jobs until the socket closes."""
     sock = socket.socket(fileno=int(sys.argv[1]))
-    warnings.filterwarnings("ignore", category=coverage.exceptions.CoverageWarning)
     base = sys.argv[2]  # made (and removed at the end) by the caller
     workdir = os.path.join(base, "run")
     program_path = os.path.join(workdir, "program.py")
@@ -583,8 +650,8 @@ def main() -> None:
         _enter_namespaces(base)
         if _FEATURES["capabilities_dropped"]:
             _drop_capabilities()  # once, here: every runner inherits a capability-free zygote
-        cov = coverage.Coverage(data_file=None, include=[program_path], config_file=False)
-        cov.start()
+        tracer = _LineTracer(program_path)
+        tracer.start()
         # Warm the tracer's per-file decisions (a Python call each, cached by file name) for the
         # program path and the pseudo-files of setup and the first tests; then pause it: runners
         # trace only while user code runs (see _runner).
@@ -593,8 +660,8 @@ def main() -> None:
             f.write("pass\n")
         for name in [program_path, "<setup>", *(f"<test_{i}>" for i in range(_WARM_TESTS))]:
             exec(compile("pass\n", name, "exec"), {})
-        cov._collector.tracers[0].stop()  # noqa: SLF001 - see _runner
-        for traced in cov._collector.data.values():  # noqa: SLF001 - see _runner
+        tracer.stop()
+        for traced in tracer.data.values():
             traced.clear()
         _Pipe(-1, b"").mac(b"warm")  # hmac/json state, loaded before the fork
         os.unlink(program_path)
@@ -602,7 +669,7 @@ def main() -> None:
         rlimit_as = resource.getrlimit(resource.RLIMIT_AS)
         sock.sendall((json.dumps({"hello": _FEATURES, "vm_bytes": _vm_bytes(),
                                   "as_hard": rlimit_as[1]}) + "\n").encode())
-        _serve(sock, workdir, cov)
+        _serve(sock, workdir, tracer)
     finally:
         _remove(workdir)
 

@@ -10,13 +10,13 @@ lines are never counted: they are compiled under the pseudo-filenames ``<setup>`
 How a program is run:
 
 * Each concurrent worker is a pre-started *zygote* (``_sandbox_child.py``, started once per worker
-  and reused): it imports coverage.py, starts its C tracer (measuring only the fixed path of
-  ``program.py``), and enters, once, a user namespace (when not run as root, so that an
-  ordinary user gets the same protections), a network namespace with no interface up, a PID
-  namespace of which it is PID 1 (at most 512 pids, Linux >= 6.14) and a private mount namespace
-  in which every mount is read-only except its own temporary directory; it drops every
-  capability and sets no_new_privs. The kernel features actually obtained are reported by
-  :func:`guarantees`.
+  and reused): it loads coverage.py's C tracer (the extension module alone, a smaller process to
+  fork), starts it (measuring only the fixed path of ``program.py``), and enters, once, a user
+  namespace (when not run as root, so that an ordinary user gets the same protections), a
+  network namespace with no interface up, a PID namespace of which it is PID 1 (at most 512
+  pids, Linux >= 6.14) and a private mount namespace in which every mount is read-only except
+  its own temporary directory (a 256 MiB tmpfs); it drops every capability and sets
+  no_new_privs. The kernel features actually obtained are reported by :func:`guarantees`.
 * For every program the zygote writes ``program.py`` into a fresh, empty directory and forks a
   *runner* (no new interpreter, no new import): the runner takes stdin = /dev/null, the caller's
   stdout/stderr pipes (only their last 4 KiB are kept) and an HMAC-authenticated result pipe,
@@ -224,7 +224,9 @@ def guarantees() -> dict[str, bool]:
         also ones that called ``setsid``), ``fork_bomb_contained`` (at most 512 pids per
         program, via the per-namespace ``pid_max`` of Linux >= 6.14), ``network`` (a network
         namespace with no interface up), ``filesystem`` (every mount read-only except the
-        program's temporary directory, in a private mount namespace), ``privileges_dropped``
+        program's temporary directory, in a private mount namespace), ``disk_quota`` (that
+        directory is a private 256 MiB tmpfs: a program writing more gets ``ENOSPC``),
+        ``privileges_dropped``
         (all capabilities dropped, no_new_privs), ``environment`` (minimal, fixed environment),
         ``stdin_closed``, ``output_capped`` (4 KiB tails), ``unforgeable_verdicts`` (results
         are HMAC-authenticated with a per-run key and classified with references saved before
@@ -245,6 +247,7 @@ def guarantees() -> dict[str, bool]:
             "time_limit": True, "cpu_time_limit": True, "memory_limit": True,
             "process_cleanup": f["pid_namespace"], "fork_bomb_contained": f["pid_limit"],
             "network": f["network_namespace"], "filesystem": f["filesystem"],
+            "disk_quota": f["filesystem"] and f.get("tmpfs", False),
             "privileges_dropped": f["capabilities_dropped"], "environment": True,
             "stdin_closed": True, "output_capped": True, "unforgeable_verdicts": True}
     return dict(_GUARANTEES)

@@ -258,7 +258,7 @@ def test_names_and_json_schema():
 def test_guarantees_are_honest():
     g = guarantees()
     assert set(g) == {"time_limit", "cpu_time_limit", "memory_limit", "process_cleanup",
-                      "fork_bomb_contained", "network", "filesystem", "privileges_dropped",
+                      "fork_bomb_contained", "network", "filesystem", "disk_quota", "privileges_dropped",
                       "environment", "stdin_closed", "output_capped", "unforgeable_verdicts"}
     assert all(isinstance(v, bool) for v in g.values())
     assert g["time_limit"] and g["unforgeable_verdicts"] and g["environment"]

@@ -283,6 +283,20 @@ def test_generated_programs_match_in_process_reference(tests):
     assert [t.outcome for t in result.tests] == reference(tests)
 
 
+def test_a_program_cannot_fill_the_disk():
+    requires("disk_quota")
+    attack = ("chunk = b'x' * (1 << 20)\n"
+              "with open('fill.bin', 'wb') as f:\n"
+              "    for _ in range(300):  # 300 MiB > the 256 MiB tmpfs\n"
+              "        f.write(chunk)\n")
+    result = sandbox.run_tests(attack, ["assert True"], timeout_s=10)
+    assert result.load_outcome == "error"
+    assert "No space left on device" in result.load_message
+    assert [t.outcome for t in result.tests] == ["error"]
+    assert sandbox.run_tests("open('ok.bin', 'wb').write(b'x' * (8 << 20))",
+                             ["assert open('ok.bin', 'rb').read(1) == b'x'"]).all_passed
+
+
 # -- unprivileged users ------------------------------------------------------------------------
 
 def test_a_user_namespace_worker_keeps_every_guarantee_and_verdict():
@@ -291,7 +305,7 @@ def test_a_user_namespace_worker_keeps_every_guarantee_and_verdict():
     assert worker.features["user_namespace"]
     as_root = sandbox._POOL.acquire()
     sandbox._POOL.release(as_root)
-    for name in ("network_namespace", "pid_namespace", "pid_limit", "filesystem",
+    for name in ("network_namespace", "pid_namespace", "pid_limit", "filesystem", "tmpfs",
                  "capabilities_dropped"):
         assert worker.features[name] == as_root.features[name], name
     sandbox._POOL.idle.append(worker)  # the next call takes it (last in, first out)
