@@ -29,9 +29,11 @@ under the per-run key the caller sent with the job::
 
     {"kind": "ready"}
     {"kind": "load", "outcome", "message", "covered_lines"}
-    {"kind": "start", "i"}
     {"kind": "result", "i", "outcome", "message", "duration_s", "covered_lines"}
-    {"kind": "done"}
+    {"kind": "done", "next"}  (``next``: the test a fresh runner must go on with)
+
+A test starts right after the record before it (``load``, or the previous ``result``), which is
+how the caller knows which test was running when a runner dies or is killed.
 
 Control protocol (``CONTROL_FD`` is an AF_UNIX stream socket). Caller to zygote: ``J`` + 4-byte
 big-endian length + job JSON, with the result/stdout/stderr write ends attached (SCM_RIGHTS); or
@@ -58,7 +60,6 @@ import math  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
 import select  # noqa: E402
-import shutil  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import stat  # noqa: E402
@@ -389,7 +390,6 @@ def _runner(job: dict, fds: list[int], workdir: str, lines: _LineTracer) -> None
             with _PristineBuiltins():
                 filename = f"<test_{i}>"
                 _register_source(filename, tests[i])
-                pipe.send({"kind": "start", "i": i})
                 error = None
                 take_lines()
             t0 = _perf_counter()
@@ -508,6 +508,8 @@ def _remove(path: str) -> None:
         if os.path.isdir(target) and not os.path.islink(target):
             os.chmod(target, 0o700)
         func(target)
+
+    import shutil  # here, not at the top: fewer modules (bz2, lzma, ...) in every forked runner
 
     try:
         shutil.rmtree(path, onerror=unlock)

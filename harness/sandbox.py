@@ -441,7 +441,9 @@ class _ChildRun:
 
     load: dict | None = None
     results: dict[int, dict] = field(default_factory=dict)
-    running: int | None = None  # index of the test that started and has not reported
+    first: int = 0  # index of the first test this runner runs
+    n_tests: int = 0
+    running: int | None = None  # index of the test running now (the one after the last record)
     running_since: float = 0.0
     done: bool = False
     next_test: int = 0  # from ``done``: where a fresh runner must go on (after a timeout)
@@ -477,7 +479,7 @@ def _run_child(zygote: _Zygote, program: str, tests: Sequence[str], setup: str, 
         r, w = os.pipe()
         read_fds.append(r)
         write_fds.append(w)
-    run = _ChildRun()
+    run = _ChildRun(first=start, n_tests=len(tests))
     try:
         zygote.send_job(job, write_fds)
     except _ZygoteLost as exc:
@@ -568,22 +570,30 @@ def _verify(line: bytes, key: bytes) -> dict:
 
 
 def _handle_record(run: _ChildRun, record: dict) -> None:
+    """Apply one record. The runner starts each test right after the previous record (``load``
+    or the previous ``result``), so the test running now is known without a record of its own."""
     kind = record["kind"]
     if kind == "ready":
         run.ready = True
     elif kind == "load":
         run.load = record
-    elif kind == "start":
-        run.running = int(record["i"])
-        run.running_since = time.monotonic()
+        if record["outcome"] == "passed":
+            _now_running(run, run.first)
     elif kind == "result":
-        run.results[int(record["i"])] = record
-        run.running = None
+        i = int(record["i"])
+        run.results[i] = record
+        _now_running(run, i + 1)
     elif kind == "done":
         run.done = True
+        run.running = None
         run.next_test = int(record["next"])
     else:
         raise ValueError(f"unknown record kind {kind!r}")
+
+
+def _now_running(run: _ChildRun, i: int) -> None:
+    run.running = i if i < run.n_tests else None
+    run.running_since = time.monotonic()
 
 
 def _drain(streams: dict[int, _Tail]) -> None:
@@ -717,13 +727,9 @@ def run_tests(program: str, tests: Sequence[str], setup: str = "", *, timeout_s:
                 continue
             # The runner stopped inside (or between) tests: settle that test, go on in a new one.
             outcome, message = _failure_reason(run, timeout_s, err)
-            if run.running is not None:
-                stuck, duration = run.running, time.monotonic() - run.running_since
-            else:
-                stuck, duration = max(run.results, default=start - 1) + 1, 0.0
-                message = f"{message} (before this test started)"
-            if stuck >= len(tests):  # died after its last result: nothing is left to settle
+            if run.running is None:  # died after its last result: nothing is left to settle
                 break
+            stuck, duration = run.running, time.monotonic() - run.running_since
             verdicts[stuck] = TestResult(names[stuck], outcome, message, duration)
             start = stuck + 1
             if start >= len(tests):
