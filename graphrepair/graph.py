@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import operator
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -67,6 +68,7 @@ def _parser():
 
 _INT_LISTS = frozenset({"parent", "depth", "sibling_index", "leaf_nodes", "node_lines"})
 _ERROR_KIND = 65535  # tree-sitter's kind_id of ERROR nodes (ts_builtin_sym_error)
+_EDGE_TYPES = np.arange(len(EdgeType), dtype=np.int64)  # edge-type values, in order
 
 
 @functools.lru_cache(maxsize=1)
@@ -144,7 +146,7 @@ class ProgramGraph:
         tree = parser.parse(data)
         # Only the per-node facts tree-sitter alone knows are collected in this loop, with as few
         # Python-level steps per node as possible (it is the hot path of data preparation); types,
-        # categories, lines, texts and gaps are derived afterwards. ``check`` skips every
+        # categories, lines, texts and gaps are derived afterwards in bulk. ``check`` skips every
         # ERROR/MISSING test for clean parses.
         check = tree.root_node.has_error
         kinds: list[int] = []  # tree-sitter kind_id of each node
@@ -157,33 +159,35 @@ class ProgramGraph:
         error_bytes: list[tuple[int, int]] = []  # byte spans of ERROR nodes and MISSING leaves
         string_errors: list = []  # string leaves with errors inside (rare)
 
-        ancestors = [-1]  # node indices of the current node's ancestors; ancestors[-1] = parent
-        sibling = [0]  # sibling counter at each open level
         # Bound methods: one attribute lookup per list instead of one per node.
         add_kind, add_parent, add_depth = kinds.append, parent.append, depth.append
         add_sibling, add_start = sibling_index.append, node_start.append
         add_leaf, add_end = leaf_nodes.append, leaf_end.append
-        push, pop = ancestors.append, ancestors.pop
-        i = d = 0  # index and depth of the current node
+        # The current node's index, parent, depth and sibling index; going up restores the
+        # parent's own parent and sibling index from the lists already built (no stacks).
+        i = d = s = 0
+        par = -1
         cursor = tree.walk()
         first_child, next_sibling, up = cursor.goto_first_child, cursor.goto_next_sibling, cursor.goto_parent
         while True:
             node = cursor.node
             kind = node.kind_id
-            add_kind(kind)
-            add_parent(ancestors[-1])
-            add_depth(d)
-            add_sibling(sibling[-1])
             start = node.start_byte
+            add_kind(kind)
+            add_parent(par)
+            add_depth(d)
+            add_sibling(s)
             add_start(start)
             if check and kind == _ERROR_KIND:
                 error_bytes.append((start, node.end_byte))
-            if kind not in string_kinds and first_child():
-                push(i)
-                sibling.append(0)
-                i += 1
-                d += 1
-                continue
+            if first_child():
+                if kind not in string_kinds:
+                    par = i
+                    i += 1
+                    d += 1
+                    s = 0
+                    continue
+                up()  # a string is one leaf token: back out of its parts
             # A leaf token.
             add_leaf(i)
             end = node.end_byte
@@ -197,44 +201,53 @@ class ProgramGraph:
             while not next_sibling():
                 if not up():
                     break
-                pop()
-                sibling.pop()
+                s = sibling_index[par]
+                par = parent[par]
                 d -= 1
             else:
-                sibling[-1] += 1
+                s += 1
                 continue
             break
         node_types = list(map(kind_type.__getitem__, kinds))
         leaf_categories = [kind_category[kinds[j]] for j in leaf_nodes]
 
-        # Byte offsets -> 1-based lines. ``last`` holds the offset of the last byte of every line
-        # break (Python's: "\r\n", "\r", "\n"), so the line of byte ``b`` is 1 + #(last < b).
-        if b"\r" in data:
-            last = np.array([m.end() - 1 for m in _LINE_BREAK.finditer(data)], dtype=np.int64)
+        # Byte offsets -> 1-based lines. ``last`` holds -1 and then the offset of the last byte of
+        # every line break (Python's: "\r\n", "\r", "\n"), so the line of byte ``b`` is #(last < b).
+        # Without a lone "\r" (the usual case, CRLF included) every break ends with a "\n".
+        last = [-1]
+        if data.count(b"\r") == data.count(b"\r\n"):
+            k = data.find(b"\n")
+            while k >= 0:
+                last.append(k)
+                k = data.find(b"\n", k + 1)
         else:
-            last = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+            last.extend(m.end() - 1 for m in _LINE_BREAK.finditer(data))
+        n = len(kinds)
         leaves = np.fromiter(leaf_nodes, np.int64, len(leaf_nodes))
-        starts = np.fromiter(node_start, np.int64, len(node_start))
-        lstart = starts[leaves]
-        lend = np.fromiter(leaf_end, np.int64, len(leaf_end))
-        if not np.all(lstart[1:] >= lend[:-1]):
+        # One search for node starts and leaf ends, each leaf end moved to the leaf's last byte
+        # (its start when the leaf is empty).
+        pos = np.fromiter(node_start + leaf_end, np.int64, n + len(leaf_end))
+        start_bytes = pos[leaves]
+        last_byte = pos[n:]
+        last_byte -= 1
+        np.maximum(last_byte, start_bytes, out=last_byte)
+        lines = np.searchsorted(last, pos).tolist()
+        node_lines = lines[:n]
+        leaf_lines = list(zip([node_lines[j] for j in leaf_nodes], lines[n:]))
+
+        leaf_start = start_bytes.tolist()  # byte offset of each leaf
+        if not all(map(operator.le, leaf_end, leaf_start[1:])):
             raise AssertionError("tree-sitter leaves out of order")
-        # One search for node starts and leaf ends (the last byte; the start when empty).
-        line = np.searchsorted(last, np.concatenate([starts, np.maximum(lend - 1, lstart)])) + 1
-        n = len(starts)
-        node_lines = line[:n].tolist()
-        leaf_lines = list(zip(line[leaves].tolist(), line[n:].tolist(), strict=True))
 
         # Leaf texts and the gaps between them, sliced from ``source`` directly when byte and
         # character offsets coincide (ASCII), else decoded from ``data``.
-        bounds = lstart.tolist()
-        bounds.append(len(data))
+        bounds = [*leaf_start, len(data)]
         ends = [0, *leaf_end]
         if len(data) == len(source):
-            leaf_texts = [source[a:b] for a, b in zip(bounds, leaf_end)]
+            leaf_texts = [source[a:b] for a, b in zip(leaf_start, leaf_end)]
             gaps = [source[a:b] for a, b in zip(ends, bounds)]
         else:
-            leaf_texts = [data[a:b].decode("utf-8") for a, b in zip(bounds, leaf_end)]
+            leaf_texts = [data[a:b].decode("utf-8") for a, b in zip(leaf_start, leaf_end)]
             gaps = [data[a:b].decode("utf-8") for a, b in zip(ends, bounds)]
 
         error_lines: list[int] = []
@@ -327,7 +340,9 @@ class ProgramGraph:
         Parent→child and child→parent for every non-root node; next-sibling between consecutive
         graph children of a node; next-token from leaf ``i`` to leaf ``i + 1``; with
         ``same_identifier``, identifier leaf → next identifier leaf with the same text. Edges are
-        grouped by type in :class:`EdgeType` order; within a type, by source order of the target.
+        grouped by type in :class:`EdgeType` order. Within a type: parent→child and child→parent
+        edges follow the child's preorder; next-token and same-identifier edges the later leaf's;
+        next-sibling edges are grouped by parent (parents in preorder), in order within a parent.
 
         Args:
             same_identifier: also emit :attr:`EdgeType.SAME_IDENTIFIER` edges.
@@ -345,7 +360,7 @@ class ProgramGraph:
         order = np.argsort(par, kind="stable")
         grouped = par[order]
         same = grouped[1:] == grouped[:-1]
-        sib_src, sib_dst = child[order[:-1][same]], child[order[1:][same]]
+        sib_src, sib_dst = order[:-1][same] + 1, order[1:][same] + 1  # child[k] == k + 1
         leaves = self.array("leaf_nodes")
         parts_src = [par, child, leaves[:-1], sib_src]
         parts_dst = [child, par, leaves[1:], sib_dst]
@@ -354,10 +369,9 @@ class ProgramGraph:
             parts_src.append(id_src)
             parts_dst.append(id_dst)
         counts = [len(p) for p in parts_src]
-        edge_type = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
-        edge_index = np.empty((2, len(edge_type)), dtype=np.int64)
-        np.concatenate(parts_src, out=edge_index[0])
-        np.concatenate(parts_dst, out=edge_index[1])
+        edge_type = np.repeat(_EDGE_TYPES[: len(counts)], counts)
+        # Both rows in one concatenation: the sources, then the targets.
+        edge_index = np.concatenate(parts_src + parts_dst).reshape(2, len(edge_type))
         return edge_index, edge_type
 
     def _same_identifier_pairs(self) -> tuple[np.ndarray, np.ndarray]:
@@ -388,12 +402,12 @@ class ProgramGraph:
         return out
 
 
-def _line(last: np.ndarray, byte: int) -> int:
-    """1-based line of byte offset ``byte``; ``last`` holds the last byte of every line break."""
-    return bisect.bisect_left(last.tolist(), byte) + 1
+def _line(last: list[int], byte: int) -> int:
+    """1-based line of byte offset ``byte``; ``last``: -1, then the last byte of each line break."""
+    return bisect.bisect_left(last, byte)
 
 
-def _errors_inside(node, last: np.ndarray) -> list[tuple[int, int]]:
+def _errors_inside(node, last: list[int]) -> list[tuple[int, int]]:
     """Line spans of ERROR/MISSING nodes below ``node`` (a string leaf with errors inside)."""
     spans = []
     stack = list(node.children)

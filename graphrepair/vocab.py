@@ -12,6 +12,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 
 import numpy as np
 
@@ -180,11 +181,12 @@ class Vocabulary:
             nodes :meth:`type_id` of their type. And the number of leaves mapped to ``UNK``.
         """
         types = g.node_types
-        ids = np.fromiter(map(self._type_to_id.__getitem__, types), np.int64, len(types))
-        texts = g.leaf_texts
-        leaf_ids = np.fromiter(map(self._leaf_to_id.__getitem__, texts), np.int64, len(texts))
+        # ``get`` with a default, not ``__getitem__``: leaf types are not node-type entries, and
+        # ``_UnkDict.__missing__`` is a Python call per miss (their ids are overwritten below).
+        ids = np.fromiter(map(self._type_to_id.get, types, repeat(UNK)), np.int64, len(types))
+        leaf_ids = list(map(self._leaf_to_id.__getitem__, g.leaf_texts))
         ids[g.array("leaf_nodes")] = leaf_ids
-        return ids, int(np.count_nonzero(leaf_ids == UNK))
+        return ids, leaf_ids.count(UNK)
 
     def encode_texts(self, texts: Iterable[str]) -> tuple[np.ndarray, int]:
         """Leaf ids of ``texts``: int64 ``[len(texts)]`` (``UNK`` when unknown) and the UNK count."""

@@ -285,6 +285,23 @@ def test_edges():
     assert single.edges()[0].shape == (2, 0)
 
 
+def test_edge_order_within_types():
+    g = ProgramGraph.from_source("def f(a):\n  x = a\n  y = 2\nz = f(x)\n")
+    edge_index, edge_type = g.edges(same_identifier=True)
+    assert (np.diff(edge_type) >= 0).all()
+    src, dst = edge_index
+    for t, node in [
+        (EdgeType.PARENT_TO_CHILD, dst),
+        (EdgeType.CHILD_TO_PARENT, src),
+        (EdgeType.NEXT_TOKEN, dst),
+        (EdgeType.SAME_IDENTIFIER, dst),
+    ]:
+        assert (np.diff(node[edge_type == t]) > 0).all(), t
+    sib = edge_index[:, edge_type == EdgeType.NEXT_SIBLING].T.tolist()
+    assert sib == sorted(sib, key=lambda e: (g.parent[e[1]], e[1]))
+    assert sib != sorted(sib, key=lambda e: e[1])  # grouped by parent, not by target
+
+
 def test_leaf_index_of_node_and_sibling_index():
     g = ProgramGraph.from_source("x = f(a, b)\n")
     idx = g.leaf_index_of_node()
