@@ -105,6 +105,11 @@ class RefinementTask:
         frac = epoch / max(t.epochs - 1, 1)
         return t.scheduled_sampling_warmup + frac * (t.scheduled_sampling_max - t.scheduled_sampling_warmup)
 
+    def num_train_batches(self) -> int:
+        """Batches per epoch on this rank (what :meth:`train_batches` yields)."""
+        per_rank = self.cfg.data.train_samples // self.world_size
+        return -(-per_rank // self.cfg.train.batch_size)
+
     def train_batches(self, epoch: int) -> Iterator[list[ProgramState]]:
         """``train_samples`` programs (see :func:`draw_training_problems`), freshly corrupted, in batches.
 

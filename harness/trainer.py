@@ -110,6 +110,8 @@ class Task(Protocol):
     #       (its random generators), saved per rank in every checkpoint and restored on resume.
     #   epoch_summary(epoch) -> dict[str, float]: whole-epoch training figures (e.g. a cache hit
     #       rate) logged as ``train/<key>`` beside the per-step means.
+    #   num_train_batches() -> int: batches per epoch on this rank (the progress bar's total,
+    #       so that it shows an ETA).
 
 
 @dataclass
@@ -383,8 +385,10 @@ class Trainer:
         t_epoch = time.perf_counter()
         sums: dict[str, float] = {}
         n = 0
+        total = getattr(task, "num_train_batches", None)
         bar = tqdm(task.train_batches(epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
-                   leave=False, dynamic_ncols=True, disable=not ctx.master)
+                   total=total() if total else None, leave=False, dynamic_ncols=True,
+                   disable=not ctx.master)
         for batch in bar:
             # 1) forward + loss (the task may execute tests here)
             with autocast:

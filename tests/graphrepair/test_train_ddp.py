@@ -43,7 +43,9 @@ def test_each_rank_gets_a_disjoint_equal_share_of_the_epoch():
 
     def epoch(rank: int, world: int) -> list[list[tuple]]:
         task.set_rank(rank, world)
-        return [[(s.enc.problem.task_id, tuple(s.masked)) for s in b] for b in task.train_batches(1)]
+        batches = [[(s.enc.problem.task_id, tuple(s.masked)) for s in b] for b in task.train_batches(1)]
+        assert len(batches) == task.num_train_batches()  # the progress bar's total
+        return batches
 
     whole = [s for b in epoch(0, 1) for s in b]
     assert len(whole) == 9
