@@ -4,15 +4,15 @@ Run as a plain file, never as part of the ``harness`` package::
 
     python -s -B _sandbox_child.py CONTROL_FD BASE_DIR [--user-namespace]
 
-The *zygote* loads coverage.py's C tracer once (``_LineTracer``), starts it (measuring only its fixed program path
-``<base>/run/program.py``), warms the tracer's per-file decisions and pauses it, and enters its
-namespaces once (see ``_enter_namespaces``): a user namespace when not root (or when
-``--user-namespace`` is given), a network namespace, a PID namespace of which it is PID 1 (the
-launcher that started it stays outside and exits with it) with ``pid_max`` = ``_PID_MAX``, and a
-mount namespace in which every mount is read-only except ``BASE_DIR`` (a private tmpfs of
-``_TMPFS_BYTES``). It drops every
-capability, says hello over the control socket and serves one job at a time. For every job it
-writes ``program.py`` and forks one *runner*::
+The *zygote* loads coverage.py's C tracer once (``_LineTracer``), starts it (measuring only its
+fixed program path ``<base>/run/program.py``), warms the tracer's per-file decisions and pauses
+it, and enters its namespaces once (see ``_enter_namespaces``): a user namespace when not root
+(or when ``--user-namespace`` is given), a network namespace, a PID namespace of which it is PID
+1 (the launcher that started it stays outside and exits with it) with ``pid_max`` =
+``_PID_MAX``, and a mount namespace in which every mount is read-only except ``BASE_DIR`` (a
+private tmpfs of ``_TMPFS_BYTES``). It drops every capability, says hello over the control
+socket and serves one job at a time. For every job it writes ``program.py`` and forks one
+*runner*::
 
     launcher ── zygote (PID 1 of its namespace) ── runner (one per program, or per restart)
 
