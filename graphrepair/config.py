@@ -172,7 +172,11 @@ class SandboxConfig:
     """Test execution limits (see :mod:`harness.sandbox`).
 
     Attributes:
-        timeout_s: wall-clock limit per test, in seconds.
+        timeout_s: wall-clock limit per test, in seconds. Default 1 s: every MBPP reference
+            program but task 123 (~2 s of arithmetic; a timeout under any limit with the tracer on)
+            runs each test in well under 0.1 s in the sandbox, while a model-written program
+            that loops holds a sandbox worker for this long per test (with 3 s, such programs
+            made Exp 3d epochs take 50-106 s instead of ~50 s on the 2-core machine).
         memory_mb: address-space limit per program, in MiB.
         workers: programs executed concurrently (0 = one per CPU core, divided among the
             torchrun processes of the machine).
@@ -180,7 +184,7 @@ class SandboxConfig:
             processes; ``""`` keeps results in memory for this run only.
     """
 
-    timeout_s: float = 3.0
+    timeout_s: float = 1.0
     memory_mb: int = 2048
     workers: int = 0
     cache: str = ""
