@@ -239,8 +239,10 @@ def _load_partial(path: Path, fingerprint: str) -> dict | None:
 
 def _notes(cfg: ExperimentConfig, results: dict, data: PreparedData) -> list[str]:
     split = results["split"]
+    where = (f"Held-out dataset `{split}`" if split in HELDOUT_SPLITS
+             else f"Split `{split}` of {results['dataset']}")
     notes = [f"**{cfg.description}**" if cfg.description else "",
-             f"Split `{split}` of {results['dataset']}: {results['programs']} programs per level, "
+             f"{where}: {results['programs']} programs per level, "
              f"{results['iterations']} iterations, corruption seeds {results['corruption_seeds']} "
              f"(seed s corrupts with eval.seed + s; inputs id `{results['inputs_id']}`); every "
              f"number comes from executing the programs' tests. Evaluation time "
