@@ -37,15 +37,22 @@ def load_report(run: str | Path) -> dict:
 
     Raises:
         FileNotFoundError: no report there; the message names the paths tried and how to make one.
-        ValueError: a report that is not a graphrepair evaluation report.
+        ValueError: a report that is not a graphrepair evaluation report, or one written by an
+            older version without confidence intervals (the message says how to redo it).
     """
     run = Path(run)
     tried = [run] if run.suffix == ".json" else [run / "eval" / "report.json", run / "report.json"]
     for path in tried:
         if path.is_file():
             report = json.loads(path.read_text())
-            if "levels" not in report.get("results", {}):
+            levels = report.get("results", {}).get("levels")
+            if not isinstance(levels, dict):
                 raise ValueError(f"{path} is not a graphrepair evaluation report (no results.levels)")
+            if any("ci95" not in r for r in levels.values()):
+                raise ValueError(
+                    f"{path} was written by an older graphrepair.evaluate (no confidence intervals); "
+                    f"evaluate the run again: python -m graphrepair.evaluate --checkpoint "
+                    f"{path.parent.parent if path.parent.name == 'eval' else path.parent}/best.pt")
             report["_path"] = str(path)
             return report
     raise FileNotFoundError(

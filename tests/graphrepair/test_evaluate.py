@@ -165,6 +165,18 @@ def test_compare_tabulates_runs_with_baselines(two_seeds, loaded, tmp_path, caps
     assert "missing-run" in err and "has no evaluation report" in err and "graphrepair.evaluate" in err
 
 
+def test_compare_refuses_a_report_without_confidence_intervals(two_seeds, tmp_path):
+    """A report.json of an older evaluate (no ci95) gets an error that says how to redo it."""
+    report = json.loads((two_seeds[0] / "report.json").read_text())
+    for level in report["results"]["levels"].values():
+        del level["ci95"]
+    old = tmp_path / "old-run" / "eval"
+    old.mkdir(parents=True)
+    (old / "report.json").write_text(json.dumps(report))
+    with pytest.raises(ValueError, match=r"older graphrepair.evaluate.*--checkpoint .*old-run/best.pt"):
+        compare([tmp_path / "old-run"], tmp_path)
+
+
 def test_compare_warns_when_inputs_differ(two_seeds, loaded, tmp_path):
     cfg, model, data, _ = loaded
     other = tmp_path / "other"
