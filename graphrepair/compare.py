@@ -23,7 +23,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from graphrepair.eval_report import BASELINES, METHOD_LABELS, iterative_cell
+from graphrepair.eval_report import BASELINES, METHOD_LABELS, iterative_cell, level_label
 from harness.io import atomic_write_text
 from harness.report import Table, ci_cell, grouped_bar_plot, markdown_table
 
@@ -68,10 +68,6 @@ def _model_name(cfg: dict) -> str:
     return name
 
 
-def _pct(level: str) -> str:
-    return f"{float(level) * 100:g}%"
-
-
 def compare(runs: Sequence[str | Path], out_dir: str | Path = ".") -> tuple[Path, Path, str]:
     """Tabulate and plot the evaluation reports of ``runs`` (see module docstring).
 
@@ -87,9 +83,9 @@ def compare(runs: Sequence[str | Path], out_dir: str | Path = ".") -> tuple[Path
     levels = list(dict.fromkeys(lv for r in reports for lv in r["results"]["levels"]))
     cols = ["Experiment", "Model"]
     for lv in levels:
-        cols += [f"One-shot @ {_pct(lv)}", f"Iterative @ {_pct(lv)}"]
-    cols += [f"Pass @ {_pct(lv)} (one-shot → final)" for lv in levels]
-    rows, panels, hlines = [], {_pct(lv): {} for lv in levels}, {_pct(lv): {} for lv in levels}
+        cols += [f"One-shot @ {level_label(lv)}", f"Iterative @ {level_label(lv)}"]
+    cols += [f"Pass @ {level_label(lv)} (one-shot → final)" for lv in levels]
+    rows, panels, hlines = [], {level_label(lv): {} for lv in levels}, {level_label(lv): {} for lv in levels}
     seen: set[str] = set()
     for i, rep in enumerate(reports):
         cfg, res = rep["config"], rep["results"]
@@ -115,11 +111,11 @@ def compare(runs: Sequence[str | Path], out_dir: str | Path = ".") -> tuple[Path
                                   f"{ci_cell(s['final']['pass_rate'], None)}")
                 if method in ("model", "feedback_zeroed"):
                     name = exp if method == "model" else f"{exp} fb0"
-                    panels[_pct(lv)][name] = {
+                    panels[level_label(lv)][name] = {
                         "one-shot": (s["one_shot"]["repair_accuracy"], s["ci95"]["one_shot"]["repair_accuracy"]),
                         "final": (s["final"]["repair_accuracy"], s["ci95"]["final"]["repair_accuracy"])}
                 elif method == "unigram":
-                    hlines[_pct(lv)][f"unigram ({exp})"] = s["final"]["repair_accuracy"]
+                    hlines[level_label(lv)][f"unigram ({exp})"] = s["final"]["repair_accuracy"]
             if present:
                 rows.append(row + pass_cells)
     ids = {r["results"].get("inputs_id") for r in reports}

@@ -22,15 +22,16 @@ from pathlib import Path
 from graphrepair.refine import METRICS
 from harness.report import Table, ci_cell, line_plot, mean_ci, training_curves
 
-__all__ = ["BASELINES", "METHOD_LABELS", "iterative_cell", "method_summary", "report_plots", "report_tables",
-           "summarize"]
+__all__ = ["BASELINES", "METHOD_LABELS", "iterative_cell", "level_label", "method_summary", "report_plots",
+           "report_tables", "summarize"]
 
 BASELINES = ("feedback_zeroed", "unigram", "copy")
 METHOD_LABELS = {"feedback_zeroed": "same model, feedback zeroed", "unigram": "unigram baseline",
                  "copy": "copy baseline (corrupted input)"}
 
 
-def _pct(level: float | str) -> str:
+def level_label(level: float | str) -> str:
+    """A corruption level as shown in tables: ``0.2`` or ``"0.2"`` -> ``"20%"``."""
     return f"{float(level) * 100:g}%"
 
 
@@ -123,7 +124,7 @@ def report_tables(exp: str, results: dict) -> list[Table]:
     rows_of = {"model": (f"Exp {exp}", None)} | {b: (METHOD_LABELS[b], b) for b in BASELINES}
     cols, rows = ["Model"], {k: [label] for k, (label, _) in rows_of.items()}
     for lv, r in levels.items():
-        p = _pct(lv)
+        p = level_label(lv)
         cols += [f"One-shot @ {p}", f"Iterative @ {p}"]
         for key, (_, base) in rows_of.items():
             s = r if base is None else r["baselines"].get(base)
@@ -136,18 +137,18 @@ def report_tables(exp: str, results: dict) -> list[Table]:
                             "over one-shot, percentage points; CI in the per-level tables).")]
     head = ["Corruption", "One-shot", "Final", "Improvement"]
     tables.append(Table("Iterative refinement", head,
-                        [[_pct(lv), *_cells(r, "repair_accuracy")] for lv, r in levels.items()],
+                        [[level_label(lv), *_cells(r, "repair_accuracy")] for lv, r in levels.items()],
                         caption=f"Exp {exp}, repair_accuracy; {ci_note}."))
     if all("feedback_zeroed" in r["baselines"] for r in levels.values()):
         tables.append(Table("Iterative refinement, feedback zeroed", head,
-                            [[_pct(lv), *_cells(r["baselines"]["feedback_zeroed"], "repair_accuracy")]
+                            [[level_label(lv), *_cells(r["baselines"]["feedback_zeroed"], "repair_accuracy")]
                              for lv, r in levels.items()],
                             caption="The same model and loop given empty test feedback at every "
                                     "iteration: what the model does without the test signal."))
     tables.append(Table("Functional repair (pass_rate: programs whose tests all pass)",
                         ["Corruption", "One-shot", "Final", "Improvement",
                          *[f"{METHOD_LABELS[b]} (final)" for b in BASELINES], "Program runs"],
-                        [[_pct(lv), *_cells(r, "pass_rate"),
+                        [[level_label(lv), *_cells(r, "pass_rate"),
                           *[ci_cell(r["baselines"][b]["final"]["pass_rate"],
                                     r["baselines"][b]["ci95"]["final"]["pass_rate"])
                             if b in r["baselines"] else "n/a" for b in BASELINES],
@@ -164,7 +165,7 @@ def report_tables(exp: str, results: dict) -> list[Table]:
                         *[ci_cell(h[m], c[m]) for m in METRICS], f"{h['program_runs']:.0f}"]
                        for i, (h, c) in its]
         tables.append(Table(
-            f"Corruption {_pct(lv)}: all metrics per iteration", ["Row", *METRICS, "program runs so far"],
+            f"Corruption {level_label(lv)}: all metrics per iteration", ["Row", *METRICS, "program runs so far"],
             detail, caption=f"{r['masked_leaves']} masked leaves per seed; pass_rate = fraction of "
                             f"programs whose tests already pass; program runs per seed (mean); {ci_note}."))
     return tables
@@ -185,7 +186,7 @@ def report_plots(out_dir: Path, exp: str, results: dict, metrics_csv: Path | Non
             for label, s, style in (("", r, "-"), (" feedback zeroed", r["baselines"].get("feedback_zeroed"), "--")):
                 if s is None:
                     continue
-                key = f"{_pct(lv)}{label}"
+                key = f"{level_label(lv)}{label}"
                 series[key] = [h[metric] for h in s["per_iteration"]]
                 errors[key] = [c[metric] for c in s["ci95"]["per_iteration"]]
                 styles[key] = style

@@ -253,7 +253,7 @@ def _notes(cfg: ExperimentConfig, results: dict, data: PreparedData) -> list[str
                 results["resumed_units"] else "") + "."]
     if split in HELDOUT_SPLITS:
         notes.append(
-            f"Held-out dataset `{split}` for a model trained on {cfg.data.dataset}: "
+            f"Trained on {cfg.data.dataset}, evaluated on `{split}`: "
             f"{data.near_duplicates_removed.get(split, 0)} near-duplicates of training programs removed, "
             f"{data.skipped.get(split, 0)} over {cfg.data.max_nodes} nodes left out; encoded with the "
             f"training vocabulary: OOV rate {data.oov_rate.get(split, 0.0):.1%} "

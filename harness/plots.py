@@ -78,10 +78,11 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: str | os.PathLike) -> Path:
+def _save(fig, path: str | os.PathLike, **savefig: object) -> Path:
+    """Lay out, write ``fig`` as PNG atomically to ``path`` (``savefig``: extra savefig options), close it."""
     fig.tight_layout()
     path = Path(path)
-    atomic_write(path, lambda f: fig.savefig(f, format="png"))
+    atomic_write(path, lambda f: fig.savefig(f, format="png", **savefig))
     _pyplot().close(fig)
     return path
 
@@ -139,11 +140,7 @@ def grouped_bar_plot(
     fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 4), fontsize="small",
                bbox_to_anchor=(0.5, 1.0))
     fig.suptitle(title, y=1.08)
-    fig.tight_layout()
-    path = Path(path)
-    atomic_write(path, lambda f: fig.savefig(f, format="png", bbox_inches="tight"))
-    plt.close(fig)
-    return path
+    return _save(fig, path, bbox_inches="tight")
 
 
 def training_curves(csv_path: str | os.PathLike, path: str | os.PathLike, *, title: str,
