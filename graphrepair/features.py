@@ -17,7 +17,6 @@ numpy arrays and build ``Data`` objects without PyG's per-attribute bookkeeping 
 from __future__ import annotations
 
 import functools
-import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,7 +25,7 @@ import torch
 from torch_geometric.data import Data
 
 from graphrepair.data import Problem
-from graphrepair.graph import EdgeType, LeafCategory, ProgramGraph
+from graphrepair.graph import EdgeType, LeafCategory, ProgramGraph, kind_names
 from graphrepair.spectrum import error_region
 from graphrepair.vocab import MASK, PAD, UNK, Vocabulary
 from harness.sandbox import OUTCOMES, ProgramResult
@@ -56,8 +55,9 @@ OUTCOME_ID = {name: i for i, name in enumerate(OUTCOMES)}
 #: string, so a program with a mask left in it never loads and fails its tests honestly (``<mask>``
 #: would not do: ``4<mask>a`` parses as the comparison ``4 < mask > a``).
 MASK_TEXT = "$mask$"
+_NO_TESTS = torch.zeros(0, dtype=torch.int64)  # test_outcome / test_position without feedback
+_NO_TRACE = torch.zeros((2, 0), dtype=torch.int64)  # trace_index without feedback
 _CATEGORY_VALUES = frozenset(c.value for c in LeafCategory)
-_CATEGORY_VALUE = operator.attrgetter("_value_")  # LeafCategory member -> its str value
 
 
 @dataclass
@@ -131,9 +131,6 @@ class EncodedProgram:
         type_ids, num_unknown = vocab.encode_graph(graph)
         leaf_nodes = graph.array("leaf_nodes")
         n = len(type_ids)
-        # In preorder the first leaf at or after node i lies in i's subtree (i is a leaf or its
-        # first child follows it, down to a leaf), so it is i's first leaf.
-        first_leaf = np.searchsorted(leaf_nodes, np.arange(n, dtype=np.int64))
         parent_type = type_ids[graph.array("parent")]  # parent[0] = -1 reads the last entry; fixed just below
         parent_type[0] = PAD
         edge_index, edge_type = graph.edges(same_identifier=same_identifier_edges)
@@ -150,14 +147,9 @@ class EncodedProgram:
             orig_texts=list(graph.leaf_texts),
             orig_ids=orig_ids,
             leaf_nodes=leaf_nodes,
-            first_leaf=first_leaf,
-            # LeafCategory is a str Enum; ``_value_`` is a plain attribute (``.value`` is a
-            # descriptor, ~10x slower per leaf), read here in C by ``attrgetter``.
-            eligible=np.fromiter(
-                map(eligible_set.__contains__, map(_CATEGORY_VALUE, graph.leaf_categories)),
-                bool,
-                len(leaf_nodes),
-            ),
+            first_leaf=graph.first_leaf(),
+            # A leaf's category is fixed by its kind: one gather through a per-kind table.
+            eligible=_eligible_by_kind(eligible_set)[graph.kind_index()[leaf_nodes]],
             edge_index=torch.from_numpy(edge_index),
             edge_type=torch.from_numpy(edge_type),
             depth=graph.array("depth"),
@@ -298,6 +290,14 @@ def make_data(
     depth[:] = enc.depth
     sibling[:] = enc.sibling
     iterations[:] = iteration
+    num_tests = len(feedback.outcome)
+    if num_tests:
+        outcome = torch.from_numpy(feedback.outcome)
+        position = torch.from_numpy(np.arange(num_tests, dtype=np.int64))
+        trace = torch.from_numpy(feedback.trace_index)
+    else:  # no feedback (iteration 0): shared empty tensors, which nothing can write into
+        outcome = position = _NO_TESTS
+        trace = _NO_TRACE
     return new_data(
         RefinementData,
         x=torch.from_numpy(x),
@@ -305,11 +305,17 @@ def make_data(
         edge_type=enc.edge_type,
         leaf_mask=torch.from_numpy(enc.leaf_mask),
         y=torch.from_numpy(enc.target),
-        test_outcome=torch.from_numpy(feedback.outcome),
-        test_position=torch.from_numpy(np.arange(len(feedback.outcome), dtype=np.int64)),
-        trace_index=torch.from_numpy(feedback.trace_index),
+        test_outcome=outcome,
+        test_position=position,
+        trace_index=trace,
         num_nodes=n,
     )
+
+
+@functools.lru_cache(maxsize=16)
+def _eligible_by_kind(eligible_set: frozenset[str]) -> np.ndarray:
+    """bool ``[num kinds]``: whether a leaf of each kind index (:func:`kind_names`) is eligible."""
+    return np.array([category.value in eligible_set for _, category in kind_names()], dtype=bool)
 
 
 def _eligible_set(eligible: Sequence[str]) -> frozenset[str]:

@@ -28,6 +28,7 @@ import functools
 import operator
 import re
 from collections.abc import Sequence
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +53,7 @@ __all__ = [
     "LeafCategory",
     "NodeKind",
     "ProgramGraph",
+    "kind_names",
     "leaf_category",
 ]
 _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
@@ -66,7 +68,7 @@ def _parser():
     return Parser(Language(tree_sitter_python.language()))
 
 
-_INT_LISTS = frozenset({"parent", "depth", "sibling_index", "leaf_nodes", "node_lines"})
+_INT_LISTS = frozenset({"kind_ids", "parent", "depth", "sibling_index", "leaf_nodes", "node_lines"})
 _ERROR_KIND = 65535  # tree-sitter's kind_id of ERROR nodes (ts_builtin_sym_error)
 _EDGE_TYPES = np.arange(len(EdgeType), dtype=np.int64)  # edge-type values, in order
 
@@ -87,41 +89,55 @@ def _tables() -> tuple:
     return parser, kind_type, kind_category, string_kinds
 
 
+@functools.lru_cache(maxsize=1)
+def kind_names() -> tuple[tuple[str, LeafCategory], ...]:
+    """``(node type, leaf category)`` of every tree-sitter-python kind, indexed by kind index.
+
+    The kind index of a node is its tree-sitter ``kind_id``, except that ``ERROR`` nodes (kind id
+    65535) get the last index, ``len(kind_names()) - 1``; :meth:`ProgramGraph.kind_index` gives
+    it per node. Lets per-node lookups (vocabulary ids, eligibility) be one numpy gather through a
+    table built once per kind instead of one dict lookup per node. The category is what
+    :func:`leaf_category` says for a leaf token of that kind.
+    """
+    _, kind_type, kind_category, _ = _tables()
+    return tuple((kind_type[k], kind_category[k]) for k in kind_type)  # ERROR was inserted last
+
+
 @dataclass
 class ProgramGraph:
     """A Python program as a tree-sitter graph whose leaf tokens reproduce the source exactly.
 
     Build one with :meth:`from_source`. All per-node lists are indexed by node (preorder, root 0);
-    all per-leaf lists by leaf position (source order).
+    all per-leaf lists by leaf position (source order). :attr:`node_types`,
+    :attr:`leaf_categories` and :attr:`leaf_lines` are derived from the fields on first use (the
+    data-preparation hot path does not need them).
 
     Attributes:
-        node_types: tree-sitter type of each node, ``[num_nodes]``; for anonymous nodes this is the
-            token text (``"+"``, ``"def"``); ``MISSING`` nodes keep the type they stand for.
+        kind_ids: tree-sitter ``kind_id`` of each node, ``[num_nodes]`` (it fixes the node type and
+            its leaf category; ``ERROR`` nodes have 65535).
         parent: parent node index of each node, ``-1`` for the root, ``[num_nodes]``.
         depth: depth of each node, root 0, ``[num_nodes]``.
         sibling_index: position of each node among its parent's graph children (root 0).
         leaf_nodes: node index of each leaf token, ``[num_leaves]``, increasing.
         leaf_texts: source text of each leaf token (``""`` for ``MISSING`` nodes).
-        leaf_categories: :class:`LeafCategory` of each leaf token.
-        leaf_lines: 1-based ``(start_line, end_line)`` of each leaf token; ``end_line`` is the line
-            of its last character (a ``line_continuation`` leaf, ``"\\\n"``, ends on its own
-            line).
         node_lines: 1-based start line of each node, ``[num_nodes]``.
+        leaf_end_lines: 1-based line of the last character of each leaf token, ``[num_leaves]``
+            (a ``line_continuation`` leaf, ``"\\\n"``, ends on its own line; an empty leaf ends
+            on the line it starts on).
         gaps: ``num_leaves + 1`` strings; ``gaps[i]`` is the text before leaf ``i``, ``gaps[-1]``
             the text after the last leaf.
         error_lines: sorted 1-based lines spanned by ``ERROR`` nodes plus the lines of ``MISSING``
             nodes (including those inside strings); empty when the parse is clean.
     """
 
-    node_types: list[str]
+    kind_ids: list[int]
     parent: list[int]
     depth: list[int]
     sibling_index: list[int]
     leaf_nodes: list[int]
     leaf_texts: list[str]
-    leaf_categories: list[LeafCategory]
-    leaf_lines: list[tuple[int, int]]
     node_lines: list[int]
+    leaf_end_lines: list[int]
     gaps: list[str]
     error_lines: list[int]
 
@@ -142,7 +158,7 @@ class ProgramGraph:
         if not isinstance(source, str):
             raise TypeError(f"source must be str, got {type(source).__name__}")
         data = source.encode("utf-8")
-        parser, kind_type, kind_category, string_kinds = _tables()
+        parser, _, _, string_kinds = _tables()
         tree = parser.parse(data)
         # Only the per-node facts tree-sitter alone knows are collected in this loop, with as few
         # Python-level steps per node as possible (it is the hot path of data preparation); types,
@@ -208,8 +224,6 @@ class ProgramGraph:
                 s += 1
                 continue
             break
-        node_types = list(map(kind_type.__getitem__, kinds))
-        leaf_categories = [kind_category[kinds[j]] for j in leaf_nodes]
 
         # Byte offsets -> 1-based lines. ``last`` holds -1 and then the offset of the last byte of
         # every line break (Python's: "\r\n", "\r", "\n"), so the line of byte ``b`` is #(last < b).
@@ -225,7 +239,8 @@ class ProgramGraph:
         n = len(kinds)
         leaves = np.fromiter(leaf_nodes, np.int64, len(leaf_nodes))
         # One search for node starts and leaf ends, each leaf end moved to the leaf's last byte
-        # (its start when the leaf is empty).
+        # (its start when the leaf is empty). (A node's start is not always its first leaf's:
+        # a ``block`` starts before the hidden newline/indent tokens that precede its first child.)
         pos = np.fromiter(node_start + leaf_end, np.int64, n + len(leaf_end))
         start_bytes = pos[leaves]
         last_byte = pos[n:]
@@ -233,7 +248,6 @@ class ProgramGraph:
         np.maximum(last_byte, start_bytes, out=last_byte)
         lines = np.searchsorted(last, pos).tolist()
         node_lines = lines[:n]
-        leaf_lines = list(zip([node_lines[j] for j in leaf_nodes], lines[n:]))
 
         leaf_start = start_bytes.tolist()  # byte offset of each leaf
         if not all(map(operator.le, leaf_end, leaf_start[1:])):
@@ -257,25 +271,44 @@ class ProgramGraph:
                 spans.extend(_errors_inside(node, last))
             error_lines = sorted({ln for a, b in spans for ln in range(a, b + 1)})
         graph = cls(
-            node_types=node_types,
+            kind_ids=kinds,
             parent=parent,
             depth=depth,
             sibling_index=sibling_index,
             leaf_nodes=leaf_nodes,
             leaf_texts=leaf_texts,
-            leaf_categories=leaf_categories,
-            leaf_lines=leaf_lines,
             node_lines=node_lines,
+            leaf_end_lines=lines[n:],
             gaps=gaps,
             error_lines=error_lines,
         )
         graph.__dict__["_arrays"] = {"leaf_nodes": leaves}
         return graph
 
+    @functools.cached_property
+    def node_types(self) -> list[str]:
+        """tree-sitter type of each node, ``[num_nodes]``; for anonymous nodes the token text
+        (``"+"``, ``"def"``); ``MISSING`` nodes keep the type they stand for."""
+        kind_type = _tables()[1]
+        return list(map(kind_type.__getitem__, self.kind_ids))
+
+    @functools.cached_property
+    def leaf_categories(self) -> list[LeafCategory]:
+        """:class:`LeafCategory` of each leaf token, ``[num_leaves]``."""
+        kind_category, kinds = _tables()[2], self.kind_ids
+        return list(map(kind_category.__getitem__, map(kinds.__getitem__, self.leaf_nodes)))
+
+    @functools.cached_property
+    def leaf_lines(self) -> list[tuple[int, int]]:
+        """1-based ``(start_line, end_line)`` of each leaf token, ``[num_leaves]``
+        (:attr:`node_lines` of the leaf, :attr:`leaf_end_lines`)."""
+        starts = map(self.node_lines.__getitem__, self.leaf_nodes)
+        return list(zip(starts, self.leaf_end_lines))
+
     def array(self, name: str) -> np.ndarray:
         """The int list attribute ``name`` as an int64 array, converted once and memoised.
 
-        For ``parent``, ``depth``, ``sibling_index``, ``leaf_nodes`` and ``node_lines``. A graph
+        For ``kind_ids``, ``parent``, ``depth``, ``sibling_index``, ``leaf_nodes`` and ``node_lines``. A graph
         is treated as immutable: the memo is not refreshed if a list is changed in place. Do not
         write into the returned array.
 
@@ -291,9 +324,32 @@ class ProgramGraph:
             out = arrays[name] = np.fromiter(values, np.int64, len(values))
         return out
 
+    def first_leaf(self) -> np.ndarray:
+        """Leaf position of each node's first leaf token in source order: int64 ``[num_nodes]``.
+
+        A leaf's own position at a leaf token; every node has one (a node without children is a
+        leaf). Memoised; do not write into it.
+        """
+        arrays = self.__dict__.setdefault("_arrays", {})
+        out = arrays.get("first_leaf")
+        if out is None:
+            out = arrays["first_leaf"] = _first_leaf(self.array("leaf_nodes"), len(self.kind_ids))
+        return out
+
+    def kind_index(self) -> np.ndarray:
+        """Kind index of each node (:func:`kind_names`): int64 ``[num_nodes]``, memoised.
+
+        Equal to :attr:`kind_ids` except at ``ERROR`` nodes, which get ``len(kind_names()) - 1``.
+        """
+        arrays = self.__dict__.setdefault("_arrays", {})
+        out = arrays.get("kind_index")
+        if out is None:
+            out = arrays["kind_index"] = np.minimum(self.array("kind_ids"), len(kind_names()) - 1)
+        return out
+
     def __getstate__(self) -> dict:
-        """Pickle the fields only (the array memo is rebuilt on demand)."""
-        return {k: v for k, v in self.__dict__.items() if k != "_arrays"}
+        """Pickle the fields only (memoised arrays and derived lists are rebuilt on demand)."""
+        return {f.name: self.__dict__[f.name] for f in dataclasses.fields(self)}
 
     def to_source(self, leaf_texts: Sequence[str] | None = None) -> str:
         """The program's source text, optionally with other leaf texts.
@@ -322,7 +378,7 @@ class ProgramGraph:
     @property
     def num_nodes(self) -> int:
         """Number of graph nodes (interior nodes and leaf tokens)."""
-        return len(self.node_types)
+        return len(self.kind_ids)
 
     @property
     def num_leaves(self) -> int:
@@ -360,7 +416,8 @@ class ProgramGraph:
         order = np.argsort(par, kind="stable")
         grouped = par[order]
         same = grouped[1:] == grouped[:-1]
-        sib_src, sib_dst = order[:-1][same] + 1, order[1:][same] + 1  # child[k] == k + 1
+        order += 1  # positions in ``par`` -> node indices (``par[k]`` is node k + 1's parent)
+        sib_src, sib_dst = order[:-1][same], order[1:][same]
         leaves = self.array("leaf_nodes")
         parts_src = [par, child, leaves[:-1], sib_src]
         parts_dst = [child, par, leaves[1:], sib_dst]
@@ -391,15 +448,24 @@ class ProgramGraph:
 
     def node_kinds(self) -> np.ndarray:
         """:class:`NodeKind` of each node: uint8 ``[num_nodes]`` (``TOKEN`` at leaf tokens)."""
-        kinds = np.full(len(self.node_types), NodeKind.INTERIOR, dtype=np.uint8)
+        kinds = np.full(len(self.kind_ids), NodeKind.INTERIOR, dtype=np.uint8)
         kinds[self.leaf_nodes] = NodeKind.TOKEN
         return kinds
 
     def leaf_index_of_node(self) -> np.ndarray:
         """Leaf position of each node, or ``-1`` for interior nodes: int64 ``[num_nodes]``."""
-        out = np.full(len(self.node_types), -1, dtype=np.int64)
+        out = np.full(len(self.kind_ids), -1, dtype=np.int64)
         out[self.array("leaf_nodes")] = np.arange(len(self.leaf_nodes))
         return out
+
+
+def _first_leaf(leaf_nodes: np.ndarray, num_nodes: int) -> np.ndarray:
+    """Leaf position of each node's first leaf, int64 ``[num_nodes]``, from the leaves' node indices.
+
+    In preorder the first leaf at or after node i lies in i's subtree (i is a leaf, or its first
+    child follows it, down to a leaf), so it is i's first leaf.
+    """
+    return np.searchsorted(leaf_nodes, np.arange(num_nodes, dtype=np.int64))
 
 
 def _line(last: list[int], byte: int) -> int:

@@ -12,11 +12,10 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
 
 import numpy as np
 
-from graphrepair.graph import ProgramGraph
+from graphrepair.graph import ProgramGraph, kind_names
 
 __all__ = ["MASK", "PAD", "SPECIAL_TOKENS", "UNK", "UnknownReport", "Vocabulary"]
 
@@ -180,10 +179,15 @@ class Vocabulary:
             ``ids``: int64 ``[num_nodes]``; leaves get :meth:`leaf_id` of their text, interior
             nodes :meth:`type_id` of their type. And the number of leaves mapped to ``UNK``.
         """
-        types = g.node_types
-        # ``get`` with a default, not ``__getitem__``: leaf types are not node-type entries, and
-        # ``_UnkDict.__missing__`` is a Python call per miss (their ids are overwritten below).
-        ids = np.fromiter(map(self._type_to_id.get, types, repeat(UNK)), np.int64, len(types))
+        # Node type ids by kind (a node's kind fixes its type): one gather through a per-kind table.
+        # Leaf kinds map to whatever; their ids are overwritten below.
+        table = self.__dict__.get("_kind_type_ids")
+        if table is None:
+            get = self._type_to_id.get
+            table = self.__dict__["_kind_type_ids"] = np.array(
+                [get(t, UNK) for t, _ in kind_names()], dtype=np.int64
+            )
+        ids = table[g.kind_index()]
         leaf_ids = list(map(self._leaf_to_id.__getitem__, g.leaf_texts))
         ids[g.array("leaf_nodes")] = leaf_ids
         return ids, leaf_ids.count(UNK)
