@@ -50,7 +50,6 @@ if sys.path and sys.path[0]:
 import ctypes  # noqa: E402
 import fcntl  # noqa: E402
 import gc  # noqa: E402
-import hashlib  # noqa: E402
 import hmac  # noqa: E402
 import importlib.machinery  # noqa: E402
 import importlib.util  # noqa: E402
@@ -74,31 +73,23 @@ _PID_MAX = 512  # processes per program (minimum the kernel accepts is 301)
 _WARM_TESTS = 128  # tests whose pseudo-file name the tracer has decided on before any fork
 _TMPFS_BYTES = 256 << 20  # size of the program directory's tmpfs (bounds what a program writes)
 
-# Saved before any program runs: a program that rebinds builtins or module attributes cannot
-# change how its outcome is classified or reported.
+# Saved before any program runs: a program that rebinds builtins or attributes of the modules it
+# shares with the runner (os, signal, json, ...) cannot change how its outcome is classified or
+# reported. Everything the runner calls while the program's builtins are in force (between
+# _BuiltinsGuard.enter and .leave) is one of these.
 _AssertionError = AssertionError
 _BaseException = BaseException
 _isinstance = isinstance
+_exec = exec
 _dumps = json.dumps
-_hmac_new = hmac.new
-_sha256 = hashlib.sha256
+_hmac_digest = hmac.digest
 _write = os.write
+_exit = os._exit
 _perf_counter = time.perf_counter
+_setitimer = signal.setitimer
+_set_handler = signal.signal
 _BUILTINS = __builtins__.__dict__ if hasattr(__builtins__, "__dict__") else __builtins__
 _PRISTINE_BUILTINS = dict(_BUILTINS)
-
-
-class _PristineBuiltins:
-    """Within the block the runner sees the original builtins; the program's are put back after."""
-
-    def __enter__(self) -> None:
-        self.program = _BUILTINS.copy()
-        _BUILTINS.clear()
-        _BUILTINS.update(_PRISTINE_BUILTINS)
-
-    def __exit__(self, *exc: object) -> None:
-        _BUILTINS.clear()
-        _BUILTINS.update(self.program)
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -107,6 +98,56 @@ _CLONE_NEWUSER = 0x10000000
 _MS_NOSUID, _MS_NODEV, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x2, 0x4, 0x1000, 0x4000, 0x40000
 _SYS_MOUNT_SETATTR, _AT_FDCWD, _AT_RECURSIVE, _MOUNT_ATTR_RDONLY = 442, -100, 0x8000, 0x1
 _PR_SET_PDEATHSIG, _PR_CAPBSET_DROP, _PR_SET_CHILD_SUBREAPER, _PR_SET_NO_NEW_PRIVS = 1, 24, 36, 38
+
+
+def _dict_version_reader(d: dict):
+    """A function returning ``d``'s version tag (PEP 509: a new value after every change of
+    ``d``), read from CPython's ``PyDictObject`` without touching ``d``'s keys or values; or a
+    function returning a new object each call (so: "changed") where that tag is not there or does
+    not change (other interpreters, CPython >= 3.14)."""
+    if sys.implementation.name == "cpython" and ctypes.sizeof(ctypes.c_void_p) == 8:
+        tag = ctypes.c_uint64.from_address(id(d) + 24)  # after ob_refcnt, ob_type, ma_used
+        before = tag.value
+        d["__sandbox_probe__"] = None
+        changed = tag.value != before
+        before = tag.value
+        del d["__sandbox_probe__"]
+        if changed and tag.value != before:
+            return lambda: tag.value
+    return object
+
+
+_builtins_version = _dict_version_reader(_BUILTINS)
+
+
+class _BuiltinsGuard:
+    """The runner always sees the original builtins; the program sees its own, changes included.
+
+    Around each run of user code (loading, each test): :meth:`enter` installs the program's
+    builtins (once it has changed them), :meth:`leave` notices a change (the builtins dict's
+    version tag, read without touching its values: no copy-on-write of the ~150 builtin objects
+    in the common case of a program that leaves them alone), keeps the program's version and puts
+    the originals back. So a program that replaces ``exec``, ``isinstance`` or
+    ``AssertionError`` changes nothing the runner does, and its replacements stay in force for
+    its own later tests, as in one ordinary process.
+    """
+
+    def __init__(self) -> None:
+        self.program: dict | None = None  # the program's builtins, once it has changed them
+        self.seen = _builtins_version()
+
+    def enter(self) -> None:
+        if self.program is not None:
+            _BUILTINS.clear()
+            _BUILTINS.update(self.program)
+        self.seen = _builtins_version()
+
+    def leave(self) -> None:
+        if _builtins_version() != self.seen:
+            self.program = _BUILTINS.copy()
+        if self.program is not None:
+            _BUILTINS.clear()
+            _BUILTINS.update(_PRISTINE_BUILTINS)
 
 
 class _MountAttr(ctypes.Structure):
@@ -254,14 +295,14 @@ class _Pipe:
         self.fd, self.key = fd, key
 
     def mac(self, body: bytes) -> bytes:
-        return _hmac_new(self.key, body, _sha256).hexdigest().encode()
+        return _hmac_digest(self.key, body, "sha256").hex().encode()
 
     def send(self, record: dict) -> None:
-        with _PristineBuiltins():
-            body = _dumps(record).encode()
-            data = self.mac(body) + b" " + body + b"\n"
-            while data:
-                data = data[_write(self.fd, data):]
+        """Write one record (called with the original builtins in force, see _BuiltinsGuard)."""
+        body = _dumps(record).encode()
+        data = self.mac(body) + b" " + body + b"\n"
+        while data:
+            data = data[_write(self.fd, data):]
 
 
 def _format_error(exc: BaseException, program_path: str) -> str:
@@ -293,21 +334,25 @@ def _outcome(exc: BaseException | None) -> str:
     return "failed" if _isinstance(exc, _AssertionError) else "error"
 
 
-def _run_user_code(codes: tuple, namespace: dict, tracer, timeout_s: float) -> None:
-    """Execute ``codes`` with the tracer on and a wall-clock alarm of ``timeout_s``.
+def _run_user_code(codes: tuple, namespace: dict, tracer, timeout_s: float,
+                   guard: _BuiltinsGuard) -> None:
+    """Execute ``codes`` with the program's builtins, the tracer on and a wall-clock alarm of
+    ``timeout_s``; the original builtins are back in force when it returns or raises.
 
     The alarm raises :class:`_Timeout` in the program, so that the lines it executed so far are
     kept; a program that ignores or catches it is killed by the caller a moment later instead.
     """
-    signal.signal(signal.SIGALRM, _on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, timeout_s)
+    _set_handler(signal.SIGALRM, _on_alarm)
+    guard.enter()
+    _setitimer(signal.ITIMER_REAL, timeout_s)
     tracer.start()
     try:
         for code in codes:
-            exec(code, namespace)
+            _exec(code, namespace)
     finally:
         tracer.stop()
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        _setitimer(signal.ITIMER_REAL, 0)
+        guard.leave()
 
 
 def _message(error: BaseException | None, program_path: str, timeout_s: float) -> str:
@@ -341,7 +386,8 @@ def _runner(job: dict, fds: list[int], workdir: str, lines: _LineTracer) -> None
     work (records, HMACs, tracebacks) is not traced, which keeps a program's cost near its own.
     """
     result_w, out_w, err_w = fds
-    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if not _FEATURES.get("pid_namespace"):  # else the kernel kills it when the zygote (PID 1) dies
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     os.setsid()
     os.chdir(workdir)
     high = fcntl.fcntl(result_w, fcntl.F_DUPFD_CLOEXEC, _HIGH_FD)
@@ -351,7 +397,8 @@ def _runner(job: dict, fds: list[int], workdir: str, lines: _LineTracer) -> None
     os.dup2(err_w, 2)
     os.closerange(3, high)
     os.closerange(high + 1, 1 << 16)
-    sys.stdin = open(0, closefd=False)  # noqa: SIM115 - lives as long as the process
+    # sys.stdin already reads descriptor 0, now /dev/null (the zygote's was /dev/null too and it
+    # never read from it, so nothing is buffered).
     pipe = _Pipe(high, bytes.fromhex(job["key"]))
     del job["key"]
     _set_limits(job)
@@ -369,45 +416,46 @@ def _runner(job: dict, fds: list[int], workdir: str, lines: _LineTracer) -> None
         # Coverage may record line 0 for a module entry; only real (1-based) lines count.
         return sorted(n for n in lines if n > 0)
 
+    # The program's (and its runner's) __main__ is an empty module: ``import __main__`` must not
+    # hand the program this file's functions to rebind.
+    sys.modules["__main__"] = _EMPTY_MAIN
     namespace = {"__name__": "program", "__file__": "program.py", "__builtins__": __builtins__}
     program, setup, tests = job["program"], job["setup"], job["tests"]
     _register_source("<setup>", setup)
+    guard = _BuiltinsGuard()
     error = None
     take_lines()
     timeout_s = float(job["timeout_s"])
     try:
         codes = compile(program, program_path, "exec"), compile(setup, "<setup>", "exec")
-        _run_user_code(codes, namespace, tracer, timeout_s)
+        _run_user_code(codes, namespace, tracer, timeout_s, guard)
     except _BaseException as exc:  # noqa: B036 - any failure of user code is a verdict
         error = exc
-    with _PristineBuiltins():
-        covered = take_lines()
-        message = _message(error, program_path, timeout_s)
+    covered = take_lines()
+    message = _message(error, program_path, timeout_s)
     pipe.send({"kind": "load", "outcome": "passed" if error is None else _outcome(error),
                "message": message, "covered_lines": covered})
     if error is None:
         for i in range(job["start"], len(tests)):
-            with _PristineBuiltins():
-                filename = f"<test_{i}>"
-                _register_source(filename, tests[i])
-                error = None
-                take_lines()
+            filename = f"<test_{i}>"
+            _register_source(filename, tests[i])
+            error = None
+            take_lines()
+            code = compile(tests[i], filename, "exec")
             t0 = _perf_counter()
             try:
-                _run_user_code((compile(tests[i], filename, "exec"),), namespace, tracer,
-                               timeout_s)
+                _run_user_code((code,), namespace, tracer, timeout_s, guard)
             except _BaseException as exc:  # noqa: B036 - any failure of user code is a verdict
                 error = exc
             duration = _perf_counter() - t0
-            with _PristineBuiltins():
-                covered = take_lines()
-                message = _message(error, program_path, timeout_s)
-                pipe.send({"kind": "result", "i": i, "outcome": _outcome(error),
-                           "message": message, "duration_s": duration, "covered_lines": covered})
-                if _isinstance(error, _Timeout):
-                    # The program was interrupted anywhere: go on in a fresh runner.
-                    pipe.send({"kind": "done", "next": i + 1})
-                    os._exit(0)
+            covered = take_lines()
+            message = _message(error, program_path, timeout_s)
+            pipe.send({"kind": "result", "i": i, "outcome": _outcome(error),
+                       "message": message, "duration_s": duration, "covered_lines": covered})
+            if _isinstance(error, _Timeout):
+                # The program was interrupted anywhere: go on in a fresh runner.
+                pipe.send({"kind": "done", "next": i + 1})
+                _exit(0)
     pipe.send({"kind": "done", "next": len(tests)})
     try:
         sys.stdout.flush()
@@ -595,6 +643,7 @@ def _probe(fn) -> bool:
 
 
 _FEATURES: dict[str, bool] = {}
+_EMPTY_MAIN = type(sys)("__main__")
 
 
 def _enter_namespaces(base: str) -> int | None:

