@@ -50,10 +50,10 @@ if sys.path and sys.path[0]:
 import ctypes  # noqa: E402
 import fcntl  # noqa: E402
 import gc  # noqa: E402
-import hmac  # noqa: E402
 import importlib.machinery  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
+import json.encoder  # noqa: E402
 import linecache  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
@@ -73,16 +73,34 @@ _PID_MAX = 512  # processes per program (minimum the kernel accepts is 301)
 _WARM_TESTS = 128  # tests whose pseudo-file name the tracer has decided on before any fork
 _TMPFS_BYTES = 256 << 20  # size of the program directory's tmpfs (bounds what a program writes)
 
+try:  # SHA-256 without OpenSSL: one library less mapped into (and faulted in by) every runner
+    from _sha256 import sha256 as _sha256  # CPython <= 3.11
+except ImportError:
+    try:
+        from _sha2 import sha256 as _sha256  # CPython >= 3.12
+    except ImportError:
+        from hashlib import sha256 as _sha256
+
+
+def _no_default(obj: object) -> object:
+    raise TypeError(f"record field of type {type(obj).__name__} is not JSON")
+
+
 # Saved before any program runs: a program that rebinds builtins or attributes of the modules it
-# shares with the runner (os, signal, json, ...) cannot change how its outcome is classified or
-# reported. Everything the runner calls while the program's builtins are in force (between
-# _BuiltinsGuard.enter and .leave) is one of these.
+# shares with the runner (os, signal, json, hashlib, ...) cannot change how its outcome is
+# classified or what a record says. Records are encoded and authenticated by C code only (the
+# json module's C encoder, SHA-256 objects): rebinding ``json.dumps``, ``json._default_encoder``
+# or ``hmac`` internals reaches neither a record nor the key. Everything the runner calls while
+# the program's builtins are in force (between _BuiltinsGuard.enter and .leave) is one of these.
 _AssertionError = AssertionError
 _BaseException = BaseException
 _isinstance = isinstance
 _exec = exec
-_dumps = json.dumps
-_hmac_digest = hmac.digest
+_encode_json = json.encoder.c_make_encoder(  # same text as json.dumps(record)
+    None, _no_default, json.encoder.c_encode_basestring_ascii, None, ": ", ", ", False, False,
+    True)
+_IPAD = bytes(x ^ 0x36 for x in range(256))  # RFC 2104 inner and outer pads, as translations
+_OPAD = bytes(x ^ 0x5C for x in range(256))
 _write = os.write
 _exit = os._exit
 _perf_counter = time.perf_counter
@@ -289,17 +307,26 @@ def _drop_capabilities() -> None:
 
 
 class _Pipe:
-    """The authenticated result pipe of one run."""
+    """The authenticated result pipe of one run: records as ``<HMAC-SHA256 hex> <json>\\n``."""
 
     def __init__(self, fd: int, key: bytes) -> None:
-        self.fd, self.key = fd, key
+        # HMAC (RFC 2104) with the key's inner and outer SHA-256 states prepared once: the same
+        # value as ``hmac.new(key, body, hashlib.sha256)``, which the caller checks it with.
+        if len(key) > 64:  # longer than SHA-256's block: hashed first
+            key = _sha256(key).digest()
+        block = key.ljust(64, b"\0")
+        self.fd = fd
+        self.inner, self.outer = _sha256(block.translate(_IPAD)), _sha256(block.translate(_OPAD))
 
     def mac(self, body: bytes) -> bytes:
-        return _hmac_digest(self.key, body, "sha256").hex().encode()
+        inner, outer = self.inner.copy(), self.outer.copy()
+        inner.update(body)
+        outer.update(inner.digest())
+        return outer.hexdigest().encode()
 
     def send(self, record: dict) -> None:
         """Write one record (called with the original builtins in force, see _BuiltinsGuard)."""
-        body = _dumps(record).encode()
+        body = "".join(_encode_json(record, 0)).encode()
         data = self.mac(body) + b" " + body + b"\n"
         while data:
             data = data[_write(self.fd, data):]
@@ -714,7 +741,7 @@ def main() -> None:
         tracer.stop()
         for traced in tracer.data.values():
             traced.clear()
-        _Pipe(-1, b"").mac(b"warm")  # hmac/json state, loaded before the fork
+        _Pipe(-1, b"").mac(b"warm")  # SHA-256 state, loaded before the fork
         os.unlink(program_path)
         gc.freeze()  # fewer copy-on-write faults in the forked runners
         rlimit_as = resource.getrlimit(resource.RLIMIT_AS)

@@ -341,3 +341,24 @@ def test_parse_tests_file_statement_mode_round_trips(asserts):
     lines = [f"assert {n} {op} 0" for n, op in asserts]
     setup, tests, names = parse_tests_file("\n".join(lines) + "\n")
     assert setup == "" and tests == lines and len(names) == len(lines)
+
+
+def test_runner_record_mac_is_stdlib_hmac_sha256():
+    """The runner's C-only HMAC and JSON encoding give what the caller checks: hmac + json.dumps."""
+    import hashlib
+    import hmac
+    import json
+    import runpy
+    from pathlib import Path
+
+    import harness.sandbox
+
+    child = runpy.run_path(str(Path(harness.sandbox.__file__).with_name("_sandbox_child.py")),
+                           run_name="sandbox_child_under_test")
+    record = {"kind": "result", "i": 2, "outcome": "failed", "message": 'a"b\nc\u00e9\ud83d\ude00',
+              "duration_s": 0.00123, "covered_lines": [1, 2, 30]}
+    body = "".join(child["_encode_json"](record, 0)).encode()
+    assert body == json.dumps(record).encode()
+    for key in (b"", bytes(range(32)), b"k" * 64, b"x" * 65, os.urandom(100)):
+        expected = hmac.new(key, body, hashlib.sha256).hexdigest().encode()
+        assert child["_Pipe"](-1, key).mac(body) == expected

@@ -106,6 +106,25 @@ def test_program_rebinding_builtins_the_runner_calls_cannot_skip_a_failing_test(
     assert verdicts("assert square_perimeter(1) == 5", program=program)[0] == "failed"
 
 
+@pytest.mark.parametrize("rebind", [
+    # the json module's default encoder rewrites every result record as passed
+    "import json\n"
+    "class E(json.JSONEncoder):\n"
+    "    def encode(self, o):\n"
+    "        if isinstance(o, dict) and o.get('kind') == 'result':\n"
+    "            o = dict(o, outcome='passed')\n"
+    "        return json.JSONEncoder.encode(self, o)\n"
+    "json._default_encoder = E()\n"
+    "json.dumps = lambda o, **k: E().encode(o)",
+    # hmac and hashlib hand the key and body to the program, which could then sign forgeries
+    "import hmac, hashlib\n"
+    "hmac.digest = hmac.new = hashlib.sha256 = lambda *a, **k: 1 / 0",
+])
+def test_program_rebinding_modules_the_runner_shares_cannot_rewrite_a_record(rebind):
+    program = PROGRAM + "\r\n" + rebind.replace("\n", "\r\n") + "\r\n"
+    assert verdicts("assert square_perimeter(1) == 5", program=program)[0] == "failed"
+
+
 def test_rebinding_the_runner_through_import_main_changes_nothing():
     attack = ("import __main__\n"
               "__main__._outcome = lambda e: 'passed'\n"
