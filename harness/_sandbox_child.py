@@ -9,8 +9,9 @@ fixed program path ``<base>/run/program.py``), warms the tracer's per-file decis
 it, and enters its namespaces once (see ``_enter_namespaces``): a user namespace when not root
 (or when ``--user-namespace`` is given), a network namespace, a PID namespace of which it is PID
 1 (the launcher that started it stays outside and exits with it) with ``pid_max`` =
-``_PID_MAX``, and a mount namespace in which every mount is read-only except ``BASE_DIR`` (a
-private tmpfs of ``_TMPFS_BYTES``). It drops every capability, says hello over the control
+``_PID_MAX``, and a mount namespace in which every mount is read-only except the program
+directory ``BASE_DIR/run`` (a private tmpfs of ``_TMPFS_BYTES``). It drops every capability,
+says hello over the control
 socket and serves one job at a time. For every job it writes ``program.py`` and forks one
 *runner*::
 
@@ -48,6 +49,7 @@ if sys.path and sys.path[0]:
     del sys.path[0]
 
 import ctypes  # noqa: E402
+import errno  # noqa: E402
 import fcntl  # noqa: E402
 import gc  # noqa: E402
 import importlib.machinery  # noqa: E402
@@ -114,6 +116,7 @@ _libc.syscall.restype = ctypes.c_long
 _CLONE_NEWNS, _CLONE_NEWPID, _CLONE_NEWNET = 0x00020000, 0x20000000, 0x40000000
 _CLONE_NEWUSER = 0x10000000
 _MS_NOSUID, _MS_NODEV, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x2, 0x4, 0x1000, 0x4000, 0x40000
+_ECHILD = errno.ECHILD
 _SYS_MOUNT_SETATTR, _AT_FDCWD, _AT_RECURSIVE, _MOUNT_ATTR_RDONLY = 442, -100, 0x8000, 0x1
 _PR_SET_PDEATHSIG, _PR_CAPBSET_DROP, _PR_SET_CHILD_SUBREAPER, _PR_SET_NO_NEW_PRIVS = 1, 24, 36, 38
 
@@ -277,8 +280,11 @@ def _read_only_except(workdir: str) -> None:
 
     ``workdir`` becomes a private tmpfs of ``_TMPFS_BYTES`` (no device files, no set-uid): what a
     program writes stays in memory, is bounded, and creating and removing its files costs no
-    disk-filesystem work; a bind mount of the directory where tmpfs is refused.
+    disk-filesystem work; a bind mount of the directory where tmpfs is refused. Being a mount
+    point, the directory itself cannot be removed or renamed by the program, and its parent is
+    read-only like everything else: nothing a program writes survives into the next program.
     """
+    os.makedirs(workdir, 0o755, exist_ok=True)
     _unshare(_CLONE_NEWNS)
     _mount(None, "/", None, _MS_REC | _MS_PRIVATE)
     try:
@@ -496,23 +502,23 @@ def _runner(job: dict, fds: list[int], workdir: str, lines: _LineTracer) -> None
 
 
 def _reap_all() -> None:
-    """As PID 1 of the namespace (or a subreaper): kill and reap every other process."""
+    """As PID 1 of the namespace (or a subreaper): kill and reap every other process.
+
+    Through libc, not ``os``: in the common case (nobody left) ``kill`` and ``waitpid`` fail, and
+    two Python exceptions per program are work (and page faults) the zygote can do without.
+    """
     while True:
         if _FEATURES.get("pid_namespace"):
-            try:
-                os.kill(-1, signal.SIGKILL)  # from PID 1: every process in the namespace but us
-            except ProcessLookupError:
-                pass  # nobody left to signal
+            # From PID 1: every process in the namespace but us; -1 (ESRCH) when nobody is left.
+            _libc.kill(-1, signal.SIGKILL)
         else:
             for pid in _children():
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass  # ended meanwhile
-        try:
-            os.waitpid(-1, 0)
-        except ChildProcessError:
-            return
+        if _libc.waitpid(-1, None, 0) == -1 and ctypes.get_errno() == _ECHILD:
+            return  # (another error, EINTR, means: try again)
 
 
 def _children() -> list[int]:
@@ -531,16 +537,27 @@ def _children() -> list[int]:
 
 
 def _serve(sock: socket.socket, workdir: str, tracer: _LineTracer) -> None:
+    """Serve jobs until the caller closes the socket (or the program directory cannot be reset).
+
+    The zygote's own work per job is kept small: after every fork each page it writes costs it a
+    page fault, so it writes the program with plain descriptors and replies with preformatted
+    bytes.
+    """
+    program_path = os.path.join(workdir, "program.py")
+    poller = select.poll()  # the control socket, plus the runner's pidfd while one runs
+    poller.register(sock.fileno(), select.POLLIN)
     while True:
         got = _recv_job(sock)
         if got is None:
             return
         job, fds = got
-        if not os.path.isdir(workdir):
-            os.mkdir(workdir, 0o755)
-        with open(os.path.join(workdir, "program.py"), "w", encoding="utf-8",
-                  errors="surrogateescape") as f:
-            f.write(job["program"])
+        fd = os.open(program_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            data = job["program"].encode("utf-8", "surrogateescape")
+            while data:
+                data = data[os.write(fd, data):]
+        finally:
+            os.close(fd)
         pid = os.fork()
         if pid == 0:
             code = 1
@@ -552,32 +569,39 @@ def _serve(sock: socket.socket, workdir: str, tracer: _LineTracer) -> None:
                 os._exit(code)
         for fd in fds:
             os.close(fd)
-        status = _watch(sock, pid)
+        status = _watch(sock, poller, pid)
         _reap_all()
-        _reset(workdir)
-        if os.listdir(workdir):  # would leak into the next program: stop serving
+        if not _reset(workdir, program_path):  # would leak into the next program: stop serving
             return
-        sock.sendall((json.dumps({"exit": status}) + "\n").encode())
+        sock.sendall(b'{"exit": null}\n' if status is None else b'{"exit": %d}\n' % status)
 
 
-def _reset(workdir: str) -> None:
-    """Leave ``workdir`` empty and as made: just unlink ``program.py`` when the program left the
-    directory as it found it (the common case; no other entry, same mode), else remove it whole
-    and make it again."""
+def _reset(workdir: str, program_path: str) -> bool:
+    """Leave ``workdir`` empty and as made; False when that failed.
+
+    The common case costs an unlink, a listing and an lstat: the program left nothing but
+    ``program.py`` and did not change the directory's mode. Otherwise everything in it is
+    removed (also entries it made unwritable) and the mode is put back; the directory itself is
+    kept when it is a mount point (see ``_read_only_except``) and made again when it is not.
+    """
     try:
-        st = os.lstat(workdir)
-        if (stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o755
-                and os.listdir(workdir) == ["program.py"]):
-            os.unlink(os.path.join(workdir, "program.py"))
-            return
+        os.unlink(program_path)
+        if not os.listdir(workdir) and stat.S_IMODE(os.lstat(workdir).st_mode) == 0o755:
+            return True
     except OSError:
         pass  # anything odd: the slow path below decides
-    _remove(workdir)
-    os.mkdir(workdir, 0o755)
+    _remove(workdir)  # its contents; the directory too, unless it is a mount point
+    try:
+        os.makedirs(workdir, 0o755, exist_ok=True)
+        os.chmod(workdir, 0o755)
+        return not os.listdir(workdir)
+    except OSError:
+        return False
 
 
 def _remove(path: str) -> None:
-    """Remove the program's directory, also entries it made unwritable (we have no caps)."""
+    """Remove the program's directory, also entries it made unwritable (we have no caps); a
+    mount point keeps the (emptied) directory."""
     def unlock(func, target, _exc_info) -> None:
         os.chmod(os.path.dirname(target) or ".", 0o700)
         if os.path.isdir(target) and not os.path.islink(target):
@@ -587,16 +611,18 @@ def _remove(path: str) -> None:
     import shutil  # here, not at the top: fewer modules (bz2, lzma, ...) in every forked runner
 
     try:
+        os.chmod(path, 0o700)  # its parent may be read-only: unlock() could not do this one
         shutil.rmtree(path, onerror=unlock)
     except OSError:
         pass  # the caller is told: the zygote stops serving when the directory is still there
 
 
-def _watch(sock: socket.socket, pid: int) -> int | None:
-    """Wait for the runner to end; kill it when the caller asks. Its raw status, or None."""
+def _watch(sock: socket.socket, poller: select.poll, pid: int) -> int | None:
+    """Wait for the runner to end; kill it when the caller asks. Its raw status, or None.
+
+    ``poller`` holds the control socket; the runner's pidfd is added for the wait.
+    """
     pidfd = os.pidfd_open(pid)
-    poller = select.poll()
-    poller.register(sock.fileno(), select.POLLIN)
     poller.register(pidfd, select.POLLIN)
     killed = False
     try:
@@ -614,6 +640,7 @@ def _watch(sock: socket.socket, pid: int) -> int | None:
                     killed = True
                     os.kill(pid, signal.SIGKILL)
     finally:
+        poller.unregister(pidfd)
         os.close(pidfd)
 
 
@@ -673,7 +700,7 @@ _FEATURES: dict[str, bool] = {}
 _EMPTY_MAIN = type(sys)("__main__")
 
 
-def _enter_namespaces(base: str) -> int | None:
+def _enter_namespaces(workdir: str) -> int | None:
     """Network + PID namespaces, limits and read-only mounts for this zygote, once.
 
     Returns None in the zygote (PID 1 of the new namespace, or this process when PID
@@ -710,7 +737,7 @@ def _enter_namespaces(base: str) -> int | None:
         except OSError:
             pass  # reported as False: fork bombs are then only ended by the time limits
     try:
-        _read_only_except(base)
+        _read_only_except(workdir)
         f["filesystem"] = True
     except OSError:
         pass  # reported as False: the program can write wherever this user can
@@ -725,7 +752,7 @@ def main() -> None:
     program_path = os.path.join(workdir, "program.py")
     os.environ["HOME"] = workdir
     try:
-        _enter_namespaces(base)
+        _enter_namespaces(workdir)
         if _FEATURES["capabilities_dropped"]:
             _drop_capabilities()  # once, here: every runner inherits a capability-free zygote
         tracer = _LineTracer(program_path)
@@ -733,7 +760,7 @@ def main() -> None:
         # Warm the tracer's per-file decisions (a Python call each, cached by file name) for the
         # program path and the pseudo-files of setup and the first tests; then pause it: runners
         # trace only while user code runs (see _runner).
-        os.mkdir(workdir, 0o755)
+        os.makedirs(workdir, 0o755, exist_ok=True)  # made above unless no mount namespace
         with open(program_path, "w") as f:
             f.write("pass\n")
         for name in [program_path, "<setup>", *(f"<test_{i}>" for i in range(_WARM_TESTS))]:

@@ -328,6 +328,29 @@ def test_generated_programs_match_in_process_reference(tests):
     assert [t.outcome for t in result.tests] == reference(tests)
 
 
+@pytest.mark.parametrize("writer", [
+    # next to its directory: the parent must be as read-only as everything else
+    "for target in ('../leak', '../run2'):\n"
+    "    try:\n"
+    "        open(target, 'w').write('secret')\n"
+    "    except OSError:\n"
+    "        pass\n",
+    # inside it, locked: entries it made unreadable and a changed mode of the directory
+    "import os\n"
+    "os.makedirs('d/e'); open('d/e/f', 'w').write('secret')\n"
+    "os.chmod('d/e', 0); os.chmod('d', 0); os.chmod('.', 0o700)\n",
+])
+def test_nothing_a_program_writes_reaches_the_next_program(writer):
+    requires("filesystem")
+    reader = ("import os, stat\n"
+              "assert os.listdir('..') == ['run'], os.listdir('..')\n"
+              "assert os.listdir('.') == ['program.py'], os.listdir('.')\n"
+              "assert stat.S_IMODE(os.stat('.').st_mode) == 0o755\n")
+    results = sandbox.run_batch([sandbox.Job("w", writer, ("assert True",)),
+                                 sandbox.Job("r", reader, ("assert True",))], workers=1)
+    assert [r.load_outcome for r in results] == ["passed", "passed"], results[1].load_message
+
+
 def test_a_program_cannot_fill_the_disk():
     requires("disk_quota")
     attack = ("chunk = b'x' * (1 << 20)\n"
