@@ -122,7 +122,10 @@ class EncodedProgram:
             vocab: the vocabulary (from the training split).
             eligible: :class:`LeafCategory` values that corruption may mask.
             same_identifier_edges: add :attr:`EdgeType.SAME_IDENTIFIER` edges (off by default, as
-                in the record's experiments).
+                in the record's experiments). They are computed from the *reference* program's
+                texts and fixed for every corrupted state of it, so they tell the model which
+                masked identifiers share a name: an oracle hint, for ablations that want one,
+                not a fair input for repair.
 
         Raises:
             ValueError: if a category name in ``eligible`` is unknown.
