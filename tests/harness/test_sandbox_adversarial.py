@@ -96,17 +96,12 @@ def test_replacing_builtins_does_not_change_classification():
 
 
 @pytest.mark.parametrize("rebind", [
-    "builtins.exec = lambda *a, **k: None",
+    # builtins the runner itself calls between and around tests
+    "import builtins\n_compile = compile\nbuiltins.exec = lambda *a, **k: None",
+    "import builtins\n_compile = compile\n"
     "builtins.compile = lambda s, f, m, *a, **k: _compile('pass', f, m)",
-    "builtins.range = lambda *a: iter(())",
-    "builtins.len = lambda *a: 0",
-])
-def test_program_rebinding_builtins_the_runner_calls_cannot_skip_a_failing_test(rebind):
-    program = PROGRAM + "\r\nimport builtins\r\n_compile = compile\r\n" + rebind + "\r\n"
-    assert verdicts("assert square_perimeter(1) == 5", program=program)[0] == "failed"
-
-
-@pytest.mark.parametrize("rebind", [
+    "import builtins\nbuiltins.range = lambda *a: iter(())",
+    "import builtins\nbuiltins.len = lambda *a: 0",
     # the json module's default encoder rewrites every result record as passed
     "import json\n"
     "class E(json.JSONEncoder):\n"
@@ -116,11 +111,11 @@ def test_program_rebinding_builtins_the_runner_calls_cannot_skip_a_failing_test(
     "        return json.JSONEncoder.encode(self, o)\n"
     "json._default_encoder = E()\n"
     "json.dumps = lambda o, **k: E().encode(o)",
-    # hmac and hashlib hand the key and body to the program, which could then sign forgeries
+    # hmac and hashlib would hand the key and body to the program, which could sign forgeries
     "import hmac, hashlib\n"
     "hmac.digest = hmac.new = hashlib.sha256 = lambda *a, **k: 1 / 0",
 ])
-def test_program_rebinding_modules_the_runner_shares_cannot_rewrite_a_record(rebind):
+def test_program_rebinding_what_the_runner_uses_cannot_pass_a_failing_test(rebind):
     program = PROGRAM + "\r\n" + rebind.replace("\n", "\r\n") + "\r\n"
     assert verdicts("assert square_perimeter(1) == 5", program=program)[0] == "failed"
 
