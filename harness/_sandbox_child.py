@@ -72,6 +72,7 @@ _MESSAGE_LINES = 15
 _MESSAGE_CHARS = 2000
 _HIGH_FD = 200
 _PID_MAX = 512  # processes per program (minimum the kernel accepts is 301)
+_WARM_RUNS = 64  # runs of the runner's per-test code in the zygote (see _warm_runner_code)
 _WARM_TESTS = 128  # tests whose pseudo-file name the tracer has decided on before any fork
 _TMPFS_BYTES = 256 << 20  # size of the program directory's tmpfs (bounds what a program writes)
 
@@ -232,6 +233,15 @@ class _LineTracer:
             if hasattr(t, name):
                 setattr(t, name, value)
         self.start, self.stop = t.start, t.stop
+
+    def take(self) -> list[int]:
+        """Program lines executed since the last call (only the program file is traced)."""
+        lines: set[int] = set()
+        for traced in list(self.data.values()):
+            lines.update(traced)
+            traced.clear()  # in place, as coverage itself does: the tracer keeps the set
+        # Coverage may record line 0 for a module entry; only real (1-based) lines count.
+        return sorted(n for n in lines if n > 0)
 
 
 def _check(ret: int, what: str) -> None:
@@ -438,16 +448,7 @@ def _runner(job: dict, fds: list[int], workdir: str, lines: _LineTracer) -> None
     program_path = os.path.join(workdir, "program.py")
     pipe.send({"kind": "ready"})
 
-    data, tracer = lines.data, lines
-
-    def take_lines() -> list[int]:
-        """Program lines executed since the last call (only the program file is traced)."""
-        lines: set[int] = set()
-        for traced in list(data.values()):
-            lines.update(traced)
-            traced.clear()  # in place, as coverage itself does: the tracer keeps the set
-        # Coverage may record line 0 for a module entry; only real (1-based) lines count.
-        return sorted(n for n in lines if n > 0)
+    tracer, take_lines = lines, lines.take
 
     # The program's (and its runner's) __main__ is an empty module: ``import __main__`` must not
     # hand the program this file's functions to rebind.
@@ -766,9 +767,7 @@ def main() -> None:
         for name in [program_path, "<setup>", *(f"<test_{i}>" for i in range(_WARM_TESTS))]:
             exec(compile("pass\n", name, "exec"), {})
         tracer.stop()
-        for traced in tracer.data.values():
-            traced.clear()
-        _Pipe(-1, b"").mac(b"warm")  # SHA-256 state, loaded before the fork
+        _warm_runner_code(tracer, program_path)
         os.unlink(program_path)
         gc.freeze()  # fewer copy-on-write faults in the forked runners
         rlimit_as = resource.getrlimit(resource.RLIMIT_AS)
@@ -777,6 +776,29 @@ def main() -> None:
         _serve(sock, workdir, tracer)
     finally:
         _remove(workdir)
+
+
+def _warm_runner_code(tracer: _LineTracer, program_path: str) -> None:
+    """Run the runner's per-test code paths (tracer, builtins guard, records) a few dozen times.
+
+    CPython 3.11's specializing interpreter rewrites a function's bytecode in place while it warms
+    up; done here, in the zygote, a runner finds these functions already specialized and does not
+    write into (and so copy) the pages of their code objects. Leaves no traced lines behind.
+    """
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        namespace = {"__builtins__": __builtins__}
+        code = compile("pass\n", "<test_0>", "exec")
+        for _ in range(_WARM_RUNS):
+            guard, pipe = _BuiltinsGuard(), _Pipe(null, b"warm")
+            _register_source("<test_0>", "pass\n")
+            tracer.take()
+            _run_user_code((code,), namespace, tracer, 1.0, guard)
+            pipe.send({"kind": "result", "i": 0, "outcome": _outcome(None),
+                       "message": _message(None, program_path, 1.0), "duration_s": 0.0,
+                       "covered_lines": tracer.take()})
+    finally:
+        os.close(null)
 
 
 def _vm_bytes() -> int:
