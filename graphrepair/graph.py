@@ -24,11 +24,11 @@ Line numbers are 1-based and count lines the way Python's compiler (and so cover
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import functools
 import operator
 import re
 from collections.abc import Sequence
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -308,9 +308,9 @@ class ProgramGraph:
     def array(self, name: str) -> np.ndarray:
         """The int list attribute ``name`` as an int64 array, converted once and memoised.
 
-        For ``kind_ids``, ``parent``, ``depth``, ``sibling_index``, ``leaf_nodes`` and ``node_lines``. A graph
-        is treated as immutable: the memo is not refreshed if a list is changed in place. Do not
-        write into the returned array.
+        For ``kind_ids``, ``parent``, ``depth``, ``sibling_index``, ``leaf_nodes`` and
+        ``node_lines``. A graph is treated as immutable: the memo is not refreshed if a list is
+        changed in place. Do not write into the returned array.
 
         Raises:
             ValueError: if ``name`` is not one of those attributes.
@@ -333,7 +333,10 @@ class ProgramGraph:
         arrays = self.__dict__.setdefault("_arrays", {})
         out = arrays.get("first_leaf")
         if out is None:
-            out = arrays["first_leaf"] = _first_leaf(self.array("leaf_nodes"), len(self.kind_ids))
+            # In preorder the first leaf at or after node i lies in i's subtree (i is a leaf, or
+            # its first child follows it, down to a leaf), so it is i's first leaf.
+            nodes = np.arange(len(self.kind_ids), dtype=np.int64)
+            out = arrays["first_leaf"] = np.searchsorted(self.array("leaf_nodes"), nodes)
         return out
 
     def kind_index(self) -> np.ndarray:
@@ -457,15 +460,6 @@ class ProgramGraph:
         out = np.full(len(self.kind_ids), -1, dtype=np.int64)
         out[self.array("leaf_nodes")] = np.arange(len(self.leaf_nodes))
         return out
-
-
-def _first_leaf(leaf_nodes: np.ndarray, num_nodes: int) -> np.ndarray:
-    """Leaf position of each node's first leaf, int64 ``[num_nodes]``, from the leaves' node indices.
-
-    In preorder the first leaf at or after node i lies in i's subtree (i is a leaf, or its first
-    child follows it, down to a leaf), so it is i's first leaf.
-    """
-    return np.searchsorted(leaf_nodes, np.arange(num_nodes, dtype=np.int64))
 
 
 def _line(last: list[int], byte: int) -> int:

@@ -11,16 +11,17 @@ it, and enters its namespaces once (see ``_enter_namespaces``): a user namespace
 1 (the launcher that started it stays outside and exits with it) with ``pid_max`` =
 ``_PID_MAX``, and a mount namespace in which every mount is read-only except the program
 directory ``BASE_DIR/run`` (a private tmpfs of ``_TMPFS_BYTES``). It drops every capability,
-says hello over the control
-socket and serves one job at a time. For every job it writes ``program.py`` and forks one
-*runner*::
+says hello over the control socket and serves one job at a time. For every job it writes
+``program.py`` and forks one *runner*::
 
     launcher ── zygote (PID 1 of its namespace) ── runner (one per program, or per restart)
 
 * *runner* closes every descriptor but stdout/stderr (pipes of the caller), stdin (/dev/null) and
   the result pipe (moved to a high descriptor), sets ``RLIMIT_AS``, ``RLIMIT_CPU`` and
   ``RLIMIT_CORE``, and runs the program, setup and tests, resuming the tracer only while user
-  code runs; the lines traced during each test are that test's coverage.
+  code runs; the lines traced during each test are that test's coverage. Its own code runs with
+  the original builtins and calls only references saved before the program ran
+  (``_BuiltinsGuard``); records are encoded and signed by C code (json's C encoder, SHA-256).
 * When the runner ends (or the caller asks with ``K``), the zygote SIGKILLs every other process
   of its PID namespace (``kill(-1)`` from PID 1: also processes that called ``setsid``), reaps
   them and empties the program's directory before it reports ``{"exit": status}``.
