@@ -51,7 +51,6 @@ if sys.path and sys.path[0]:
 
 import ctypes  # noqa: E402
 import errno  # noqa: E402
-import fcntl  # noqa: E402
 import gc  # noqa: E402
 import importlib.machinery  # noqa: E402
 import importlib.util  # noqa: E402
@@ -423,28 +422,21 @@ def _set_limits(job: dict) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
 
 
-def _runner(job: dict, fds: list[int], workdir: str, lines: _LineTracer) -> None:
+def _runner(job: dict, pipe: _Pipe, workdir: str, lines: _LineTracer) -> None:
     """Become the program: descriptors, limits, privileges; then load and run the tests.
 
-    The tracer runs only while user code (program, setup, a test) executes: the runner's own
-    work (records, HMACs, tracebacks) is not traced, which keeps a program's cost near its own.
+    The zygote has already put the caller's stdout/stderr pipes on descriptors 1 and 2 and the
+    result pipe on ``_HIGH_FD`` (``pipe``); descriptor 0 is /dev/null (the zygote's own stdin,
+    never read, so ``sys.stdin`` has nothing buffered). The tracer runs only while user code
+    (program, setup, a test) executes: the runner's own work (records, HMACs, tracebacks) is not
+    traced, which keeps a program's cost near its own.
     """
-    result_w, out_w, err_w = fds
     if not _FEATURES.get("pid_namespace"):  # else the kernel kills it when the zygote (PID 1) dies
         _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     os.setsid()
     os.chdir(workdir)
-    high = fcntl.fcntl(result_w, fcntl.F_DUPFD_CLOEXEC, _HIGH_FD)
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.dup2(out_w, 1)
-    os.dup2(err_w, 2)
-    os.closerange(3, high)
-    os.closerange(high + 1, 1 << 16)
-    # sys.stdin already reads descriptor 0, now /dev/null (the zygote's was /dev/null too and it
-    # never read from it, so nothing is buffered).
-    pipe = _Pipe(high, bytes.fromhex(job["key"]))
-    del job["key"]
+    os.closerange(3, _HIGH_FD)  # the zygote's own descriptors
+    os.closerange(_HIGH_FD + 1, 1 << 16)
     _set_limits(job)
     program_path = os.path.join(workdir, "program.py")
     pipe.send({"kind": "ready"})
@@ -546,6 +538,7 @@ def _serve(sock: socket.socket, workdir: str, tracer: _LineTracer) -> None:
     bytes.
     """
     program_path = os.path.join(workdir, "program.py")
+    own_out, own_err = os.dup(1), os.dup(2)  # the zygote's stdout/stderr, lent to each runner
     poller = select.poll()  # the control socket, plus the runner's pidfd while one runs
     poller.register(sock.fileno(), select.POLLIN)
     while True:
@@ -560,17 +553,26 @@ def _serve(sock: socket.socket, workdir: str, tracer: _LineTracer) -> None:
                 data = data[os.write(fd, data):]
         finally:
             os.close(fd)
+        # The runner's descriptors are arranged here, before the fork (cheaper in the zygote than
+        # in every runner) and put back right after it.
+        result_w, out_w, err_w = fds
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        os.dup2(result_w, _HIGH_FD)
+        for fd in fds:
+            os.close(fd)
+        pipe = _Pipe(_HIGH_FD, bytes.fromhex(job.pop("key")))
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
-                sock.close()
-                _runner(job, fds, workdir, tracer)
+                _runner(job, pipe, workdir, tracer)
                 code = 0
             finally:
                 os._exit(code)
-        for fd in fds:
-            os.close(fd)
+        os.dup2(own_out, 1)
+        os.dup2(own_err, 2)
+        os.close(_HIGH_FD)
         status = _watch(sock, poller, pid)
         _reap_all()
         if not _reset(workdir, program_path):  # would leak into the next program: stop serving
