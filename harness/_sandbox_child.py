@@ -433,8 +433,7 @@ def _runner(job: dict, pipe: _Pipe, workdir: str, lines: _LineTracer) -> None:
     """
     if not _FEATURES.get("pid_namespace"):  # else the kernel kills it when the zygote (PID 1) dies
         _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    os.setsid()
-    os.chdir(workdir)
+    os.setsid()  # (the working directory is the program's, inherited from the zygote)
     os.closerange(3, _HIGH_FD)  # the zygote's own descriptors
     os.closerange(_HIGH_FD + 1, 1 << 16)
     _set_limits(job)
@@ -442,10 +441,6 @@ def _runner(job: dict, pipe: _Pipe, workdir: str, lines: _LineTracer) -> None:
     pipe.send({"kind": "ready"})
 
     tracer, take_lines = lines, lines.take
-
-    # The program's (and its runner's) __main__ is an empty module: ``import __main__`` must not
-    # hand the program this file's functions to rebind.
-    sys.modules["__main__"] = _EMPTY_MAIN
     namespace = {"__name__": "program", "__file__": "program.py", "__builtins__": __builtins__}
     program, setup, tests = job["program"], job["setup"], job["tests"]
     _register_source("<setup>", setup)
@@ -597,6 +592,7 @@ def _reset(workdir: str, program_path: str) -> bool:
     _remove(workdir)  # its contents; the directory too, unless it is a mount point
     try:
         os.makedirs(workdir, 0o755, exist_ok=True)
+        os.chdir(workdir)  # the runners' working directory (it may have been made again)
         os.chmod(workdir, 0o755)
         return not os.listdir(workdir)
     except OSError:
@@ -772,6 +768,10 @@ def main() -> None:
         tracer.stop()
         _warm_runner_code(tracer, program_path)
         os.unlink(program_path)
+        os.chdir(workdir)  # inherited by every runner
+        # The runners' __main__ is an empty module: ``import __main__`` must not hand a program
+        # this file's functions to rebind.
+        sys.modules["__main__"] = _EMPTY_MAIN
         gc.freeze()  # fewer copy-on-write faults in the forked runners
         rlimit_as = resource.getrlimit(resource.RLIMIT_AS)
         sock.sendall((json.dumps({"hello": _FEATURES, "vm_bytes": _vm_bytes(),
