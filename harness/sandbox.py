@@ -46,10 +46,10 @@ bandwidth with other jobs, and a program that deliberately inspects the runner's
 the runner's functions, and so forge verdicts. Use a VM or a container when running code from
 untrusted people.
 
-Measured cost (``benchmarks/sandbox_throughput.py``, 2-core CPU machine, 2 workers): ~500–620
-MBPP programs/s with per-test coverage and every guarantee on, 6.1–7.5x a human-eval-style
-``multiprocessing`` baseline (~75–85 programs/s) on the 973 MBPP programs that are not slow on
-their own; ~180/s (2.1–2.7x) over all 974, where task 123 (~2 s of computation, over its 5 s limit
+Measured cost (``benchmarks/sandbox_throughput.py``, 2-core CPU machine, 2 workers): ~500–600
+MBPP programs/s with per-test coverage and every guarantee on, 6.3–8.3x a human-eval-style
+``multiprocessing`` baseline (~75–80 programs/s) on the 973 MBPP programs that are not slow on
+their own; ~180/s (2.4–3.0x) over all 974, where task 123 (~2 s of computation, over its 5 s limit
 under the tracer) holds one worker for the whole limit. Most of the remaining ~3.4 ms CPU per
 program is the kernel's fork/exit of the runner and the copy-on-write page faults after it.
 """
