@@ -157,19 +157,26 @@ class _BuiltinsGuard:
     def __init__(self) -> None:
         self.program: dict | None = None  # the program's builtins, once it has changed them
         self.seen = _builtins_version()
+        self.inside = False
 
     def enter(self) -> None:
         if self.program is not None:
             _BUILTINS.clear()
             _BUILTINS.update(self.program)
         self.seen = _builtins_version()
+        self.inside = True
 
     def leave(self) -> None:
+        """Put the original builtins back; a no-op when they already are (so it can be called
+        again after an alarm that cut the first call short)."""
+        if not self.inside:
+            return
         if _builtins_version() != self.seen:
             self.program = _BUILTINS.copy()
         if self.program is not None:
             _BUILTINS.clear()
             _BUILTINS.update(_PRISTINE_BUILTINS)
+        self.inside = False
 
 
 class _MountAttr(ctypes.Structure):
@@ -393,8 +400,8 @@ def _run_user_code(codes: tuple, namespace: dict, tracer, timeout_s: float,
         for code in codes:
             _exec(code, namespace)
     finally:
-        tracer.stop()
         _setitimer(signal.ITIMER_REAL, 0)
+        tracer.stop()
         guard.leave()
 
 
@@ -453,6 +460,7 @@ def _runner(job: dict, pipe: _Pipe, workdir: str, lines: _LineTracer) -> None:
         _run_user_code(codes, namespace, tracer, timeout_s, guard)
     except _BaseException as exc:  # noqa: B036 - any failure of user code is a verdict
         error = exc
+        guard.leave()  # again: an alarm at the very end may have cut the first call short
     covered = take_lines()
     message = _message(error, program_path, timeout_s)
     pipe.send({"kind": "load", "outcome": "passed" if error is None else _outcome(error),
@@ -469,6 +477,7 @@ def _runner(job: dict, pipe: _Pipe, workdir: str, lines: _LineTracer) -> None:
                 _run_user_code((code,), namespace, tracer, timeout_s, guard)
             except _BaseException as exc:  # noqa: B036 - any failure of user code is a verdict
                 error = exc
+                guard.leave()  # again: an alarm at the very end may have cut the first call short
             duration = _perf_counter() - t0
             covered = take_lines()
             message = _message(error, program_path, timeout_s)

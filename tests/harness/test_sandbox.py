@@ -343,18 +343,23 @@ def test_parse_tests_file_statement_mode_round_trips(asserts):
     assert setup == "" and tests == lines and len(names) == len(lines)
 
 
-def test_runner_record_mac_is_stdlib_hmac_sha256():
-    """The runner's C-only HMAC and JSON encoding give what the caller checks: hmac + json.dumps."""
-    import hashlib
-    import hmac
-    import json
+def _sandbox_child_module() -> dict:
+    """The runner's module (``_sandbox_child.py``, a plain script) loaded without running main."""
     import runpy
     from pathlib import Path
 
     import harness.sandbox
 
-    child = runpy.run_path(str(Path(harness.sandbox.__file__).with_name("_sandbox_child.py")),
-                           run_name="sandbox_child_under_test")
+    return runpy.run_path(str(Path(harness.sandbox.__file__).with_name("_sandbox_child.py")),
+                          run_name="sandbox_child_under_test")
+
+
+def test_runner_record_mac_is_stdlib_hmac_sha256():
+    """The runner's C-only HMAC and JSON encoding give what the caller checks: hmac + json.dumps."""
+    import hashlib
+    import hmac
+
+    child = _sandbox_child_module()
     record = {"kind": "result", "i": 2, "outcome": "failed", "message": 'a"b\nc\u00e9\ud83d\ude00',
               "duration_s": 0.00123, "covered_lines": [1, 2, 30]}
     body = "".join(child["_encode_json"](record, 0)).encode()
@@ -362,3 +367,23 @@ def test_runner_record_mac_is_stdlib_hmac_sha256():
     for key in (b"", bytes(range(32)), b"k" * 64, b"x" * 65, os.urandom(100)):
         expected = hmac.new(key, body, hashlib.sha256).hexdigest().encode()
         assert child["_Pipe"](-1, key).mac(body) == expected
+
+
+def test_builtins_guard_keeps_the_programs_changes_apart_and_leave_is_idempotent():
+    import builtins
+
+    guard = _sandbox_child_module()["_BuiltinsGuard"]()
+    original_len = builtins.len
+    try:
+        guard.enter()
+        builtins.len = lambda x: 7  # the program's change
+        guard.leave()
+        assert builtins.len is original_len  # the runner sees the original
+        guard.leave()  # a second call (after an alarm cut the first short) changes nothing
+        assert builtins.len is original_len
+        guard.enter()
+        assert builtins.len([]) == 7  # the program's change is back for its next test
+        guard.leave()
+        assert builtins.len is original_len
+    finally:
+        builtins.len = original_len
