@@ -507,6 +507,22 @@ def test_array_memo_and_pickling():
         assert "leaf_texts" in str(exc) and "parent" in str(exc)
     else:
         raise AssertionError("expected ValueError")
+    derived = (g.node_types, g.leaf_categories, g.leaf_lines)  # computed on first use, cached
     restored = pickle.loads(pickle.dumps(g))
     assert restored == g and "_arrays" not in restored.__dict__
+    assert "node_types" not in restored.__dict__  # derived lists are not pickled either...
+    assert (restored.node_types, restored.leaf_categories, restored.leaf_lines) == derived
     assert restored.array("parent").tolist() == g.parent
+
+
+def test_kind_index_and_tables_agree_with_node_types_and_categories():
+    """The per-kind tables (vocabulary ids, eligibility) see the same type and category per node."""
+    from graphrepair.graph import kind_names
+
+    for source in ("def f(a):\n    return a + 1  # c\n", "x = (1, 'a' f'{b}')\n", "def (:\n"):
+        g = ProgramGraph.from_source(source)
+        names = kind_names()
+        idx = g.kind_index()
+        assert [names[k][0] for k in idx] == g.node_types
+        assert [names[idx[j]][1] for j in g.leaf_nodes] == g.leaf_categories
+    assert "ERROR" in ProgramGraph.from_source("def (:\n").node_types
