@@ -538,11 +538,10 @@ def _serve(sock: socket.socket, workdir: str, tracer: _LineTracer) -> None:
     """Serve jobs until the caller closes the socket (or the program directory cannot be reset).
 
     The zygote's own work per job is kept small: after every fork each page it writes costs it a
-    page fault, so it writes the program with plain descriptors and replies with preformatted
-    bytes.
+    page fault.
     """
     program_path = os.path.join(workdir, "program.py")
-    own_out, own_err = os.dup(1), os.dup(2)  # the zygote's stdout/stderr, lent to each runner
+    own = os.dup(1), os.dup(2)  # the zygote's stdout/stderr, lent to each runner
     poller = select.poll()  # the control socket, plus the runner's pidfd while one runs
     poller.register(sock.fileno(), select.POLLIN)
     while True:
@@ -550,38 +549,54 @@ def _serve(sock: socket.socket, workdir: str, tracer: _LineTracer) -> None:
         if got is None:
             return
         job, fds = got
-        fd = os.open(program_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            data = job["program"].encode("utf-8", "surrogateescape")
-            while data:
-                data = data[os.write(fd, data):]
-        finally:
-            os.close(fd)
-        # The runner's descriptors are arranged here, before the fork (cheaper in the zygote than
-        # in every runner) and put back right after it.
-        result_w, out_w, err_w = fds
-        os.dup2(out_w, 1)
-        os.dup2(err_w, 2)
-        os.dup2(result_w, _HIGH_FD)
-        for fd in fds:
-            os.close(fd)
-        pipe = _Pipe(_HIGH_FD, bytes.fromhex(job.pop("key")))
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                _runner(job, pipe, workdir, tracer)
-                code = 0
-            finally:
-                os._exit(code)
-        os.dup2(own_out, 1)
-        os.dup2(own_err, 2)
-        os.close(_HIGH_FD)
+        _write_program(program_path, job["program"])
+        pid = _fork_runner(job, fds, own, workdir, tracer)
         status = _watch(sock, poller, pid)
         _reap_all()
         if not _reset(workdir, program_path):  # would leak into the next program: stop serving
             return
         sock.sendall(b'{"exit": null}\n' if status is None else b'{"exit": %d}\n' % status)
+
+
+def _write_program(path: str, text: str) -> None:
+    """Write the program file with plain descriptors (a text file object touches more pages)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        data = text.encode("utf-8", "surrogateescape")
+        while data:
+            data = data[os.write(fd, data):]
+    finally:
+        os.close(fd)
+
+
+def _fork_runner(job: dict, fds: list[int], own: tuple[int, int], workdir: str,
+                 tracer: _LineTracer) -> int:
+    """Fork the runner of ``job``; its pid.
+
+    Its descriptors are put in place here, before the fork (cheaper in the zygote than in every
+    runner): the caller's stdout/stderr pipes on 1 and 2, the result pipe on ``_HIGH_FD``
+    (``fds`` = result, stdout, stderr write ends); the zygote's own stdout/stderr (``own``) are
+    put back right after it.
+    """
+    result_w, out_w, err_w = fds
+    os.dup2(out_w, 1)
+    os.dup2(err_w, 2)
+    os.dup2(result_w, _HIGH_FD)
+    for fd in fds:
+        os.close(fd)
+    pipe = _Pipe(_HIGH_FD, bytes.fromhex(job.pop("key")))
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            _runner(job, pipe, workdir, tracer)
+            code = 0
+        finally:
+            os._exit(code)
+    os.dup2(own[0], 1)
+    os.dup2(own[1], 2)
+    os.close(_HIGH_FD)
+    return pid
 
 
 def _reset(workdir: str, program_path: str) -> bool:
