@@ -109,6 +109,7 @@ _exit = os._exit
 _perf_counter = time.perf_counter
 _setitimer = signal.setitimer
 _set_handler = signal.signal
+_SIGALRM, _ITIMER_REAL = signal.SIGALRM, signal.ITIMER_REAL
 _BUILTINS = __builtins__.__dict__ if hasattr(__builtins__, "__dict__") else __builtins__
 _PRISTINE_BUILTINS = dict(_BUILTINS)
 
@@ -392,15 +393,15 @@ def _run_user_code(codes: tuple, namespace: dict, tracer, timeout_s: float,
     The alarm raises :class:`_Timeout` in the program, so that the lines it executed so far are
     kept; a program that ignores or catches it is killed by the caller a moment later instead.
     """
-    _set_handler(signal.SIGALRM, _on_alarm)
+    _set_handler(_SIGALRM, _on_alarm)
     guard.enter()
-    _setitimer(signal.ITIMER_REAL, timeout_s)
+    _setitimer(_ITIMER_REAL, timeout_s)
     tracer.start()
     try:
         for code in codes:
             _exec(code, namespace)
     finally:
-        _setitimer(signal.ITIMER_REAL, 0)
+        _setitimer(_ITIMER_REAL, 0)
         tracer.stop()
         guard.leave()
 
