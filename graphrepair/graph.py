@@ -315,7 +315,7 @@ class ProgramGraph:
         Raises:
             ValueError: if ``name`` is not one of those attributes.
         """
-        arrays = self.__dict__.setdefault("_arrays", {})
+        arrays = self.__dict__.setdefault("_arrays", {})  # (inline, not _memo: the hot path)
         out = arrays.get(name)
         if out is None:
             if name not in _INT_LISTS:
@@ -330,24 +330,25 @@ class ProgramGraph:
         A leaf's own position at a leaf token; every node has one (a node without children is a
         leaf). Memoised; do not write into it.
         """
-        arrays = self.__dict__.setdefault("_arrays", {})
-        out = arrays.get("first_leaf")
-        if out is None:
-            # In preorder the first leaf at or after node i lies in i's subtree (i is a leaf, or
-            # its first child follows it, down to a leaf), so it is i's first leaf.
-            nodes = np.arange(len(self.kind_ids), dtype=np.int64)
-            out = arrays["first_leaf"] = np.searchsorted(self.array("leaf_nodes"), nodes)
-        return out
+        # In preorder the first leaf at or after node i lies in i's subtree (i is a leaf, or its
+        # first child follows it, down to a leaf), so it is i's first leaf.
+        return self._memo("first_leaf", lambda: np.searchsorted(
+            self.array("leaf_nodes"), np.arange(len(self.kind_ids), dtype=np.int64)))
 
     def kind_index(self) -> np.ndarray:
         """Kind index of each node (:func:`kind_names`): int64 ``[num_nodes]``, memoised.
 
         Equal to :attr:`kind_ids` except at ``ERROR`` nodes, which get ``len(kind_names()) - 1``.
         """
+        return self._memo(
+            "kind_index", lambda: np.minimum(self.array("kind_ids"), len(kind_names()) - 1))
+
+    def _memo(self, name: str, compute) -> np.ndarray:
+        """``compute()``, computed once per graph and kept in the (unpickled) array memo."""
         arrays = self.__dict__.setdefault("_arrays", {})
-        out = arrays.get("kind_index")
+        out = arrays.get(name)
         if out is None:
-            out = arrays["kind_index"] = np.minimum(self.array("kind_ids"), len(kind_names()) - 1)
+            out = arrays[name] = compute()
         return out
 
     def __getstate__(self) -> dict:

@@ -8,6 +8,7 @@ texts; then leaf-token texts. Build it from the training split only; texts seen 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -172,6 +173,11 @@ class Vocabulary:
             raise IndexError(f"token id {idx} outside [0, {len(self._tokens)})")
         return self._tokens[idx]
 
+    @functools.cached_property
+    def _kind_type_ids(self) -> np.ndarray:
+        """int64 ``[num kinds]``: :meth:`type_id` of the node type of each kind (:func:`kind_names`)."""
+        return np.array([self._type_to_id.get(t, UNK) for t, _ in kind_names()], dtype=np.int64)
+
     def encode_graph(self, g: ProgramGraph) -> tuple[np.ndarray, int]:
         """Token id of every node of ``g``.
 
@@ -181,13 +187,7 @@ class Vocabulary:
         """
         # Node type ids by kind (a node's kind fixes its type): one gather through a per-kind table.
         # Leaf kinds map to whatever; their ids are overwritten below.
-        table = self.__dict__.get("_kind_type_ids")
-        if table is None:
-            get = self._type_to_id.get
-            table = self.__dict__["_kind_type_ids"] = np.array(
-                [get(t, UNK) for t, _ in kind_names()], dtype=np.int64
-            )
-        ids = table[g.kind_index()]
+        ids = self._kind_type_ids[g.kind_index()]
         leaf_ids = list(map(self._leaf_to_id.__getitem__, g.leaf_texts))
         ids[g.array("leaf_nodes")] = leaf_ids
         return ids, leaf_ids.count(UNK)

@@ -114,18 +114,14 @@ def test_replacing_builtins_does_not_change_classification():
     # hmac and hashlib would hand the key and body to the program, which could sign forgeries
     "import hmac, hashlib\n"
     "hmac.digest = hmac.new = hashlib.sha256 = lambda *a, **k: 1 / 0",
+    # the runner's own module, had it stayed reachable as __main__
+    "import __main__\n"
+    "__main__._outcome = lambda e: 'passed'\n"
+    "__main__._isinstance = lambda *a: False",
 ])
 def test_program_rebinding_what_the_runner_uses_cannot_pass_a_failing_test(rebind):
     program = PROGRAM + "\r\n" + rebind.replace("\n", "\r\n") + "\r\n"
     assert verdicts("assert square_perimeter(1) == 5", program=program)[0] == "failed"
-
-
-def test_rebinding_the_runner_through_import_main_changes_nothing():
-    attack = ("import __main__\n"
-              "__main__._outcome = lambda e: 'passed'\n"
-              "__main__._isinstance = lambda *a: False\n"
-              "assert square_perimeter(1) == 5")
-    assert verdicts(attack)[0] == "failed"
 
 
 def test_program_keeps_its_own_changes_to_builtins_across_its_tests():
