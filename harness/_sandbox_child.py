@@ -2,7 +2,8 @@
 
 Run as a plain file, never as part of the ``harness`` package::
 
-    python -s -B _sandbox_child.py CONTROL_FD BASE_DIR [--user-namespace]
+    python -s -B _sandbox_child.py CONTROL_FD BASE_DIR RESULT_FD STDOUT_FD STDERR_FD
+                                   [--user-namespace] [--python-loop]
 
 The *zygote* loads coverage.py's C tracer once (``_LineTracer``), starts it (measuring only its
 fixed program path ``<base>/run/program.py``), warms the tracer's per-file decisions and pauses
@@ -12,19 +13,23 @@ it, and enters its namespaces once (see ``_enter_namespaces``): a user namespace
 ``_PID_MAX``, and a mount namespace in which every mount is read-only except the program
 directory ``BASE_DIR/run`` (a private tmpfs of ``_TMPFS_BYTES``). It drops every capability,
 says hello over the control socket and serves one job at a time. For every job it writes
-``program.py`` and forks one *runner*::
+``program.py`` and forks one *runner* (as PID 1 of its namespace with the loop of the C
+extension ``harness._zygote`` when built, which touches a few pages of memory per job where a
+Python loop touches ~150; else with the same loop in Python, ``_serve``)::
 
     launcher ── zygote (PID 1 of its namespace) ── runner (one per program, or per restart)
 
-* *runner* closes every descriptor but stdout/stderr (pipes of the caller), stdin (/dev/null) and
-  the result pipe (moved to a high descriptor), sets ``RLIMIT_AS``, ``RLIMIT_CPU`` and
+* *runner* closes every descriptor but stdout/stderr and the result pipe (the write ends of the
+  caller's three pipes of this zygote, lent to each runner in turn on 1, 2 and a high descriptor)
+  and stdin (/dev/null), sets ``RLIMIT_AS``, ``RLIMIT_CPU`` and
   ``RLIMIT_CORE``, and runs the program, setup and tests, resuming the tracer only while user
   code runs; the lines traced during each test are that test's coverage. Its own code runs with
   the original builtins and calls only references saved before the program ran
   (``_BuiltinsGuard``); records are encoded and signed by C code (json's C encoder, SHA-256).
 * When the runner ends (or the caller asks with ``K``), the zygote SIGKILLs every other process
   of its PID namespace (``kill(-1)`` from PID 1: also processes that called ``setsid``), reaps
-  them and empties the program's directory before it reports ``{"exit": status}``.
+  them and empties the program's directory before it reports ``{"exit": status}``: from then on
+  nothing writes to the pipes, and the caller reads what is left in them as this job's.
 
 Records go to the result pipe as ``<mac> <json>\\n``, where ``mac`` is an HMAC-SHA256 of the JSON
 under the per-run key the caller sent with the job::
@@ -37,10 +42,11 @@ under the per-run key the caller sent with the job::
 A test starts right after the record before it (``load``, or the previous ``result``), which is
 how the caller knows which test was running when a runner dies or is killed.
 
-Control protocol (``CONTROL_FD`` is an AF_UNIX stream socket). Caller to zygote: ``J`` + 4-byte
-big-endian length + job JSON, with the result/stdout/stderr write ends attached (SCM_RIGHTS); or
-``K`` (kill the running job). Zygote to caller: one JSON line, ``{"hello": {features}}`` at
-start and ``{"exit": raw_wait_status | null}`` after each job.
+Control protocol (``CONTROL_FD`` is an AF_UNIX stream socket). Caller to zygote: ``J``, the
+program's and the job JSON's lengths (4-byte big-endian each), the program (UTF-8), the job JSON;
+or ``K`` (kill the running job). Zygote to caller: one JSON line, ``{"hello": {features}}`` at
+start (with ``"job_loop": "c" | "python"``) and ``{"exit": raw_wait_status | null}`` after
+each job.
 """
 
 import sys
@@ -185,6 +191,21 @@ class _MountAttr(ctypes.Structure):
                 ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
 
 
+def _load_extension(folders: list[str], name: str, qualified: str):
+    """The extension module ``name`` (``name`` + an extension suffix in one of ``folders``),
+    loaded from its file alone (not through its package); None when there is none."""
+    for folder in folders:
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            path = os.path.join(folder, name + suffix)
+            if os.path.isfile(path):
+                loader = importlib.machinery.ExtensionFileLoader(qualified, path)
+                module = importlib.util.module_from_spec(
+                    importlib.util.spec_from_loader(qualified, loader))
+                loader.exec_module(module)
+                return module
+    return None
+
+
 def _load_ctracer() -> tuple[type, type]:
     """coverage.py's C tracer (``CTracer``, ``CFileDisposition``), loaded from its extension
     module alone: importing the ``coverage`` package would map ~10 MiB more into the zygote,
@@ -194,17 +215,19 @@ def _load_ctracer() -> tuple[type, type]:
         RuntimeError: coverage.py or its compiled tracer is not installed.
     """
     spec = importlib.util.find_spec("coverage")  # a top-level spec: does not import coverage
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-            path = os.path.join(folder, "tracer" + suffix)
-            if os.path.isfile(path):
-                loader = importlib.machinery.ExtensionFileLoader("coverage.tracer", path)
-                module = importlib.util.module_from_spec(
-                    importlib.util.spec_from_loader("coverage.tracer", loader))
-                loader.exec_module(module)
-                return module.CTracer, module.CFileDisposition
-    raise RuntimeError("coverage.py's C tracer (coverage/tracer*.so) is not installed; install "
-                       "coverage from a binary wheel: pip install --force-reinstall coverage")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    module = _load_extension(folders, "tracer", "coverage.tracer")
+    if module is None:
+        raise RuntimeError("coverage.py's C tracer (coverage/tracer*.so) is not installed; "
+                           "install coverage from a binary wheel: "
+                           "pip install --force-reinstall coverage")
+    return module.CTracer, module.CFileDisposition
+
+
+# The job loop in C (harness/_zygote.c, built by ``pip install``), or None: then the zygote
+# serves jobs with the same loop in Python (see _serve).
+_ZYGOTE_LOOP = _load_extension([os.path.dirname(os.path.abspath(__file__))], "_zygote",
+                               "harness._zygote")
 
 
 class _LineTracer:
@@ -535,23 +558,41 @@ def _children() -> list[int]:
     return found
 
 
-def _serve(sock: socket.socket, workdir: str, tracer: _LineTracer) -> None:
+def _serve(sock: socket.socket, pipes: list[int], workdir: str, tracer: _LineTracer) -> None:
     """Serve jobs until the caller closes the socket (or the program directory cannot be reset).
 
-    The zygote's own work per job is kept small: after every fork each page it writes costs it a
-    page fault.
+    ``pipes``: the write ends of the caller's result, stdout and stderr pipes. The zygote's own
+    work per job is kept small: after every fork each page it writes costs it a page fault. As
+    PID 1 of its PID namespace it runs the loop of the C extension ``harness._zygote`` (when
+    built), which touches a few pages per job instead of ~150; otherwise (no PID namespace, or no
+    extension) the same loop in Python below.
     """
     program_path = os.path.join(workdir, "program.py")
     own = os.dup(1), os.dup(2)  # the zygote's stdout/stderr, lent to each runner
+    if _job_loop() == "c":
+        while True:
+            got = _ZYGOTE_LOOP.serve(sock.fileno(), *pipes, *own, _HIGH_FD, workdir.encode(),
+                                     program_path.encode())
+            if got is None:
+                return
+            if _isinstance(got, tuple):  # in the runner just forked
+                program, body = got
+                job = json.loads(body)
+                pipe = _Pipe(_HIGH_FD, bytes.fromhex(job.pop("key")))
+                _run_forked(job, program.decode("utf-8", "surrogateescape"), pipe, workdir,
+                            tracer)
+            if not _reset(workdir, program_path):  # would leak into the next program: stop
+                return
+            sock.sendall(b'{"exit": null}\n' if got == -1 else b'{"exit": %d}\n' % got)
     poller = select.poll()  # the control socket, plus the runner's pidfd while one runs
     poller.register(sock.fileno(), select.POLLIN)
     while True:
         got = _recv_job(sock)
         if got is None:
             return
-        job, fds = got
-        _write_program(program_path, job["program"])
-        pid = _fork_runner(job, fds, own, workdir, tracer)
+        program, job = got
+        _write_program(program_path, program)
+        pid = _fork_runner(job, program, pipes, own, workdir, tracer)
         status = _watch(sock, poller, pid)
         _reap_all()
         if not _reset(workdir, program_path):  # would leak into the next program: stop serving
@@ -559,45 +600,57 @@ def _serve(sock: socket.socket, workdir: str, tracer: _LineTracer) -> None:
         sock.sendall(b'{"exit": null}\n' if status is None else b'{"exit": %d}\n' % status)
 
 
-def _write_program(path: str, text: str) -> None:
+def _job_loop() -> str:
+    """"c" where the C loop serves jobs (PID 1 of a PID namespace: ``kill(-1)`` reaches only the
+    program's processes; the extension is built; ``--python-loop`` not given), else "python"."""
+    if (_FEATURES.get("pid_namespace") and _ZYGOTE_LOOP is not None
+            and "--python-loop" not in sys.argv[6:]):
+        return "c"
+    return "python"
+
+
+def _write_program(path: str, data: bytes) -> None:
     """Write the program file with plain descriptors (a text file object touches more pages)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
-        data = text.encode("utf-8", "surrogateescape")
         while data:
             data = data[os.write(fd, data):]
     finally:
         os.close(fd)
 
 
-def _fork_runner(job: dict, fds: list[int], own: tuple[int, int], workdir: str,
-                 tracer: _LineTracer) -> int:
+def _fork_runner(job: dict, program: bytes, pipes: list[int], own: tuple[int, int],
+                 workdir: str, tracer: _LineTracer) -> int:
     """Fork the runner of ``job``; its pid.
 
     Its descriptors are put in place here, before the fork (cheaper in the zygote than in every
     runner): the caller's stdout/stderr pipes on 1 and 2, the result pipe on ``_HIGH_FD``
-    (``fds`` = result, stdout, stderr write ends); the zygote's own stdout/stderr (``own``) are
+    (``pipes`` = result, stdout, stderr write ends); the zygote's own stdout/stderr (``own``) are
     put back right after it.
     """
-    result_w, out_w, err_w = fds
+    result_w, out_w, err_w = pipes
     os.dup2(out_w, 1)
     os.dup2(err_w, 2)
     os.dup2(result_w, _HIGH_FD)
-    for fd in fds:
-        os.close(fd)
     pipe = _Pipe(_HIGH_FD, bytes.fromhex(job.pop("key")))
     pid = os.fork()
     if pid == 0:
-        code = 1
-        try:
-            _runner(job, pipe, workdir, tracer)
-            code = 0
-        finally:
-            os._exit(code)
+        _run_forked(job, program.decode("utf-8", "surrogateescape"), pipe, workdir, tracer)
     os.dup2(own[0], 1)
     os.dup2(own[1], 2)
     os.close(_HIGH_FD)
     return pid
+
+
+def _run_forked(job: dict, program: str, pipe: _Pipe, workdir: str, tracer: _LineTracer):
+    """In a runner just forked: run the job and end the process (never returns)."""
+    code = 1
+    try:
+        job["program"] = program
+        _runner(job, pipe, workdir, tracer)
+        code = 0
+    finally:
+        _exit(code)
 
 
 def _reset(workdir: str, program_path: str) -> bool:
@@ -669,30 +722,23 @@ def _watch(sock: socket.socket, poller: select.poll, pid: int) -> int | None:
         os.close(pidfd)
 
 
-def _recv_job(sock: socket.socket) -> tuple[dict, list[int]] | None:
-    """Next job and its descriptors, or None on EOF; skips a ``K`` that came after its job."""
-    while True:
-        data, fds, _, _ = socket.recv_fds(sock, 5, 3)
-        if not data:
+def _recv_job(sock: socket.socket) -> tuple[bytes, dict] | None:
+    """Next job (program, job JSON), or None on EOF; skips a ``K`` that came after its job.
+    The message: ``J``, two 4-byte big-endian lengths, the program, the job JSON."""
+    data = b""
+    while len(data) < 9:
+        more = sock.recv(9 - len(data))
+        if not more:
             return None
-        data = data.lstrip(b"K")  # kills that came after their job had ended
-        if not data:
-            for fd in fds:
-                os.close(fd)
-            continue
-        while len(data) < 5:
-            more = sock.recv(5 - len(data))
-            if not more:
-                return None
-            data += more
-        (length,) = struct.unpack("!I", data[1:5])
-        body = bytearray()
-        while len(body) < length:
-            chunk = sock.recv(min(length - len(body), 1 << 20))
-            if not chunk:
-                return None
-            body += chunk
-        return json.loads(body), fds
+        data = (data + more).lstrip(b"K")  # kills that came after their job had ended
+    program_len, job_len = struct.unpack("!II", data[1:9])
+    body = bytearray()
+    while len(body) < program_len + job_len:
+        chunk = sock.recv(min(program_len + job_len - len(body), 1 << 20))
+        if not chunk:
+            return None
+        body += chunk
+    return bytes(body[:program_len]), json.loads(body[program_len:])
 
 
 def _enter_user_namespace() -> None:
@@ -734,7 +780,7 @@ def _enter_namespaces(workdir: str) -> int | None:
     f = _FEATURES
     f.update(network_namespace=False, pid_namespace=False, pid_limit=False, filesystem=False,
              tmpfs=False, user_namespace=False, capabilities_dropped=_probe(_drop_capabilities))
-    if os.geteuid() != 0 or "--user-namespace" in sys.argv[3:]:
+    if os.geteuid() != 0 or "--user-namespace" in sys.argv[6:]:
         try:
             _enter_user_namespace()
             f["user_namespace"] = True
@@ -771,11 +817,19 @@ def _enter_namespaces(workdir: str) -> int | None:
 
 def main() -> None:
     """Enter namespaces, start the tracer, say hello, serve jobs until the socket closes."""
-    sock = socket.socket(fileno=int(sys.argv[1]))
+    # The control socket and the write ends of the caller's result, stdout and stderr pipes (lent
+    # to each runner in turn, on _HIGH_FD, 1 and 2); none may stay on _HIGH_FD, which every job
+    # overwrites.
+    given = [int(sys.argv[1]), *map(int, sys.argv[3:6])]
+    control, *pipes = [os.dup(fd) if fd == _HIGH_FD else fd for fd in given]
+    if _HIGH_FD in given:
+        os.close(_HIGH_FD)
+    sock = socket.socket(fileno=control)
     base = sys.argv[2]  # made (and removed at the end) by the caller
     workdir = os.path.join(base, "run")
     program_path = os.path.join(workdir, "program.py")
     os.environ["HOME"] = workdir
+    os.environ.pop("LD_BIND_NOW", None)  # the zygote's only (see sandbox._ZYGOTE_ONLY_ENV)
     try:
         _enter_namespaces(workdir)
         if _FEATURES["capabilities_dropped"]:
@@ -799,9 +853,10 @@ def main() -> None:
         sys.modules["__main__"] = _EMPTY_MAIN
         gc.freeze()  # fewer copy-on-write faults in the forked runners
         rlimit_as = resource.getrlimit(resource.RLIMIT_AS)
-        sock.sendall((json.dumps({"hello": _FEATURES, "vm_bytes": _vm_bytes(),
+        sock.sendall((json.dumps({"hello": _FEATURES, "job_loop": _job_loop(),
+                                  "vm_bytes": _vm_bytes(),
                                   "as_hard": rlimit_as[1]}) + "\n").encode())
-        _serve(sock, workdir, tracer)
+        _serve(sock, pipes, workdir, tracer)
     finally:
         _remove(workdir)
 

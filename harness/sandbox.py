@@ -91,7 +91,6 @@ _TAIL_BYTES = 4096
 _MIN_MEMORY_MB = 256
 _STARTUP_LIMIT_S = 30.0  # interpreter + coverage import; generous for a loaded machine
 _EXIT_GRACE_S = 2.0  # waiting for a worker's answer after a job ended or was killed
-_DRAIN_LIMIT_S = 0.5  # reading what is left in stdout/stderr after the kill
 _KILL_GRACE_S = 0.25  # at most this long past a phase's limit before the runner is killed
 _READ_CHUNK = 65536
 _MAX_RECORD_BYTES = 64 << 20
@@ -100,6 +99,9 @@ _INTERPRETER_HEADROOM = 128 << 20  # bytes above what the worker maps before the
 _MAX_IDLE = 16
 _ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
         "COVERAGE_CORE": "ctrace", "PYTHONDONTWRITEBYTECODE": "1"}
+# Only for the zygote, which removes it before any program runs: the dynamic linker binds every
+# symbol at start, so no runner writes (and copies) a page of a library's symbol table.
+_ZYGOTE_ONLY_ENV = {"LD_BIND_NOW": "1"}
 
 
 @dataclass(frozen=True)
@@ -281,10 +283,18 @@ class _ZygoteLost(RuntimeError):
 class _Zygote:
     """One pre-started worker process (``_sandbox_child.py``) that forks a runner per program."""
 
-    def __init__(self, user_namespace: bool = False) -> None:
+    def __init__(self, user_namespace: bool = False, python_loop: bool = False) -> None:
         """Start the worker; ``user_namespace`` makes it enter a user namespace even as root
-        (it always does when not run as root)."""
+        (it always does when not run as root); ``python_loop`` makes it serve jobs with its
+        Python loop where the C loop (``harness._zygote``) could (for tests of that loop)."""
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        # The result, stdout and stderr pipes of every runner of this zygote (the zygote holds
+        # the write ends; after each job the caller reads them empty, see _run_child).
+        self.pipes = [os.pipe() for _ in range(3)]
+        self.result_r, self.out_r, self.err_r = (r for r, _ in self.pipes)
+        for r, _ in self.pipes:
+            os.set_blocking(r, False)
+        write_ends = [w for _, w in self.pipes]
         self.errors = tempfile.TemporaryFile()
         self.buffer = b""
         self.healthy = True
@@ -293,22 +303,29 @@ class _Zygote:
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-s", "-B", _CHILD_SCRIPT, str(theirs.fileno()), self.base,
-                 *(["--user-namespace"] if user_namespace else [])],
-                cwd="/", env=dict(_ENV), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=self.errors, pass_fds=(theirs.fileno(),), start_new_session=True)
+                 *map(str, write_ends), *(["--user-namespace"] if user_namespace else []),
+                 *(["--python-loop"] if python_loop else [])],
+                cwd="/", env={**_ENV, **_ZYGOTE_ONLY_ENV}, stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=self.errors,
+                pass_fds=(theirs.fileno(), *write_ends), start_new_session=True)
         except BaseException:
             self.sock.close()
             self.errors.close()
+            for r, _ in self.pipes:
+                os.close(r)
             _remove_tree(self.base)
             raise
         finally:
             theirs.close()
+            for w in write_ends:
+                os.close(w)
         hello = self.message(_STARTUP_LIMIT_S)
         if hello is None or "hello" not in hello:
             self.close()
             raise RuntimeError(f"sandbox worker failed to start (got {hello!r}); its stderr: "
                                f"{self.stderr()[-1000:]}")
         self.features: dict[str, bool] = hello["hello"]
+        self.job_loop: str = hello["job_loop"]  # "c" (harness._zygote) or "python"
         self.vm_bytes: int = hello["vm_bytes"]
         self.as_hard: int = hello["as_hard"]
 
@@ -338,11 +355,13 @@ class _Zygote:
         line, self.buffer = self.buffer.split(b"\n", 1)
         return json.loads(line)
 
-    def send_job(self, job: dict, fds: list[int]) -> None:
+    def send_job(self, program: str, job: dict) -> None:
+        """Send one job: ``J``, the program's and the job JSON's lengths, the program (UTF-8;
+        undecodable bytes kept as surrogate escapes), the JSON."""
+        text = program.encode("utf-8", "surrogateescape")
         body = json.dumps(job).encode()
         try:
-            socket.send_fds(self.sock, [b"J" + struct.pack("!I", len(body))], fds)
-            self.sock.sendall(body)
+            self.sock.sendall(b"J" + struct.pack("!II", len(text), len(body)) + text + body)
         except OSError as exc:
             self.healthy = False
             raise _ZygoteLost(f"sandbox worker is gone ({exc})") from exc
@@ -363,6 +382,8 @@ class _Zygote:
             self.proc.kill()
             self.proc.wait()
         self.errors.close()
+        for r, _ in self.pipes:
+            os.close(r)
         _remove_tree(self.base)
 
 
@@ -475,65 +496,66 @@ def _run_child(zygote: _Zygote, program: str, tests: Sequence[str], setup: str, 
                timeout_s: float, memory_bytes: int, out: _Tail, err: _Tail) -> _ChildRun:
     """Run tests ``start..`` in one fresh runner forked by ``zygote``; return what it reported."""
     key = os.urandom(32)
-    job = {"program": program, "setup": setup, "tests": list(tests), "start": start,
+    job = {"setup": setup, "tests": list(tests), "start": start,
            "timeout_s": timeout_s, "memory_bytes": memory_bytes, "key": key.hex()}
-    read_fds, write_fds = [], []
-    for _ in range(3):
-        r, w = os.pipe()
-        read_fds.append(r)
-        write_fds.append(w)
     run = _ChildRun(first=start, n_tests=len(tests))
     try:
-        zygote.send_job(job, write_fds)
+        zygote.send_job(program, job)
     except _ZygoteLost as exc:
         run.lost = str(exc)
-    finally:
-        for fd in write_fds:
-            os.close(fd)
-    result_fd = read_fds[0]
-    streams = {result_fd: None, read_fds[1]: out, read_fds[2]: err}
-    try:
-        if not run.lost:
-            _read_records(run, streams, key, timeout_s)
-            if run.timed_out or run.protocol_error:
-                zygote.kill_job()
-            # After ``done`` or the runner's death, init reports at once; otherwise kill it.
-            reply = zygote.message(_EXIT_GRACE_S, final=False)
-            if reply is None and zygote.healthy:
-                zygote.kill_job()
-                reply = zygote.message(_EXIT_GRACE_S)
-            if reply is None:
-                run.lost = run.lost or "sandbox worker stopped answering; replaced"
-            else:
-                status = reply.get("exit")
-                run.returncode = None if status is None else os.waitstatus_to_exitcode(status)
-        streams.pop(result_fd, None)
+        return run
+    streams = {zygote.result_r: None, zygote.out_r: out, zygote.err_r: err}
+    _read_records(run, streams, zygote.sock, key, timeout_s)
+    if run.timed_out or run.protocol_error:
+        zygote.kill_job()
+    # After ``done`` or the runner's death, init reports at once; otherwise kill it.
+    reply = zygote.message(_EXIT_GRACE_S, final=False)
+    if reply is None and zygote.healthy:
+        zygote.kill_job()
+        reply = zygote.message(_EXIT_GRACE_S)
+    if reply is None:
+        run.lost = run.lost or "sandbox worker stopped answering; replaced"
+    else:
+        status = reply.get("exit")
+        run.returncode = None if status is None else os.waitstatus_to_exitcode(status)
+        # Every process of the job has ended: what is left in the pipes is this job's.
         _drain(streams)
-    finally:
-        for fd in read_fds:
-            os.close(fd)
     return run
 
 
-def _read_records(run: _ChildRun, streams: dict, key: bytes, timeout_s: float) -> None:
-    """Read authenticated records and output until ``done``, EOF, a bad record or a deadline."""
+def _read_records(run: _ChildRun, streams: dict, control: socket.socket, key: bytes,
+                  timeout_s: float) -> None:
+    """Read authenticated records and output until ``done``, the zygote's reply (the runner
+    has ended), a bad record or a deadline. ``streams``: the result pipe first (its value is
+    unused), then stdout and stderr with their tails."""
     result_fd = next(iter(streams))
     poller = select.poll()  # not select.select: it fails for descriptors >= 1024
     for fd in streams:
         poller.register(fd, select.POLLIN)
+    poller.register(control, select.POLLIN)
     buffer = b""
     deadline = time.monotonic() + _STARTUP_LIMIT_S
-    while result_fd in streams and not run.done:
+    while not run.done:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             run.timed_out = True
             return
         for fd, _ in poller.poll(min(remaining, 3600.0) * 1e3):
-            chunk = os.read(fd, _READ_CHUNK)
-            if not chunk:
-                del streams[fd]
-                poller.unregister(fd)
-            elif fd != result_fd:
+            if fd not in streams:  # the zygote's reply: the runner has ended
+                buffer += _read_all(result_fd)
+                lines = buffer.split(b"\n")[:-1]
+                for line in lines:
+                    try:
+                        _handle_record(run, _verify(line, key))
+                    except (ValueError, KeyError, TypeError) as exc:
+                        run.protocol_error = f"malformed or unauthenticated record from child: {exc}"
+                        return
+                return
+            try:
+                chunk = os.read(fd, _READ_CHUNK)  # once: a program may print without end
+            except BlockingIOError:
+                continue
+            if fd != result_fd:
                 streams[fd].add(chunk)
             else:
                 buffer += chunk
@@ -553,6 +575,21 @@ def _read_records(run: _ChildRun, streams: dict, key: bytes, timeout_s: float) -
                     deadline = time.monotonic() + timeout_s + _grace(timeout_s)
                     if run.running is not None:
                         deadline = run.running_since + timeout_s + _grace(timeout_s)
+
+
+def _read_all(fd: int) -> bytes:
+    """What a non-blocking pipe holds now (b"" when nothing); only for pipes whose writers have
+    all ended (else a program that prints without end would keep this reading)."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, _READ_CHUNK)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _grace(timeout_s: float) -> float:
@@ -599,20 +636,13 @@ def _now_running(run: _ChildRun, i: int) -> None:
     run.running_since = time.monotonic()
 
 
-def _drain(streams: dict[int, _Tail]) -> None:
-    """Read what is left in stdout/stderr after the run, for at most ``_DRAIN_LIMIT_S``."""
-    poller = select.poll()
-    for fd in streams:
-        poller.register(fd, select.POLLIN)
-    end = time.monotonic() + _DRAIN_LIMIT_S
-    while streams and time.monotonic() < end:
-        for fd, _ in poller.poll(max(0.0, end - time.monotonic()) * 1e3):
-            chunk = os.read(fd, _READ_CHUNK)
-            if chunk:
-                streams[fd].add(chunk)
-            else:
-                del streams[fd]
-                poller.unregister(fd)
+def _drain(streams: dict) -> None:
+    """Read the zygote's pipes empty after a job: the result pipe (first; what is left there is
+    not read any more) and stdout/stderr (into their tails)."""
+    for fd, tail in streams.items():
+        data = _read_all(fd)
+        if tail is not None:
+            tail.add(data)
 
 
 def _failure_reason(run: _ChildRun, timeout_s: float, err: _Tail) -> tuple[str, str]:

@@ -381,3 +381,49 @@ def test_a_user_namespace_worker_keeps_every_guarantee_and_verdict():
     assert [t.outcome for t in result.tests] == ["error", "passed", "failed"]
     assert "OSError" in result.tests[0].message  # the connection, not the checks before it
     assert sandbox._POOL.idle[-1] is worker and worker.healthy  # it ran them and is back
+
+
+# -- both job loops of the worker --------------------------------------------------------------
+
+@pytest.mark.parametrize("python_loop", [False, True], ids=["c_loop", "python_loop"])
+def test_each_job_loop_settles_every_outcome_and_leaves_nothing_behind(python_loop):
+    """The worker serves jobs with the C loop of ``harness._zygote`` where it can, else with its
+    Python loop (no PID namespace, or the extension not built); both must keep every promise."""
+    requires("process_cleanup")
+    worker = sandbox._Zygote(python_loop=python_loop)
+    try:
+        if not python_loop and worker.job_loop != "c":
+            assert not worker.features["pid_namespace"] or not any(
+                name.startswith("_zygote.") and name.endswith(".so")
+                for name in os.listdir(os.path.dirname(sandbox.__file__)))
+            pytest.skip("the C job loop is not in use here (harness._zygote not built: "
+                        "pip install -e .; or no PID namespace)")
+        assert worker.job_loop == ("python" if python_loop else "c")
+        sandbox._POOL.idle.append(worker)  # each call below takes it (last in, first out)
+        marker = uuid.uuid4().hex
+        result = run_tests(PROGRAM, [
+            HONEST, "assert False", "raise ValueError('boom')",
+            "import sys; print('to stdout'); print('to stderr', file=sys.stderr)",
+            "import os, time\n"
+            "if os.fork() == 0:\n"
+            "    os.setsid()\n"
+            f"    os.execvp('sleep', ['sleep', '300', '{marker}'])\n",
+            "open('left-behind', 'w').write('x'); import os; os.chmod('.', 0o700)"])
+        assert [t.outcome for t in result.tests] == ["passed", "failed", "error", "passed",
+                                                     "passed", "passed"]
+        assert "boom" in result.tests[2].message
+        assert "to stdout" in result.stdout_tail and "to stderr" in result.stderr_tail
+        assert survivors(marker) == []
+        # a program that ignores its alarm is killed on the caller's request (``K``)
+        stuck = run_tests(PROGRAM, ["import signal\nsignal.signal(signal.SIGALRM, lambda *a: 0)\n"
+                                    "while True:\n    pass", HONEST], timeout_s=0.5)
+        assert [t.outcome for t in stuck.tests] == ["timeout", "passed"]
+        fresh = run_tests(PROGRAM, ["import os; assert os.listdir('.') == ['program.py']",
+                                    "import os, stat\n"
+                                    "assert stat.S_IMODE(os.stat('.').st_mode) == 0o755"])
+        assert fresh.all_passed, fresh.tests
+        assert sandbox._POOL.idle[-1] is worker and worker.healthy  # it ran them all
+    finally:
+        if worker in sandbox._POOL.idle:
+            sandbox._POOL.idle.remove(worker)
+        worker.close()

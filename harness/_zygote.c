@@ -1,0 +1,280 @@
+/* The sandbox zygote's job loop in C (see harness/_sandbox_child.py, which loads this module).
+ *
+ * Why C: the zygote forks one runner per program, and after every fork each page the zygote
+ * writes costs it a copy-on-write page fault. A Python loop touches ~150 pages per job (object
+ * reference counts, frames, the allocator's pools); this loop touches a few (its stack and one
+ * buffer). It is used only when the zygote is PID 1 of its own PID namespace, where
+ * ``kill(-1, SIGKILL)`` reaches exactly the processes a program started.
+ *
+ * serve(sock, result_w, out_w, err_w, own_out, own_err, high_fd, workdir, program_path) lends
+ * the caller's result/stdout/stderr pipes (write ends) to each runner on high_fd, 1 and 2 and
+ * serves jobs until:
+ *   - the caller closes the socket: returns None (in the zygote);
+ *   - a runner was forked: returns (program: bytes, job: bytes) in that runner, which runs it
+ *     and must never return into the loop (it ends with os._exit);
+ *   - the program's directory is not empty and as made after a job: returns the job's raw wait
+ *     status (an int; -1 when the caller had the runner killed) before that status was sent, so
+ *     Python can empty the directory and send the reply itself (or stop serving).
+ * Raises OSError for a failed system call, ValueError for a malformed job header.
+ *
+ * Job message (caller to zygote): 'J', then the program's length and the job JSON's length as
+ * 4-byte big-endian numbers, then the program (UTF-8), then the job JSON. A 'K' asks to kill the running
+ * job (a 'K' that comes after its job has ended is skipped). Reply after each job:
+ * {"exit": raw_wait_status | null}\n.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+#define HEADER_BYTES 9
+
+static char *buffer = NULL; /* program + job JSON of the current job (kept between jobs) */
+static size_t buffer_size = 0;
+
+static int fail(void) {
+    PyErr_SetFromErrno(PyExc_OSError);
+    return -1;
+}
+
+static int read_exact(int fd, char *out, size_t n) {
+    while (n > 0) {
+        ssize_t got = read(fd, out, n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            return got == 0 ? 0 : fail();
+        out += got;
+        n -= (size_t)got;
+    }
+    return 1;
+}
+
+static int write_all(int fd, const char *data, size_t n) {
+    while (n > 0) {
+        ssize_t put = write(fd, data, n);
+        if (put < 0 && errno == EINTR)
+            continue;
+        if (put < 0)
+            return fail();
+        data += put;
+        n -= (size_t)put;
+    }
+    return 0;
+}
+
+static uint32_t be32(const unsigned char *p) {
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+/* Next job: its header and body (into `buffer`). 1: got one; 0: EOF; -1: error (set). */
+static int recv_job(int sock, uint32_t *program_len, uint32_t *job_len) {
+    unsigned char header[HEADER_BYTES];
+    size_t have = 0;
+    while (have < HEADER_BYTES) {
+        ssize_t got = recv(sock, header + have, HEADER_BYTES - have, 0);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            return fail();
+        if (got == 0)
+            return 0;
+        size_t end = have + (size_t)got, k = 0;
+        if (have == 0) { /* kills that came after their job had ended */
+            while (k < end && header[k] == 'K')
+                k++;
+            memmove(header, header + k, end - k);
+        }
+        have = end - k;
+    }
+    if (header[0] != 'J') {
+        PyErr_Format(PyExc_ValueError, "malformed job header (kind %d)", header[0]);
+        return -1;
+    }
+    *program_len = be32(header + 1);
+    *job_len = be32(header + 5);
+    size_t need = (size_t)*program_len + *job_len;
+    if (need > buffer_size) {
+        char *bigger = realloc(buffer, need);
+        if (bigger == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        buffer = bigger;
+        buffer_size = need;
+    }
+    return read_exact(sock, buffer, need);
+}
+
+static int write_program(const char *path, const char *text, size_t n) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return fail();
+    int rc = write_all(fd, text, n);
+    close(fd);
+    return rc;
+}
+
+/* As PID 1 of the namespace: kill and reap every other process. */
+static void reap_all(void) {
+    for (;;) {
+        kill(-1, SIGKILL);
+        if (waitpid(-1, NULL, 0) == -1 && errno == ECHILD)
+            return;
+    }
+}
+
+/* Wait for the runner to end, killing it when the caller asks. Its raw status, -1 when it was
+ * killed on request; the zygote exits when the caller is gone. */
+static int watch(int sock, pid_t pid) {
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0)
+        return -2;
+    int killed = 0, status = 0;
+    struct pollfd fds[2] = {{sock, POLLIN, 0}, {pidfd, POLLIN, 0}};
+    for (;;) {
+        if (poll(fds, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (fds[1].revents) {
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
+            break;
+        }
+        if (fds[0].revents) {
+            char c;
+            ssize_t got = recv(sock, &c, 1, 0);
+            if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN)) {
+                kill(pid, SIGKILL); /* the caller is gone: end everything */
+                reap_all();
+                _exit(0);
+            }
+            if (got == 1 && !killed) {
+                killed = 1;
+                kill(pid, SIGKILL);
+            }
+        }
+    }
+    close(pidfd);
+    return killed ? -1 : status;
+}
+
+/* The directory holds nothing and has its mode: the common case after a job. */
+static int directory_clean(const char *workdir, const char *program_path) {
+    if (unlink(program_path) != 0)
+        return 0;
+    int fd = open(workdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    struct stat st;
+    int clean = fstat(fd, &st) == 0 && (st.st_mode & 07777) == 0755;
+    DIR *dir = clean ? fdopendir(fd) : NULL;
+    if (dir == NULL) {
+        close(fd);
+        return 0;
+    }
+    struct dirent *entry;
+    while (clean && (entry = readdir(dir)) != NULL) {
+        if (strcmp(entry->d_name, ".") != 0 && strcmp(entry->d_name, "..") != 0)
+            clean = 0;
+    }
+    closedir(dir);
+    return clean;
+}
+
+static int send_exit(int sock, int status) {
+    char reply[48];
+    int n = status == -1 ? snprintf(reply, sizeof reply, "{\"exit\": null}\n")
+                         : snprintf(reply, sizeof reply, "{\"exit\": %d}\n", status);
+    const char *p = reply;
+    while (n > 0) {
+        ssize_t put = send(sock, p, (size_t)n, MSG_NOSIGNAL);
+        if (put < 0 && errno == EINTR)
+            continue;
+        if (put < 0)
+            return fail();
+        p += put;
+        n -= (int)put;
+    }
+    return 0;
+}
+
+static PyObject *serve(PyObject *self, PyObject *args) {
+    int sock, result_w, out_w, err_w, own_out, own_err, high_fd;
+    const char *workdir, *program_path;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "iiiiiiiyy", &sock, &result_w, &out_w, &err_w, &own_out,
+                          &own_err, &high_fd, &workdir, &program_path))
+        return NULL;
+    for (;;) {
+        uint32_t program_len, job_len;
+        int got = recv_job(sock, &program_len, &job_len);
+        if (got < 0)
+            return NULL;
+        if (got == 0)
+            Py_RETURN_NONE;
+        if (write_program(program_path, buffer, program_len) < 0)
+            return NULL;
+        /* The runner's descriptors are put in place before the fork (cheaper here than in
+         * every runner); the zygote's own stdout/stderr are put back right after it. */
+        if (dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0 || dup2(result_w, high_fd) < 0)
+            return PyErr_SetFromErrno(PyExc_OSError);
+        PyOS_BeforeFork();
+        pid_t pid = fork();
+        if (pid == 0) {
+            PyOS_AfterFork_Child();
+            return Py_BuildValue("(y#y#)", buffer, (Py_ssize_t)program_len,
+                                 buffer + program_len, (Py_ssize_t)job_len);
+        }
+        int fork_errno = errno;
+        PyOS_AfterFork_Parent();
+        dup2(own_out, 1);
+        dup2(own_err, 2);
+        close(high_fd);
+        if (pid < 0) {
+            errno = fork_errno;
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+        int status = watch(sock, pid);
+        if (status == -2) /* no pidfd (kernel < 5.3): plain wait; a kill waits for the end */
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
+        reap_all();
+        if (!directory_clean(workdir, program_path))
+            return PyLong_FromLong(status);
+        if (send_exit(sock, status) < 0)
+            return NULL;
+    }
+}
+
+static PyMethodDef methods[] = {
+    {"serve", serve, METH_VARARGS,
+     "serve(sock, result_w, out_w, err_w, own_out, own_err, high_fd, workdir, program_path): "
+     "the zygote's job loop "
+     "(see the module's source)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "harness._zygote",
+                                    "The sandbox zygote's job loop in C.", -1, methods};
+
+PyMODINIT_FUNC PyInit__zygote(void) { return PyModule_Create(&module); }
