@@ -2,7 +2,7 @@
 
 Run as a plain file, never as part of the ``harness`` package::
 
-    python -s -B _sandbox_child.py CONTROL_FD BASE_DIR RESULT_FD STDOUT_FD STDERR_FD
+    python -S -s -B _sandbox_child.py CONTROL_FD BASE_DIR RESULT_FD STDOUT_FD STDERR_FD
                                    [--user-namespace] [--python-loop]
 
 The *zygote* loads coverage.py's C tracer once (``_LineTracer``), starts it (measuring only its
@@ -54,6 +54,27 @@ import sys
 # The script's own directory (harness/) must not be importable by the program under test.
 if sys.path and sys.path[0]:
     del sys.path[0]
+
+
+def _site_without_hooks() -> None:
+    """What ``site`` gives a program, without running ``site``'s start-up (the interpreter runs
+    with ``-S``): the caller's site-packages folders (``$SANDBOX_SITE_PACKAGES``, taken out of
+    the environment) after the standard library on ``sys.path``, so third-party packages stay
+    importable; and the builtins ``exit``, ``quit``, ``help``, ``copyright``, ``credits``,
+    ``license``. Not done: ``.pth`` files (import hooks of editable installs and the like) and
+    ``sitecustomize``; they import ~45 modules that every forked runner would copy again."""
+    import os
+    import site  # with -S importing it runs nothing
+
+    for folder in os.environ.pop("SANDBOX_SITE_PACKAGES", "").split(os.pathsep):
+        if folder and folder not in sys.path:
+            sys.path.append(folder)
+    site.setquit()
+    site.setcopyright()
+    site.sethelper()
+
+
+_site_without_hooks()
 
 import ctypes  # noqa: E402
 import errno  # noqa: E402
@@ -114,7 +135,7 @@ _write = os.write
 _exit = os._exit
 _perf_counter = time.perf_counter
 _setitimer = signal.setitimer
-_set_handler = signal.signal
+_set_handler, _get_handler = signal.signal, signal.getsignal
 _SIGALRM, _ITIMER_REAL = signal.SIGALRM, signal.ITIMER_REAL
 _BUILTINS = __builtins__.__dict__ if hasattr(__builtins__, "__dict__") else __builtins__
 _PRISTINE_BUILTINS = dict(_BUILTINS)
@@ -416,7 +437,8 @@ def _run_user_code(codes: tuple, namespace: dict, tracer, timeout_s: float,
     The alarm raises :class:`_Timeout` in the program, so that the lines it executed so far are
     kept; a program that ignores or catches it is killed by the caller a moment later instead.
     """
-    _set_handler(_SIGALRM, _on_alarm)
+    if _get_handler(_SIGALRM) is not _on_alarm:  # (a system call, when a program changed it)
+        _set_handler(_SIGALRM, _on_alarm)
     guard.enter()
     _setitimer(_ITIMER_REAL, timeout_s)
     tracer.start()
@@ -829,7 +851,7 @@ def main() -> None:
     workdir = os.path.join(base, "run")
     program_path = os.path.join(workdir, "program.py")
     os.environ["HOME"] = workdir
-    os.environ.pop("LD_BIND_NOW", None)  # the zygote's only (see sandbox._ZYGOTE_ONLY_ENV)
+    os.environ.pop("LD_BIND_NOW", None)  # the zygote's only (see sandbox._zygote_only_env)
     try:
         _enter_namespaces(workdir)
         if _FEATURES["capabilities_dropped"]:

@@ -65,6 +65,7 @@ import os
 import resource
 import select
 import shutil
+import site
 import signal
 import socket
 import struct
@@ -99,9 +100,18 @@ _INTERPRETER_HEADROOM = 128 << 20  # bytes above what the worker maps before the
 _MAX_IDLE = 16
 _ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
         "COVERAGE_CORE": "ctrace", "PYTHONDONTWRITEBYTECODE": "1"}
-# Only for the zygote, which removes it before any program runs: the dynamic linker binds every
-# symbol at start, so no runner writes (and copies) a page of a library's symbol table.
-_ZYGOTE_ONLY_ENV = {"LD_BIND_NOW": "1"}
+
+
+def _zygote_only_env() -> dict[str, str]:
+    """Variables for the zygote only, which removes them before any program runs.
+
+    ``LD_BIND_NOW``: the dynamic linker binds every symbol at start, so no runner writes (and
+    copies) a page of a library's symbol table. ``SANDBOX_SITE_PACKAGES``: this environment's
+    site-packages folders; the zygote runs without ``site`` (``-S``) and puts them on its
+    ``sys.path`` itself (see ``_sandbox_child._site_without_hooks``).
+    """
+    folders = site.getsitepackages() if hasattr(site, "getsitepackages") else []
+    return {"LD_BIND_NOW": "1", "SANDBOX_SITE_PACKAGES": os.pathsep.join(folders)}
 
 
 @dataclass(frozen=True)
@@ -302,10 +312,10 @@ class _Zygote:
         os.chmod(self.base, 0o755)  # noqa: S103 - the program's directory lives inside
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-s", "-B", _CHILD_SCRIPT, str(theirs.fileno()), self.base,
+                [sys.executable, "-S", "-s", "-B", _CHILD_SCRIPT, str(theirs.fileno()), self.base,
                  *map(str, write_ends), *(["--user-namespace"] if user_namespace else []),
                  *(["--python-loop"] if python_loop else [])],
-                cwd="/", env={**_ENV, **_ZYGOTE_ONLY_ENV}, stdin=subprocess.DEVNULL,
+                cwd="/", env={**_ENV, **_zygote_only_env()}, stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=self.errors,
                 pass_fds=(theirs.fileno(), *write_ends), start_new_session=True)
         except BaseException:
