@@ -65,8 +65,8 @@ import os
 import resource
 import select
 import shutil
-import site
 import signal
+import site
 import socket
 import struct
 import subprocess
