@@ -43,7 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.sandbox import Job, guarantees, run_batch, shutdown  # noqa: E402
+from harness.sandbox import Job, guarantees, job_loop, run_batch, shutdown  # noqa: E402
 
 
 def data_dir(explicit: str | None) -> Path:
@@ -124,6 +124,7 @@ def main() -> None:
           f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     print("guarantees in force:", ", ".join(k for k, v in guarantees().items() if v))
     print("not in force:", ", ".join(k for k, v in guarantees().items() if not v) or "-")
+    print("job loop of the workers:", job_loop())
 
     # (c) first, one program at a time: its per-program times tell which programs are slow on
     # their own (MBPP task 123 computes for seconds), which bound any parallel run (Amdahl).

