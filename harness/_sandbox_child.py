@@ -84,14 +84,10 @@ import importlib.util  # noqa: E402
 import json  # noqa: E402
 import json.encoder  # noqa: E402
 import linecache  # noqa: E402
-import math  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
-import select  # noqa: E402
 import signal  # noqa: E402
-import socket  # noqa: E402
 import stat  # noqa: E402
-import struct  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 
@@ -471,7 +467,7 @@ def _set_limits(job: dict) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     remaining = len(job["tests"]) - job["start"] + 1
-    cpu = min(int(math.ceil(job["timeout_s"])) * remaining + 1, 10**7)
+    cpu = min(-int(-float(job["timeout_s"]) // 1) * remaining + 1, 10**7)  # ceil(timeout) * n + 1
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
 
 
@@ -580,7 +576,7 @@ def _children() -> list[int]:
     return found
 
 
-def _serve(sock: socket.socket, pipes: list[int], workdir: str, tracer: _LineTracer) -> None:
+def _serve(sock: int, pipes: list[int], workdir: str, tracer: _LineTracer) -> None:
     """Serve jobs until the caller closes the socket (or the program directory cannot be reset).
 
     ``pipes``: the write ends of the caller's result, stdout and stderr pipes. The zygote's own
@@ -593,7 +589,7 @@ def _serve(sock: socket.socket, pipes: list[int], workdir: str, tracer: _LineTra
     own = os.dup(1), os.dup(2)  # the zygote's stdout/stderr, lent to each runner
     if _job_loop() == "c":
         while True:
-            got = _ZYGOTE_LOOP.serve(sock.fileno(), *pipes, *own, _HIGH_FD, workdir.encode(),
+            got = _ZYGOTE_LOOP.serve(sock, *pipes, *own, _HIGH_FD, workdir.encode(),
                                      program_path.encode())
             if got is None:
                 return
@@ -605,9 +601,11 @@ def _serve(sock: socket.socket, pipes: list[int], workdir: str, tracer: _LineTra
                             tracer)
             if not _reset(workdir, program_path):  # would leak into the next program: stop
                 return
-            sock.sendall(b'{"exit": null}\n' if got == -1 else b'{"exit": %d}\n' % got)
+            _send_all(sock, b'{"exit": null}\n' if got == -1 else b'{"exit": %d}\n' % got)
+    import select  # only here: every module the zygote imports is mapped into every runner
+
     poller = select.poll()  # the control socket, plus the runner's pidfd while one runs
-    poller.register(sock.fileno(), select.POLLIN)
+    poller.register(sock, select.POLLIN)
     while True:
         got = _recv_job(sock)
         if got is None:
@@ -619,7 +617,12 @@ def _serve(sock: socket.socket, pipes: list[int], workdir: str, tracer: _LineTra
         _reap_all()
         if not _reset(workdir, program_path):  # would leak into the next program: stop serving
             return
-        sock.sendall(b'{"exit": null}\n' if status is None else b'{"exit": %d}\n' % status)
+        _send_all(sock, b'{"exit": null}\n' if status is None else b'{"exit": %d}\n' % status)
+
+
+def _send_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data):]
 
 
 def _job_loop() -> str:
@@ -717,13 +720,13 @@ def _remove(path: str) -> None:
         pass  # the caller is told: the zygote stops serving when the directory is still there
 
 
-def _watch(sock: socket.socket, poller: select.poll, pid: int) -> int | None:
+def _watch(sock: int, poller, pid: int) -> int | None:
     """Wait for the runner to end; kill it when the caller asks. Its raw status, or None.
 
     ``poller`` holds the control socket; the runner's pidfd is added for the wait.
     """
     pidfd = os.pidfd_open(pid)
-    poller.register(pidfd, select.POLLIN)
+    poller.register(pidfd, 1)  # POLLIN
     killed = False
     try:
         while True:
@@ -731,7 +734,7 @@ def _watch(sock: socket.socket, poller: select.poll, pid: int) -> int | None:
                 if fd == pidfd:
                     _, status = os.waitpid(pid, 0)
                     return None if killed else status
-                msg = sock.recv(1)
+                msg = os.read(sock, 1)
                 if not msg:  # the caller is gone: end everything
                     os.kill(pid, signal.SIGKILL)
                     _reap_all()
@@ -744,19 +747,19 @@ def _watch(sock: socket.socket, poller: select.poll, pid: int) -> int | None:
         os.close(pidfd)
 
 
-def _recv_job(sock: socket.socket) -> tuple[bytes, dict] | None:
+def _recv_job(sock: int) -> tuple[bytes, dict] | None:
     """Next job (program, job JSON), or None on EOF; skips a ``K`` that came after its job.
     The message: ``J``, two 4-byte big-endian lengths, the program, the job JSON."""
     data = b""
     while len(data) < 9:
-        more = sock.recv(9 - len(data))
+        more = os.read(sock, 9 - len(data))
         if not more:
             return None
         data = (data + more).lstrip(b"K")  # kills that came after their job had ended
-    program_len, job_len = struct.unpack("!II", data[1:9])
+    program_len, job_len = int.from_bytes(data[1:5], "big"), int.from_bytes(data[5:9], "big")
     body = bytearray()
     while len(body) < program_len + job_len:
-        chunk = sock.recv(min(program_len + job_len - len(body), 1 << 20))
+        chunk = os.read(sock, min(program_len + job_len - len(body), 1 << 20))
         if not chunk:
             return None
         body += chunk
@@ -846,7 +849,7 @@ def main() -> None:
     control, *pipes = [os.dup(fd) if fd == _HIGH_FD else fd for fd in given]
     if _HIGH_FD in given:
         os.close(_HIGH_FD)
-    sock = socket.socket(fileno=control)
+    sock = control  # the control socket's descriptor (read and written with os.read/os.write)
     base = sys.argv[2]  # made (and removed at the end) by the caller
     workdir = os.path.join(base, "run")
     program_path = os.path.join(workdir, "program.py")
@@ -875,7 +878,7 @@ def main() -> None:
         sys.modules["__main__"] = _EMPTY_MAIN
         gc.freeze()  # fewer copy-on-write faults in the forked runners
         rlimit_as = resource.getrlimit(resource.RLIMIT_AS)
-        sock.sendall((json.dumps({"hello": _FEATURES, "job_loop": _job_loop(),
+        _send_all(sock, (json.dumps({"hello": _FEATURES, "job_loop": _job_loop(),
                                   "vm_bytes": _vm_bytes(),
                                   "as_hard": rlimit_as[1]}) + "\n").encode())
         _serve(sock, pipes, workdir, tracer)
