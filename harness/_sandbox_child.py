@@ -601,7 +601,7 @@ def _serve(sock: int, pipes: list[int], workdir: str, tracer: _LineTracer) -> No
                             tracer)
             if not _reset(workdir, program_path):  # would leak into the next program: stop
                 return
-            _send_all(sock, b'{"exit": null}\n' if got == -1 else b'{"exit": %d}\n' % got)
+            _write_all(sock, b'{"exit": null}\n' if got == -1 else b'{"exit": %d}\n' % got)
     import select  # only here: every module the zygote imports is mapped into every runner
 
     poller = select.poll()  # the control socket, plus the runner's pidfd while one runs
@@ -617,10 +617,10 @@ def _serve(sock: int, pipes: list[int], workdir: str, tracer: _LineTracer) -> No
         _reap_all()
         if not _reset(workdir, program_path):  # would leak into the next program: stop serving
             return
-        _send_all(sock, b'{"exit": null}\n' if status is None else b'{"exit": %d}\n' % status)
+        _write_all(sock, b'{"exit": null}\n' if status is None else b'{"exit": %d}\n' % status)
 
 
-def _send_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes) -> None:
     while data:
         data = data[os.write(fd, data):]
 
@@ -638,8 +638,7 @@ def _write_program(path: str, data: bytes) -> None:
     """Write the program file with plain descriptors (a text file object touches more pages)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
-        while data:
-            data = data[os.write(fd, data):]
+        _write_all(fd, data)
     finally:
         os.close(fd)
 
@@ -878,7 +877,7 @@ def main() -> None:
         sys.modules["__main__"] = _EMPTY_MAIN
         gc.freeze()  # fewer copy-on-write faults in the forked runners
         rlimit_as = resource.getrlimit(resource.RLIMIT_AS)
-        _send_all(sock, (json.dumps({"hello": _FEATURES, "job_loop": _job_loop(),
+        _write_all(sock, (json.dumps({"hello": _FEATURES, "job_loop": _job_loop(),
                                   "vm_bytes": _vm_bytes(),
                                   "as_hard": rlimit_as[1]}) + "\n").encode())
         _serve(sock, pipes, workdir, tracer)

@@ -60,6 +60,7 @@ the kernel's fork/exit of the runner and the copy-on-write page faults after it 
 from __future__ import annotations
 
 import atexit
+import fcntl
 import hashlib
 import hmac
 import json
@@ -312,6 +313,16 @@ def _warn_once(message: str) -> None:
         log.warning(message)
 
 
+def _above_stdio(fd: int) -> int:
+    """``fd``, or a copy of it numbered 3 or more when it is 0, 1 or 2 (a caller that closed its
+    stdin gets 0 from ``os.pipe``; passed to the worker it would clash with its stdin)."""
+    if fd > 2:
+        return fd
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    os.close(fd)
+    return moved
+
+
 class _ZygoteLost(RuntimeError):
     """The zygote stopped answering or died; the pool replaces it."""
 
@@ -326,7 +337,8 @@ class _Zygote:
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         # The result, stdout and stderr pipes of every runner of this zygote (the zygote holds
         # the write ends; after each job the caller reads them empty, see _run_child).
-        self.pipes = [os.pipe() for _ in range(3)]
+        self.pipes = [(r, _above_stdio(w)) for r, w in (os.pipe() for _ in range(3))]
+        theirs = socket.socket(fileno=_above_stdio(theirs.detach()))
         self.result_r, self.out_r, self.err_r = (r for r, _ in self.pipes)
         for r, _ in self.pipes:
             os.set_blocking(r, False)

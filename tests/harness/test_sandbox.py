@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 import time
 import uuid
 
@@ -9,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import harness
 from harness.sandbox import (
     OUTCOMES,
     Job,
@@ -387,3 +390,20 @@ def test_builtins_guard_keeps_the_programs_changes_apart_and_leave_is_idempotent
         assert builtins.len is original_len
     finally:
         builtins.len = original_len
+
+
+def test_a_caller_without_stdin_and_stdout_still_gets_its_verdicts():
+    """A daemonised caller may have closed descriptors 0 and 1: the worker's socket and pipes
+    then get those numbers, which must not clash with the worker's own stdin and stdout."""
+    code = ("import os\n"
+            "report = os.dup(1)\n"
+            "os.close(0)\n"
+            "os.close(1)\n"
+            "from harness.sandbox import run_tests\n"
+            "r = run_tests('def f():\\n    return 1', ['assert f() == 1', 'assert f() == 2',\n"
+            "              'print(\"out\")'])\n"
+            "os.write(report, repr(([t.outcome for t in r.tests], r.stdout_tail)).encode())\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=os.path.dirname(os.path.dirname(harness.__file__)))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout == "(['passed', 'failed', 'passed'], 'out\\n')"
