@@ -346,7 +346,10 @@ class _Zygote:
         self.errors = tempfile.TemporaryFile()
         self.buffer = b""
         self.healthy = True
-        self.base = tempfile.mkdtemp(prefix="sandbox-zygote-")
+        _sweep_stale_directories()
+        self.base = tempfile.mkdtemp(prefix=_BASE_PREFIX)
+        self.owner = os.open(self.base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(self.owner, fcntl.LOCK_EX)  # held while this caller lives (see the sweep)
         os.chmod(self.base, 0o755)  # noqa: S103 - the program's directory lives inside
         try:
             self.proc = subprocess.Popen(
@@ -361,6 +364,7 @@ class _Zygote:
             self.errors.close()
             for r, _ in self.pipes:
                 os.close(r)
+            os.close(self.owner)
             _remove_tree(self.base)
             raise
         finally:
@@ -436,7 +440,42 @@ class _Zygote:
         self.errors.close()
         for r, _ in self.pipes:
             os.close(r)
+        os.close(self.owner)
         _remove_tree(self.base)
+
+
+_BASE_PREFIX = "sandbox-zygote-"  # a worker's directory, locked (flock) by its caller while used
+_SWEPT = False
+
+
+def _sweep_stale_directories() -> None:
+    """Once per process: remove this user's worker directories whose caller is gone (a caller
+    killed with SIGKILL cannot remove its own; they hold only empty folders). A directory is
+    stale when nobody holds the lock on it, which works across PID namespaces."""
+    global _SWEPT
+    if _SWEPT:
+        return
+    _SWEPT = True
+    folder = tempfile.gettempdir()
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(_BASE_PREFIX)]
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            if os.lstat(path).st_uid != os.getuid():
+                continue
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            continue  # another user's, or removed meanwhile
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # its caller is alive
+        finally:
+            os.close(fd)
+        _remove_tree(path)
 
 
 def _remove_tree(path: str) -> None:

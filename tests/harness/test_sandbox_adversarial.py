@@ -7,6 +7,8 @@ still get its own verdict. Guarantees that depend on kernel features are checked
 """
 
 import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -427,3 +429,36 @@ def test_each_job_loop_settles_every_outcome_and_leaves_nothing_behind(python_lo
         if worker in sandbox._POOL.idle:
             sandbox._POOL.idle.remove(worker)
         worker.close()
+
+
+def test_directories_left_by_a_killed_caller_are_removed_by_the_next_one(tmp_path):
+    """A caller killed with SIGKILL cannot remove its workers' directories; the next caller
+    that starts a worker removes those whose caller is gone (and only those)."""
+    script = ("import os, signal, sys\n"
+              "from harness.sandbox import run_tests\n"
+              "assert run_tests('x = 1', ['assert x == 1']).all_passed\n"
+              "print(os.listdir(os.environ['TMPDIR']), flush=True)\n"
+              "{}\n")
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    root = os.path.dirname(os.path.dirname(sandbox.__file__))
+
+    def caller(last_line: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", script.format(last_line)], env=env,
+                              cwd=root, capture_output=True, text=True, timeout=120)
+
+    killed = caller("os.kill(os.getpid(), signal.SIGKILL)")
+    left = [n for n in os.listdir(tmp_path) if n.startswith("sandbox-zygote-")]
+    assert killed.returncode == -9 and len(left) == 1, (killed.stdout, killed.stderr[-1000:])
+    # a second caller that is alive while a third one starts keeps its directory
+    alive = subprocess.Popen([sys.executable, "-c", script.format("sys.stdin.read()")], env=env,
+                             cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    seen = alive.stdout.readline()
+    assert left[0] not in seen  # swept when the second caller started its worker
+    mine = [n for n in os.listdir(tmp_path) if n.startswith("sandbox-zygote-")]
+    assert len(mine) == 1
+    third = caller("pass")
+    assert third.returncode == 0, third.stderr[-1000:]
+    assert os.path.isdir(tmp_path / mine[0])
+    alive.stdin.close()
+    assert alive.wait(60) == 0
+    assert not [n for n in os.listdir(tmp_path) if n.startswith("sandbox-zygote-")]
