@@ -76,6 +76,7 @@ def _site_without_hooks() -> None:
 
 _site_without_hooks()
 
+import _signal  # noqa: E402
 import ctypes  # noqa: E402
 import errno  # noqa: E402
 import gc  # noqa: E402
@@ -125,14 +126,18 @@ _exec = exec
 _encode_json = json.encoder.c_make_encoder(  # same text as json.dumps(record)
     None, _no_default, json.encoder.c_encode_basestring_ascii, None, ": ", ", ", False, False,
     True)
+_scan_json = json.JSONDecoder().scan_once  # (str, index) -> (value, end), in C
 _IPAD = bytes(x ^ 0x36 for x in range(256))  # RFC 2104 inner and outer pads, as translations
 _OPAD = bytes(x ^ 0x5C for x in range(256))
 _write = os.write
 _exit = os._exit
 _perf_counter = time.perf_counter
 _setitimer = signal.setitimer
-_set_handler, _get_handler = signal.signal, signal.getsignal
-_SIGALRM, _ITIMER_REAL = signal.SIGALRM, signal.ITIMER_REAL
+# The C functions, not signal.signal/getsignal: those wrap every result in the signal module's
+# enums, which for a Python handler means raising and catching a ValueError inside the enum
+# machinery, ~0.3 ms the first time in a fresh runner (its pages are copied), ~10 us after.
+_set_handler, _get_handler = _signal.signal, _signal.getsignal
+_SIGALRM, _ITIMER_REAL = int(signal.SIGALRM), signal.ITIMER_REAL
 _BUILTINS = __builtins__.__dict__ if hasattr(__builtins__, "__dict__") else __builtins__
 _PRISTINE_BUILTINS = dict(_BUILTINS)
 
@@ -471,7 +476,7 @@ def _set_limits(job: dict) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
 
 
-def _runner(job: dict, pipe: _Pipe, workdir: str, lines: _LineTracer) -> None:
+def _runner(job: dict, pipe: _Pipe, program_path: str, lines: _LineTracer) -> None:
     """Become the program: descriptors, limits, privileges; then load and run the tests.
 
     The zygote has already put the caller's stdout/stderr pipes on descriptors 1 and 2 and the
@@ -486,7 +491,6 @@ def _runner(job: dict, pipe: _Pipe, workdir: str, lines: _LineTracer) -> None:
     os.closerange(3, _HIGH_FD)  # the zygote's own descriptors
     os.closerange(_HIGH_FD + 1, 1 << 16)
     _set_limits(job)
-    program_path = os.path.join(workdir, "program.py")
     pipe.send({"kind": "ready"})
 
     tracer, take_lines = lines, lines.take
@@ -595,9 +599,9 @@ def _serve(sock: int, pipes: list[int], workdir: str, tracer: _LineTracer) -> No
                 return
             if _isinstance(got, tuple):  # in the runner just forked
                 program, body = got
-                job = json.loads(body)
+                job = _scan_json(body.decode("utf-8"), 0)[0]  # json's C scanner, no wrapper
                 pipe = _Pipe(_HIGH_FD, bytes.fromhex(job.pop("key")))
-                _run_forked(job, program.decode("utf-8", "surrogateescape"), pipe, workdir,
+                _run_forked(job, program.decode("utf-8", "surrogateescape"), pipe, program_path,
                             tracer)
             if not _reset(workdir, program_path):  # would leak into the next program: stop
                 return
@@ -612,7 +616,7 @@ def _serve(sock: int, pipes: list[int], workdir: str, tracer: _LineTracer) -> No
             return
         program, job = got
         _write_program(program_path, program)
-        pid = _fork_runner(job, program, pipes, own, workdir, tracer)
+        pid = _fork_runner(job, program, pipes, own, program_path, tracer)
         status = _watch(sock, poller, pid)
         _reap_all()
         if not _reset(workdir, program_path):  # would leak into the next program: stop serving
@@ -644,7 +648,7 @@ def _write_program(path: str, data: bytes) -> None:
 
 
 def _fork_runner(job: dict, program: bytes, pipes: list[int], own: tuple[int, int],
-                 workdir: str, tracer: _LineTracer) -> int:
+                 program_path: str, tracer: _LineTracer) -> int:
     """Fork the runner of ``job``; its pid.
 
     Its descriptors are put in place here, before the fork (cheaper in the zygote than in every
@@ -659,19 +663,20 @@ def _fork_runner(job: dict, program: bytes, pipes: list[int], own: tuple[int, in
     pipe = _Pipe(_HIGH_FD, bytes.fromhex(job.pop("key")))
     pid = os.fork()
     if pid == 0:
-        _run_forked(job, program.decode("utf-8", "surrogateescape"), pipe, workdir, tracer)
+        _run_forked(job, program.decode("utf-8", "surrogateescape"), pipe, program_path,
+                    tracer)
     os.dup2(own[0], 1)
     os.dup2(own[1], 2)
     os.close(_HIGH_FD)
     return pid
 
 
-def _run_forked(job: dict, program: str, pipe: _Pipe, workdir: str, tracer: _LineTracer):
+def _run_forked(job: dict, program: str, pipe: _Pipe, program_path: str, tracer: _LineTracer):
     """In a runner just forked: run the job and end the process (never returns)."""
     code = 1
     try:
         job["program"] = program
-        _runner(job, pipe, workdir, tracer)
+        _runner(job, pipe, program_path, tracer)
         code = 0
     finally:
         _exit(code)
