@@ -403,7 +403,10 @@ class _Zygote:
             if remaining <= 0 or not select.select([self.sock], [], [], remaining)[0]:
                 self.healthy = self.healthy and not final
                 return None
-            chunk = self.sock.recv(_READ_CHUNK)
+            try:
+                chunk = self.sock.recv(_READ_CHUNK)
+            except OSError:  # e.g. reset by a worker that died with a job unread
+                chunk = b""
             if not chunk:
                 self.healthy = False
                 return None

@@ -7,6 +7,7 @@ still get its own verdict. Guarantees that depend on kernel features are checked
 """
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -462,3 +463,23 @@ def test_directories_left_by_a_killed_caller_are_removed_by_the_next_one(tmp_pat
     alive.stdin.close()
     assert alive.wait(60) == 0
     assert not [n for n in os.listdir(tmp_path) if n.startswith("sandbox-zygote-")]
+
+
+def test_a_worker_that_dies_with_a_job_unread_gives_a_verdict_not_an_exception():
+    """A worker that dies before reading its job resets the socket (ECONNRESET, not EOF): the
+    caller reports the program as crashed and goes on with a new worker."""
+    worker = sandbox._Zygote()
+    launcher = worker.proc.pid
+    with open(f"/proc/{launcher}/task/{launcher}/children") as f:
+        zygote = int(f.read().split()[0])
+    os.kill(zygote, signal.SIGSTOP)  # it cannot read the job that comes next
+    sandbox._POOL.idle.append(worker)  # the next call takes it (last in, first out)
+    timer = threading.Timer(0.5, worker.proc.kill)  # the launcher; the zygote dies with it
+    timer.start()
+    try:
+        result = run_tests(PROGRAM, [HONEST])
+    finally:
+        timer.join()
+    assert [t.outcome for t in result.tests] == ["crashed"]
+    assert not worker.healthy and worker not in sandbox._POOL.idle
+    assert run_tests(PROGRAM, [HONEST]).all_passed
