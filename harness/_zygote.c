@@ -205,17 +205,7 @@ static int send_exit(int sock, int status) {
     char reply[48];
     int n = status == -1 ? snprintf(reply, sizeof reply, "{\"exit\": null}\n")
                          : snprintf(reply, sizeof reply, "{\"exit\": %d}\n", status);
-    const char *p = reply;
-    while (n > 0) {
-        ssize_t put = send(sock, p, (size_t)n, MSG_NOSIGNAL);
-        if (put < 0 && errno == EINTR)
-            continue;
-        if (put < 0)
-            return fail();
-        p += put;
-        n -= (int)put;
-    }
-    return 0;
+    return write_all(sock, reply, (size_t)n); /* (SIGPIPE is ignored in a Python process) */
 }
 
 static PyObject *serve(PyObject *self, PyObject *args) {

@@ -636,14 +636,7 @@ def _read_records(run: _ChildRun, streams: dict, control: socket.socket, key: by
             return
         for fd, _ in poller.poll(min(remaining, 3600.0) * 1e3):
             if fd not in streams:  # the zygote's reply: the runner has ended
-                buffer += _read_all(result_fd)
-                lines = buffer.split(b"\n")[:-1]
-                for line in lines:
-                    try:
-                        _handle_record(run, _verify(line, key))
-                    except (ValueError, KeyError, TypeError) as exc:
-                        run.protocol_error = f"malformed or unauthenticated record from child: {exc}"
-                        return
+                _take_records(run, buffer + _read_all(result_fd), key)
                 return
             try:
                 chunk = os.read(fd, _READ_CHUNK)  # once: a program may print without end
@@ -656,19 +649,27 @@ def _read_records(run: _ChildRun, streams: dict, control: socket.socket, key: by
                 if len(buffer) > _MAX_RECORD_BYTES:
                     run.protocol_error = "malformed record from child: record too long"
                     return
-                *lines, buffer = buffer.split(b"\n")
-                for line in lines:
-                    try:
-                        _handle_record(run, _verify(line, key))
-                    except (ValueError, KeyError, TypeError) as exc:
-                        run.protocol_error = f"malformed or unauthenticated record from child: {exc}"
-                        return
+                buffer, ok = _take_records(run, buffer, key)
+                if not ok:
+                    return
                 # Every complete record moves the deadline: each phase gets timeout_s, and the
                 # runner a short grace to stop the program itself (keeping its covered lines).
-                if lines and run.ready:
+                if b"\n" in chunk and run.ready:
                     deadline = time.monotonic() + timeout_s + _grace(timeout_s)
                     if run.running is not None:
                         deadline = run.running_since + timeout_s + _grace(timeout_s)
+
+
+def _take_records(run: _ChildRun, data: bytes, key: bytes) -> tuple[bytes, bool]:
+    """Apply the complete records in ``data``: (the incomplete rest, False after a bad one)."""
+    *lines, rest = data.split(b"\n")
+    for line in lines:
+        try:
+            _handle_record(run, _verify(line, key))
+        except (ValueError, KeyError, TypeError) as exc:
+            run.protocol_error = f"malformed or unauthenticated record from child: {exc}"
+            return rest, False
+    return rest, True
 
 
 def _read_all(fd: int) -> bytes:
