@@ -22,7 +22,8 @@ How a program is run:
   ``harness._zygote`` where it can be, see :func:`job_loop`): the runner takes stdin =
   /dev/null, the stdout/stderr pipes the caller keeps per zygote (only their last 4 KiB are kept;
   the caller reads them empty after the zygote reports the job's end, when nothing of the job is
-  left to write) and the zygote's HMAC-authenticated result pipe, closes every other descriptor, sets ``RLIMIT_AS`` (``memory_mb``; never below what the
+  left to write) and the zygote's HMAC-authenticated result pipe, closes every other descriptor,
+  sets ``RLIMIT_AS`` (``memory_mb``; never below what the
   interpreter already maps plus 128 MiB), ``RLIMIT_CPU`` and no core dumps, and runs program,
   setup and tests in one namespace with the tracer running only while user code runs (one line
   set per test). The environment is the fixed minimal one of ``_ENV`` (``PATH=/usr/bin:/bin``,
@@ -31,8 +32,8 @@ How a program is run:
 * Loading and every test get a wall-clock limit of ``timeout_s``: the runner's own alarm stops a
   test that runs over (outcome ``timeout``, its covered lines kept, the remaining tests continue
   in a fresh runner); one that ignores the alarm is killed by the caller at most 0.25 s later;
-  a runner that dies without reporting (``os._exit``, a signal, a
-  segfault, a resource limit) makes the running test ``crashed``; a record that fails the HMAC is
+  a runner that dies without reporting (``os._exit``, a signal, a segfault, a resource limit)
+  makes the running test ``crashed``; a record that fails the HMAC is
   ``crashed`` too. The runner is then killed and the remaining tests continue in a fresh runner
   that loads the program again. When a runner ends, the zygote kills every other process in its
   PID namespace (also ones that called ``setsid``) and empties the program's directory.
