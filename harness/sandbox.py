@@ -449,13 +449,16 @@ class _Zygote:
 
 
 _BASE_PREFIX = "sandbox-zygote-"  # a worker's directory, locked (flock) by its caller while used
+_STALE_AFTER_S = 60.0  # younger unlocked directories may be a caller's between mkdtemp and flock
 _SWEPT = False
 
 
 def _sweep_stale_directories() -> None:
     """Once per process: remove this user's worker directories whose caller is gone (a caller
     killed with SIGKILL cannot remove its own; they hold only empty folders). A directory is
-    stale when nobody holds the lock on it, which works across PID namespaces."""
+    stale when nobody holds the lock on it (which works across PID namespaces) and it has not
+    changed for ``_STALE_AFTER_S`` (so that a caller starting at the same moment, between making
+    its directory and locking it, keeps it)."""
     global _SWEPT
     if _SWEPT:
         return
@@ -468,7 +471,8 @@ def _sweep_stale_directories() -> None:
     for name in names:
         path = os.path.join(folder, name)
         try:
-            if os.lstat(path).st_uid != os.getuid():
+            info = os.lstat(path)
+            if info.st_uid != os.getuid() or time.time() - info.st_mtime < _STALE_AFTER_S:
                 continue
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError:

@@ -450,13 +450,19 @@ def test_directories_left_by_a_killed_caller_are_removed_by_the_next_one(tmp_pat
     killed = caller("os.kill(os.getpid(), signal.SIGKILL)")
     left = [n for n in os.listdir(tmp_path) if n.startswith("sandbox-zygote-")]
     assert killed.returncode == -9 and len(left) == 1, (killed.stdout, killed.stderr[-1000:])
+    fresh = tmp_path / "sandbox-zygote-fresh"  # unlocked, but made a moment ago: kept
+    fresh.mkdir()
+    past = time.time() - 2 * sandbox._STALE_AFTER_S
+    os.utime(tmp_path / left[0], (past, past))  # the killed caller's: old enough to be removed
     # a second caller that is alive while a third one starts keeps its directory
     alive = subprocess.Popen([sys.executable, "-c", script.format("sys.stdin.read()")], env=env,
                              cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     seen = alive.stdout.readline()
-    assert left[0] not in seen  # swept when the second caller started its worker
+    assert left[0] not in seen and "sandbox-zygote-fresh" in seen  # swept by the second caller
+    fresh.rmdir()
     mine = [n for n in os.listdir(tmp_path) if n.startswith("sandbox-zygote-")]
     assert len(mine) == 1
+    os.utime(tmp_path / mine[0], (past, past))  # old, but its caller holds the lock: kept
     third = caller("pass")
     assert third.returncode == 0, third.stderr[-1000:]
     assert os.path.isdir(tmp_path / mine[0])
