@@ -396,9 +396,7 @@ class _Pipe:
     def send(self, record: dict) -> None:
         """Write one record (called with the original builtins in force, see _BuiltinsGuard)."""
         body = "".join(_encode_json(record, 0)).encode()
-        data = self.mac(body) + b" " + body + b"\n"
-        while data:
-            data = data[_write(self.fd, data):]
+        _write_all(self.fd, self.mac(body) + b" " + body + b"\n")
 
 
 def _format_error(exc: BaseException, program_path: str) -> str:
@@ -603,9 +601,8 @@ def _serve(sock: int, pipes: list[int], workdir: str, tracer: _LineTracer) -> No
                 pipe = _Pipe(_HIGH_FD, bytes.fromhex(job.pop("key")))
                 _run_forked(job, program.decode("utf-8", "surrogateescape"), pipe, program_path,
                             tracer)
-            if not _reset(workdir, program_path):  # would leak into the next program: stop
+            if not _finish_job(sock, workdir, program_path, None if got == -1 else got):
                 return
-            _write_all(sock, b'{"exit": null}\n' if got == -1 else b'{"exit": %d}\n' % got)
     import select  # only here: every module the zygote imports is mapped into every runner
 
     poller = select.poll()  # the control socket, plus the runner's pidfd while one runs
@@ -619,14 +616,24 @@ def _serve(sock: int, pipes: list[int], workdir: str, tracer: _LineTracer) -> No
         pid = _fork_runner(job, program, pipes, own, program_path, tracer)
         status = _watch(sock, poller, pid)
         _reap_all()
-        if not _reset(workdir, program_path):  # would leak into the next program: stop serving
+        if not _finish_job(sock, workdir, program_path, status):
             return
-        _write_all(sock, b'{"exit": null}\n' if status is None else b'{"exit": %d}\n' % status)
+
+
+def _finish_job(sock: int, workdir: str, program_path: str, status: int | None) -> bool:
+    """Empty the program's directory, then report the job's end (``status``: the runner's raw
+    wait status, None when the caller had it killed). False when the directory could not be
+    emptied: the zygote then stops serving, as the next program would find what is left."""
+    if not _reset(workdir, program_path):
+        return False
+    _write_all(sock, b'{"exit": null}\n' if status is None else b'{"exit": %d}\n' % status)
+    return True
 
 
 def _write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` (through ``_write``, saved before any program ran)."""
     while data:
-        data = data[os.write(fd, data):]
+        data = data[_write(fd, data):]
 
 
 def _job_loop() -> str:
