@@ -7,8 +7,10 @@ entries. Every outcome is cached, ``timeout`` included: a program that timed out
 machine stays timed out for that key (use a fresh cache, or a larger ``timeout_s``, to re-run).
 
 The on-disk store is one SQLite file in WAL mode with a busy timeout, so several processes (DDP
-ranks, data-loader workers, concurrent trainers) can read and write it at once. A process that
-forks reopens the connection in the child.
+ranks, data-loader workers, concurrent trainers) can read and write it at once. Opening it is
+serialised through an ``flock`` on a sidecar ``<path>.lock`` file: SQLite answers "database is
+locked" at once, without waiting for its busy timeout, when two connections switch a new file to
+WAL at the same moment. A process that forks reopens the connection in the child.
 
 Example::
 
@@ -19,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -130,10 +133,19 @@ class ResultCache:
     def _connect(self) -> None:
         assert self.path is not None
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000,
-                               check_same_thread=False, isolation_level=None)
-        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, value TEXT)")
+        lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000,
+                                   check_same_thread=False, isolation_level=None)
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, value TEXT)")
+            except BaseException:
+                conn.close()
+                raise
+        finally:
+            os.close(lock_fd)  # releases the flock
         conn.isolation_level = ""  # ``with conn:`` wraps each put in a transaction
         self._conn, self._pid = conn, os.getpid()

@@ -40,26 +40,31 @@ def test_memory_cache_counts_hits_and_misses():
     assert "hits=1" in repr(cache)
 
 
-def _put_from_child(path, k):
-    cache = ResultCache(path)
-    cache.put(k, RESULT)
-    cache.close()
+def _put_from_child(directory, k, barrier, rounds):
+    for r in range(rounds):
+        barrier.wait(30)  # every process opens the same new file at the same moment
+        cache = ResultCache(directory / f"round{r}" / "cache.sqlite")
+        cache.put(k, RESULT)
+        cache.close()
 
 
 def test_sqlite_cache_round_trips_across_processes(tmp_path):
-    path = tmp_path / "sub" / "cache.sqlite"
-    k = key()
-    procs = [multiprocessing.get_context("spawn").Process(target=_put_from_child, args=(path, k))
-             for _ in range(2)]
+    # Several processes creating one new cache file at once: SQLite's switch to WAL answered
+    # "database is locked" without waiting (it failed a CI run); opening is serialised now.
+    ctx, k, rounds = multiprocessing.get_context("spawn"), key(), 12
+    barrier = ctx.Barrier(4)
+    procs = [ctx.Process(target=_put_from_child, args=(tmp_path, k, barrier, rounds))
+             for _ in range(4)]
     for p in procs:
         p.start()
     for p in procs:
-        p.join(60)
+        p.join(120)
         assert p.exitcode == 0
-    cache = ResultCache(path)
-    assert cache.get(k) == RESULT  # exact round trip, undecodable output bytes included
-    assert cache.hits == 1
-    cache.close()
+    for r in range(rounds):
+        cache = ResultCache(tmp_path / f"round{r}" / "cache.sqlite")
+        assert cache.get(k) == RESULT  # exact round trip, undecodable output bytes included
+        assert cache.hits == 1
+        cache.close()
 
 
 def test_run_batch_uses_the_cache_and_runs_duplicates_once(tmp_path):
