@@ -80,7 +80,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -343,6 +342,10 @@ class _Zygote:
         self.result_r, self.out_r, self.err_r = (r for r, _ in self.pipes)
         for r, _ in self.pipes:
             os.set_blocking(r, False)
+        # One poller for every job: the result pipe, stdout, stderr, then the control socket.
+        self.poller = select.poll()  # not select.select: it fails for descriptors >= 1024
+        for fd in (self.result_r, self.out_r, self.err_r, self.sock.fileno()):
+            self.poller.register(fd, select.POLLIN)
         write_ends = [w for _, w in self.pipes]
         self.errors = tempfile.TemporaryFile()
         self.buffer = b""
@@ -393,15 +396,18 @@ class _Zygote:
         except (OSError, ValueError):
             return ""
 
-    def message(self, timeout_s: float, final: bool = True) -> dict | None:
+    def message(self, timeout_s: float, final: bool = True, readable: bool = False) -> dict | None:
         """Next JSON line from the zygote, or None on timeout / EOF.
 
-        EOF makes the zygote unhealthy; so does a timeout when ``final``.
+        EOF makes the zygote unhealthy; so does a timeout when ``final``. ``readable``: the
+        socket is known to have data (or EOF), so the first read does not wait for it.
         """
         deadline = time.monotonic() + timeout_s
         while b"\n" not in self.buffer:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([self.sock], [], [], remaining)[0]:
+            if readable:
+                readable = False
+            elif remaining <= 0 or not select.select([self.sock], [], [], remaining)[0]:
                 self.healthy = self.healthy and not final
                 return None
             try:
@@ -526,7 +532,7 @@ class _Pool:
     def release(self, zygote: _Zygote) -> None:
         with self.lock:
             self.busy.discard(zygote)
-        if zygote.healthy and zygote.proc.poll() is None:
+        if zygote.healthy:  # acquire checks that it is still alive
             with self.lock:
                 if len(self.idle) < _MAX_IDLE:
                     self.idle.append(zygote)
@@ -603,12 +609,12 @@ def _run_child(zygote: _Zygote, program: str, tests: Sequence[str], setup: str, 
     except _ZygoteLost as exc:
         run.lost = str(exc)
         return run
-    streams = {zygote.result_r: None, zygote.out_r: out, zygote.err_r: err}
-    _read_records(run, streams, zygote.sock, key, timeout_s)
+    tails = {zygote.out_r: out, zygote.err_r: err}
+    replied = _read_records(run, zygote, tails, _RecordMac(key), timeout_s)
     if run.timed_out or run.protocol_error:
         zygote.kill_job()
     # After ``done`` or the runner's death, init reports at once; otherwise kill it.
-    reply = zygote.message(_EXIT_GRACE_S, final=False)
+    reply = zygote.message(_EXIT_GRACE_S, final=False, readable=replied)
     if reply is None and zygote.healthy:
         zygote.kill_job()
         reply = zygote.message(_EXIT_GRACE_S)
@@ -618,59 +624,59 @@ def _run_child(zygote: _Zygote, program: str, tests: Sequence[str], setup: str, 
         status = reply.get("exit")
         run.returncode = None if status is None else os.waitstatus_to_exitcode(status)
         # Every process of the job has ended: what is left in the pipes is this job's.
-        _drain(streams)
+        _drain(zygote, tails)
     return run
 
 
-def _read_records(run: _ChildRun, streams: dict, control: socket.socket, key: bytes,
-                  timeout_s: float) -> None:
+def _read_records(run: _ChildRun, zygote: _Zygote, tails: dict[int, _Tail], mac: _RecordMac,
+                  timeout_s: float) -> bool:
     """Read authenticated records and output until ``done``, the zygote's reply (the runner
-    has ended), a bad record or a deadline. ``streams``: the result pipe first (its value is
-    unused), then stdout and stderr with their tails."""
-    result_fd = next(iter(streams))
-    poller = select.poll()  # not select.select: it fails for descriptors >= 1024
-    for fd in streams:
-        poller.register(fd, select.POLLIN)
-    poller.register(control, select.POLLIN)
+    has ended), a bad record or a deadline. ``tails``: stdout's and stderr's read ends with
+    their tails. True when it stopped at the zygote's reply (the socket has data)."""
+    result_fd = zygote.result_r
     buffer = b""
     deadline = time.monotonic() + _STARTUP_LIMIT_S
     while not run.done:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             run.timed_out = True
-            return
-        for fd, _ in poller.poll(min(remaining, 3600.0) * 1e3):
-            if fd not in streams:  # the zygote's reply: the runner has ended
-                _take_records(run, buffer + _read_all(result_fd), key)
-                return
-            try:
-                chunk = os.read(fd, _READ_CHUNK)  # once: a program may print without end
-            except BlockingIOError:
-                continue
-            if fd != result_fd:
-                streams[fd].add(chunk)
-            else:
+            return False
+        for fd, _ in zygote.poller.poll(min(remaining, 3600.0) * 1e3):
+            if fd == result_fd:
+                try:
+                    chunk = os.read(fd, _READ_CHUNK)
+                except BlockingIOError:
+                    continue
                 buffer += chunk
                 if len(buffer) > _MAX_RECORD_BYTES:
                     run.protocol_error = "malformed record from child: record too long"
-                    return
-                buffer, ok = _take_records(run, buffer, key)
+                    return False
+                buffer, ok = _take_records(run, buffer, mac)
                 if not ok:
-                    return
+                    return False
                 # Every complete record moves the deadline: each phase gets timeout_s, and the
                 # runner a short grace to stop the program itself (keeping its covered lines).
                 if b"\n" in chunk and run.ready:
                     deadline = time.monotonic() + timeout_s + _grace(timeout_s)
                     if run.running is not None:
                         deadline = run.running_since + timeout_s + _grace(timeout_s)
+            elif fd in tails:
+                try:
+                    tails[fd].add(os.read(fd, _READ_CHUNK))  # once: a program may print on
+                except BlockingIOError:
+                    continue
+            else:  # the zygote's reply: the runner has ended
+                _take_records(run, buffer + _read_all(result_fd), mac)
+                return True
+    return False
 
 
-def _take_records(run: _ChildRun, data: bytes, key: bytes) -> tuple[bytes, bool]:
+def _take_records(run: _ChildRun, data: bytes, mac: _RecordMac) -> tuple[bytes, bool]:
     """Apply the complete records in ``data``: (the incomplete rest, False after a bad one)."""
     *lines, rest = data.split(b"\n")
     for line in lines:
         try:
-            _handle_record(run, _verify(line, key))
+            _handle_record(run, mac.verify(line))
         except (ValueError, KeyError, TypeError) as exc:
             run.protocol_error = f"malformed or unauthenticated record from child: {exc}"
             return rest, False
@@ -679,16 +685,17 @@ def _take_records(run: _ChildRun, data: bytes, key: bytes) -> tuple[bytes, bool]
 
 def _read_all(fd: int) -> bytes:
     """What a non-blocking pipe holds now (b"" when nothing); only for pipes whose writers have
-    all ended (else a program that prints without end would keep this reading)."""
+    all ended (else a program that prints without end would keep this reading, and a short
+    read would not mean the end)."""
     chunks = []
     while True:
         try:
             chunk = os.read(fd, _READ_CHUNK)
         except BlockingIOError:
             break
-        if not chunk:
-            break
         chunks.append(chunk)
+        if len(chunk) < _READ_CHUNK:  # the pipe is empty, and nobody can write to it any more
+            break
     return b"".join(chunks)
 
 
@@ -698,15 +705,39 @@ def _grace(timeout_s: float) -> float:
     return min(_KILL_GRACE_S, 0.1 * timeout_s)
 
 
-def _verify(line: bytes, key: bytes) -> dict:
-    mac, _, body = line.partition(b" ")
-    expected = hmac.new(key, body, hashlib.sha256).hexdigest().encode()
-    if not hmac.compare_digest(mac, expected):
-        raise ValueError("bad HMAC (not written by the sandbox runner)")
-    record = json.loads(body)
-    if not isinstance(record, dict):
-        raise TypeError("record is not an object")
-    return record
+_IPAD = bytes(x ^ 0x36 for x in range(256))  # RFC 2104 inner and outer pads, as translations
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+_scan_json = json.JSONDecoder().scan_once  # (str, index) -> (value, end), in C
+
+
+class _RecordMac:
+    """Checks the records of one runner: ``<HMAC-SHA256 hex of body> <JSON object>`` (RFC 2104,
+    the key's inner and outer hash states prepared once per job, as the runner's ``_Pipe``)."""
+
+    def __init__(self, key: bytes) -> None:
+        block = key.ljust(64, b"\0")  # keys are 32 bytes, shorter than SHA-256's block
+        self.inner = hashlib.sha256(block.translate(_IPAD))
+        self.outer = hashlib.sha256(block.translate(_OPAD))
+
+    def verify(self, line: bytes) -> dict:
+        """The record in ``line``. Raises ValueError (bad MAC or JSON) or TypeError (not an
+        object)."""
+        mac, _, body = line.partition(b" ")
+        inner, outer = self.inner.copy(), self.outer.copy()
+        inner.update(body)
+        outer.update(inner.digest())
+        if not hmac.compare_digest(mac, outer.hexdigest().encode()):
+            raise ValueError("bad HMAC (not written by the sandbox runner)")
+        text = body.decode("utf-8")
+        try:
+            record, end = _scan_json(text, 0)
+        except StopIteration as exc:
+            raise ValueError(f"record is not JSON (at character {exc.value})") from None
+        if end != len(text):
+            raise ValueError("extra data after the record")
+        if not isinstance(record, dict):
+            raise TypeError("record is not an object")
+        return record
 
 
 def _handle_record(run: _ChildRun, record: dict) -> None:
@@ -736,13 +767,14 @@ def _now_running(run: _ChildRun, i: int) -> None:
     run.running_since = time.monotonic()
 
 
-def _drain(streams: dict) -> None:
-    """Read the zygote's pipes empty after a job: the result pipe (first; what is left there is
-    not read any more) and stdout/stderr (into their tails)."""
-    for fd, tail in streams.items():
-        data = _read_all(fd)
-        if tail is not None:
-            tail.add(data)
+def _drain(zygote: _Zygote, tails: dict[int, _Tail]) -> None:
+    """Read the zygote's pipes empty after a job (what is left in the result pipe is not read
+    any more); stdout and stderr into their tails. Only pipes that have data are read."""
+    for fd, _ in zygote.poller.poll(0):
+        if fd == zygote.result_r:
+            _read_all(fd)
+        elif fd in tails:
+            tails[fd].add(_read_all(fd))
 
 
 def _failure_reason(run: _ChildRun, timeout_s: float, err: _Tail) -> tuple[str, str]:
@@ -920,23 +952,45 @@ def run_batch(jobs: Sequence[Job], *, workers: int = 2, timeout_s: float = 5.0,
         bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="sandbox",
                    unit="program", file=sys.stderr)
 
-    def one(i: int) -> ProgramResult:
-        job = jobs[i]
-        result = run_tests(job.program, job.tests, job.setup, timeout_s=timeout_s,
-                           memory_mb=memory_mb)
-        if bar is not None:
-            bar.update(1)
-        return result
+    # ``workers`` threads take the next job in turn (no future or queue per job: the threads
+    # wake only for their own runners' records).
+    pending = iter(todo)
+    lock = threading.Lock()
+    failures: list[BaseException] = []
 
-    try:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for i, result in zip(todo, pool.map(one, todo), strict=True):
-                results[i] = result
+    def work() -> None:
+        while not failures:
+            with lock:
+                i = next(pending, None)
+            if i is None:
+                return
+            job = jobs[i]
+            try:
+                results[i] = run_tests(job.program, job.tests, job.setup, timeout_s=timeout_s,
+                                       memory_mb=memory_mb)
                 if cache is not None:
-                    cache.put(keys[i], result)
+                    cache.put(keys[i], results[i])
+            except BaseException as exc:  # noqa: B036 - re-raised in the calling thread
+                failures.append(exc)
+                return
+            if bar is not None:
+                bar.update(1)
+
+    threads = [threading.Thread(target=work, name=f"sandbox-batch-{n}", daemon=True)
+               for n in range(min(workers, len(todo)))]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    except BaseException as exc:  # e.g. KeyboardInterrupt: the threads start no further job
+        failures.append(exc)
+        raise
     finally:
         if bar is not None:
             bar.close()
+    if failures:
+        raise failures[0]
     for i, key in enumerate(keys):
         if results[i] is None:  # a duplicate of an earlier job in this batch
             results[i] = results[first_of[key]]
