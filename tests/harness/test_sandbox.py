@@ -290,6 +290,51 @@ def test_run_batch_keeps_input_order():
     assert Job("x", "", ["a"]).tests == ("a",)
 
 
+def test_run_batch_stops_and_raises_when_a_job_raises(monkeypatch):
+    import harness.sandbox as sandbox
+
+    ran = []
+
+    def fake_run_tests(program, tests, setup, **_):
+        ran.append(program)
+        if program == "boom":
+            raise RuntimeError("no sandbox worker")
+        time.sleep(0.05)
+        return sandbox.ProgramResult((), "passed", "", ())
+
+    monkeypatch.setattr(sandbox, "run_tests", fake_run_tests)
+    jobs = [Job(str(i), "boom" if i == 1 else f"p{i}", ["t"]) for i in range(40)]
+    with pytest.raises(RuntimeError, match="no sandbox worker"):
+        run_batch(jobs, workers=2)
+    assert len(ran) < 10  # the other thread starts no new job after the failure
+
+
+def test_record_mac_accepts_only_authentic_json_objects():
+    import hashlib
+    import hmac
+
+    from harness.sandbox import _RecordMac
+
+    key = os.urandom(32)
+    mac = _RecordMac(key)
+
+    def line(body: bytes, k: bytes = key) -> bytes:
+        return hmac.new(k, body, hashlib.sha256).hexdigest().encode() + b" " + body
+
+    body = json.dumps({"kind": "result", "i": 0, "covered_lines": [1, 2]}).encode()
+    assert mac.verify(line(body)) == {"kind": "result", "i": 0, "covered_lines": [1, 2]}
+    with pytest.raises(ValueError, match="HMAC"):
+        mac.verify(line(body, os.urandom(32)))
+    with pytest.raises(ValueError, match="HMAC"):
+        mac.verify(line(body)[:-1] + b"]")
+    with pytest.raises(ValueError, match="not JSON"):
+        mac.verify(line(b'{"kind": '))
+    with pytest.raises(ValueError, match="extra data"):
+        mac.verify(line(body + b" {}"))
+    with pytest.raises(TypeError, match="not an object"):
+        mac.verify(line(b"[1, 2]"))
+
+
 def test_result_types_are_frozen_and_outcomes_fixed():
     assert OUTCOMES == ("passed", "failed", "error", "timeout", "crashed")
     t = TestResult("t", "passed", "", 0.0, (1,))
