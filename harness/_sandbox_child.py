@@ -37,7 +37,8 @@ under the per-run key the caller sent with the job::
     {"kind": "ready"}
     {"kind": "load", "outcome", "message", "covered_lines"}
     {"kind": "result", "i", "outcome", "message", "duration_s", "covered_lines"}
-    {"kind": "done", "next"}  (``next``: the test a fresh runner must go on with)
+    {"kind": "done", "next"}  (only after a test that timed out: the runner ends; ``next`` is
+                              the test a fresh runner must go on with)
 
 A test starts right after the record before it (``load``, or the previous ``result``), which is
 how the caller knows which test was running when a runner dies or is killed.
@@ -531,7 +532,8 @@ def _runner(job: dict, pipe: _Pipe, program_path: str, lines: _LineTracer) -> No
                 # The program was interrupted anywhere: go on in a fresh runner.
                 pipe.send({"kind": "done", "next": i + 1})
                 _exit(0)
-    pipe.send({"kind": "done", "next": len(tests)})
+    # No record for the end: the result of the last test is the last record, and the zygote's
+    # exit reply, which follows at once, tells the caller the runner has ended.
     try:
         sys.stdout.flush()
         sys.stderr.flush()

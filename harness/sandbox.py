@@ -575,7 +575,7 @@ class _ChildRun:
     running: int | None = None  # index of the test running now (the one after the last record)
     running_since: float = 0.0
     done: bool = False
-    next_test: int = 0  # from ``done``: where a fresh runner must go on (after a timeout)
+    next_test: int = 0  # from ``done`` (sent after a timeout): where a fresh runner must go on
     timed_out: bool = False
     protocol_error: str = ""
     returncode: int | None = None
@@ -890,10 +890,10 @@ def run_tests(program: str, tests: Sequence[str], setup: str = "", *, timeout_s:
                     break
                 start = max(run.next_test, start + 1)  # the runner stopped a test that timed out
                 continue
+            if run.running is None:  # ended after its last result (the normal end of a runner)
+                break
             # The runner stopped inside (or between) tests: settle that test, go on in a new one.
             outcome, message = _failure_reason(run, timeout_s, err)
-            if run.running is None:  # died after its last result: nothing is left to settle
-                break
             stuck, duration = run.running, time.monotonic() - run.running_since
             verdicts[stuck] = TestResult(names[stuck], outcome, message, duration)
             start = stuck + 1
