@@ -33,6 +33,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -256,7 +257,53 @@ static PyObject *serve(PyObject *self, PyObject *args) {
     }
 }
 
+/* set_limits(memory_bytes, cpu_s): the runner's resource limits, as the Python fallback
+ * (_set_limits) sets them through the resource module: address space memory_bytes (none when
+ * 0), no core files, CPU time cpu_s seconds (soft; SIGKILL one second later). */
+static PyObject *set_limits(PyObject *self, PyObject *args) {
+    long long memory, cpu;
+    struct rlimit limit;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "LL", &memory, &cpu))
+        return NULL;
+    if (memory < 0 || cpu < 0) {
+        PyErr_SetString(PyExc_ValueError, "limits must be >= 0");
+        return NULL;
+    }
+    limit.rlim_cur = limit.rlim_max = (rlim_t)memory;
+    if (memory > 0 && setrlimit(RLIMIT_AS, &limit) < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    limit.rlim_cur = limit.rlim_max = 0;
+    if (setrlimit(RLIMIT_CORE, &limit) < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    limit.rlim_cur = (rlim_t)cpu;
+    limit.rlim_max = (rlim_t)cpu + 1;
+    if (setrlimit(RLIMIT_CPU, &limit) < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
+#if PY_VERSION_HEX < 0x030C0000
+/* dict_version(d): d's version tag (PEP 509; a new value after every change of d), read
+ * without touching d's keys or values. CPython < 3.12 only (deprecated there, then gone). */
+static PyObject *dict_version(PyObject *self, PyObject *d) {
+    (void)self;
+    if (!PyDict_Check(d)) {
+        PyErr_SetString(PyExc_TypeError, "dict_version() needs a dict");
+        return NULL;
+    }
+    return PyLong_FromUnsignedLongLong(((PyDictObject *)d)->ma_version_tag);
+}
+#endif
+
 static PyMethodDef methods[] = {
+    {"set_limits", set_limits, METH_VARARGS,
+     "set_limits(memory_bytes, cpu_s): the runner's RLIMIT_AS (none when 0), RLIMIT_CORE (0) "
+     "and RLIMIT_CPU (cpu_s soft, cpu_s + 1 hard)."},
+#if PY_VERSION_HEX < 0x030C0000
+    {"dict_version", dict_version, METH_O,
+     "dict_version(d): the dict's version tag (PEP 509), which changes with every change of d."},
+#endif
     {"serve", serve, METH_VARARGS,
      "serve(sock, result_w, out_w, err_w, own_out, own_err, high_fd, workdir, program_path): "
      "the zygote's job loop "

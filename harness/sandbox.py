@@ -330,10 +330,11 @@ class _ZygoteLost(RuntimeError):
 class _Zygote:
     """One pre-started worker process (``_sandbox_child.py``) that forks a runner per program."""
 
-    def __init__(self, user_namespace: bool = False, python_loop: bool = False) -> None:
+    def __init__(self, user_namespace: bool = False, python_only: bool = False) -> None:
         """Start the worker; ``user_namespace`` makes it enter a user namespace even as root
-        (it always does when not run as root); ``python_loop`` makes it serve jobs with its
-        Python loop where the C loop (``harness._zygote``) could (for tests of that loop)."""
+        (it always does when not run as root); ``python_only`` makes it do without its C
+        extension (``harness._zygote``: job loop, limits, builtins' version tag) where it could
+        use it, as on a machine without a C compiler (for tests of the Python fallbacks)."""
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         # The result, stdout and stderr pipes of every runner of this zygote (the zygote holds
         # the write ends; after each job the caller reads them empty, see _run_child).
@@ -359,7 +360,7 @@ class _Zygote:
             self.proc = subprocess.Popen(
                 [sys.executable, "-S", "-s", "-B", _CHILD_SCRIPT, str(theirs.fileno()), self.base,
                  *map(str, write_ends), *(["--user-namespace"] if user_namespace else []),
-                 *(["--python-loop"] if python_loop else [])],
+                 *(["--python-only"] if python_only else [])],
                 cwd="/", env={**_ENV, **_zygote_only_env()}, stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=self.errors,
                 pass_fds=(theirs.fileno(), *write_ends), start_new_session=True)
@@ -382,7 +383,7 @@ class _Zygote:
                                f"{self.stderr()[-1000:]}")
         self.features: dict[str, bool] = hello["hello"]
         self.job_loop: str = hello["job_loop"]  # "c" (harness._zygote) or "python"
-        if self.job_loop == "python" and self.features["pid_namespace"] and not python_loop:
+        if self.job_loop == "python" and self.features["pid_namespace"] and not python_only:
             _warn_once("the sandbox's C job loop (harness._zygote) is not built, so workers "
                        "serve jobs with the slower Python loop; install a C compiler and "
                        "reinstall (pip install -e .) to build it")

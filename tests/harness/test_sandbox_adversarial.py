@@ -388,20 +388,21 @@ def test_a_user_namespace_worker_keeps_every_guarantee_and_verdict():
 
 # -- both job loops of the worker --------------------------------------------------------------
 
-@pytest.mark.parametrize("python_loop", [False, True], ids=["c_loop", "python_loop"])
-def test_each_job_loop_settles_every_outcome_and_leaves_nothing_behind(python_loop):
+@pytest.mark.parametrize("python_only", [False, True], ids=["c_loop", "python_only"])
+def test_each_job_loop_settles_every_outcome_and_leaves_nothing_behind(python_only):
     """The worker serves jobs with the C loop of ``harness._zygote`` where it can, else with its
-    Python loop (no PID namespace, or the extension not built); both must keep every promise."""
+    Python loop (no PID namespace, or the extension not built: then the runner's limits and the
+    builtins guard are Python too); both must keep every promise."""
     requires("process_cleanup")
-    worker = sandbox._Zygote(python_loop=python_loop)
+    worker = sandbox._Zygote(python_only=python_only)
     try:
-        if not python_loop and worker.job_loop != "c":
+        if not python_only and worker.job_loop != "c":
             assert not worker.features["pid_namespace"] or not any(
                 name.startswith("_zygote.") and name.endswith(".so")
                 for name in os.listdir(os.path.dirname(sandbox.__file__)))
             pytest.skip("the C job loop is not in use here (harness._zygote not built: "
                         "pip install -e .; or no PID namespace)")
-        assert worker.job_loop == ("python" if python_loop else "c")
+        assert worker.job_loop == ("python" if python_only else "c")
         sandbox._POOL.idle.append(worker)  # each call below takes it (last in, first out)
         marker = uuid.uuid4().hex
         result = run_tests(PROGRAM, [
@@ -425,6 +426,12 @@ def test_each_job_loop_settles_every_outcome_and_leaves_nothing_behind(python_lo
                                     "import os, stat\n"
                                     "assert stat.S_IMODE(os.stat('.').st_mode) == 0o755"])
         assert fresh.all_passed, fresh.tests
+        # the runner's limits and its builtins guard (C, or Python without the extension)
+        limited = run_tests(PROGRAM, ["x = bytearray(3 * 1024 ** 3)", HONEST], memory_mb=512)
+        assert [t.outcome for t in limited.tests] == ["error", "passed"]
+        guarded = run_tests(PROGRAM, ["import builtins; builtins.sorted = lambda *a, **k: []",
+                                      HONEST])
+        assert guarded.all_passed and guarded.tests[1].covered_lines == (2, 3)
         assert sandbox._POOL.idle[-1] is worker and worker.healthy  # it ran them all
     finally:
         if worker in sandbox._POOL.idle:
