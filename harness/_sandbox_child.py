@@ -603,7 +603,7 @@ def _serve(sock: int, pipes: list[int], workdir: str, tracer: _LineTracer) -> No
     if _job_loop() == "c":
         while True:
             got = _ZYGOTE_C.serve(sock, *pipes, *own, _HIGH_FD, workdir.encode(),
-                                     program_path.encode())
+                                  program_path.encode())
             if got is None:
                 return
             if _isinstance(got, tuple):  # in the runner just forked
