@@ -78,8 +78,6 @@ def _site_without_hooks() -> None:
 _site_without_hooks()
 
 import _signal  # noqa: E402
-import ctypes  # noqa: E402
-import errno  # noqa: E402
 import functools  # noqa: E402
 import gc  # noqa: E402
 import importlib.machinery  # noqa: E402
@@ -88,7 +86,6 @@ import json  # noqa: E402
 import json.encoder  # noqa: E402
 import linecache  # noqa: E402
 import os  # noqa: E402
-import resource  # noqa: E402
 import signal  # noqa: E402
 import stat  # noqa: E402
 import time  # noqa: E402
@@ -143,12 +140,9 @@ _SIGALRM, _ITIMER_REAL = int(signal.SIGALRM), signal.ITIMER_REAL
 _BUILTINS = __builtins__.__dict__ if hasattr(__builtins__, "__dict__") else __builtins__
 _PRISTINE_BUILTINS = dict(_BUILTINS)
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
 _CLONE_NEWNS, _CLONE_NEWPID, _CLONE_NEWNET = 0x00020000, 0x20000000, 0x40000000
 _CLONE_NEWUSER = 0x10000000
 _MS_NOSUID, _MS_NODEV, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x2, 0x4, 0x1000, 0x4000, 0x40000
-_ECHILD = errno.ECHILD
 _SYS_MOUNT_SETATTR, _AT_FDCWD, _AT_RECURSIVE, _MOUNT_ATTR_RDONLY = 442, -100, 0x8000, 0x1
 _PR_SET_PDEATHSIG, _PR_CAPBSET_DROP, _PR_SET_CHILD_SUBREAPER, _PR_SET_NO_NEW_PRIVS = 1, 24, 36, 38
 
@@ -183,6 +177,8 @@ def _dict_version_reader(d: dict):
     not change (other interpreters, CPython >= 3.14)."""
     if hasattr(_ZYGOTE_C, "dict_version"):  # the same tag, read in C (CPython < 3.12)
         return functools.partial(_ZYGOTE_C.dict_version, d)
+    import ctypes  # only without the C extension (see _libc)
+
     if sys.implementation.name == "cpython" and ctypes.sizeof(ctypes.c_void_p) == 8:
         tag = ctypes.c_uint64.from_address(id(d) + 24)  # after ob_refcnt, ob_type, ma_used
         before = tag.value
@@ -233,11 +229,6 @@ class _BuiltinsGuard:
             _BUILTINS.clear()
             _BUILTINS.update(_PRISTINE_BUILTINS)
         self.inside = False
-
-
-class _MountAttr(ctypes.Structure):
-    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
-                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
 
 
 def _load_ctracer() -> tuple[type, type]:
@@ -305,36 +296,97 @@ class _LineTracer:
         return lines if lines[0] > 0 else [n for n in lines if n > 0]
 
 
-def _check(ret: int, what: str) -> None:
-    if ret != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+# System calls the os module lacks: through the C extension, else through ctypes, loaded only
+# then (ctypes, libffi and struct add ~15 memory regions to every runner's fork and exit).
+_LIBC = None
+
+
+def _libc():
+    """libc through ctypes (the fallback without the C extension)."""
+    global _LIBC
+    if _LIBC is None:
+        import ctypes
+
+        _LIBC = ctypes.CDLL(None, use_errno=True)
+        _LIBC.syscall.restype = ctypes.c_long
+    return _LIBC
+
+
+def _check(ret: int, what: str) -> int:
+    """``ret`` of a libc call through ctypes; OSError with its errno when it is -1."""
+    if ret == -1:
+        import ctypes
+
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+    return ret
 
 
 def _unshare(flags: int) -> None:
-    _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
+    if _ZYGOTE_C is not None:
+        return _ZYGOTE_C.unshare(flags)
+    import ctypes
+
+    _check(_libc().unshare(ctypes.c_int(flags)), "unshare")
 
 
 def _mount_setattr(path: str, attr_set: int, attr_clr: int, recursive: bool) -> None:
-    attr = _MountAttr(attr_set, attr_clr, 0, 0)
-    _check(_libc.syscall(ctypes.c_long(_SYS_MOUNT_SETATTR), ctypes.c_int(_AT_FDCWD),
-                         path.encode(), ctypes.c_uint(_AT_RECURSIVE if recursive else 0),
-                         ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr))),
+    if _ZYGOTE_C is not None:
+        return _ZYGOTE_C.mount_setattr(path, attr_set, attr_clr, recursive)
+    import ctypes
+
+    class MountAttr(ctypes.Structure):  # struct mount_attr
+        _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                    ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+    attr = MountAttr(attr_set, attr_clr, 0, 0)
+    _check(_libc().syscall(ctypes.c_long(_SYS_MOUNT_SETATTR), ctypes.c_int(_AT_FDCWD),
+                           path.encode(), ctypes.c_uint(_AT_RECURSIVE if recursive else 0),
+                           ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr))),
            "mount_setattr")
 
 
 def _mount(source: str | None, target: str, fstype: str | None, flags: int,
            data: str | None = None) -> None:
+    if _ZYGOTE_C is not None:
+        return _ZYGOTE_C.mount(source, target, fstype, flags, data)
+    import ctypes
+
     def enc(s: str | None) -> bytes | None:
         return None if s is None else s.encode()
 
-    _check(_libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)),
-           "mount")
+    _check(_libc().mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags),
+                         enc(data)), "mount")
 
 
 def _prctl(option: int, arg: int) -> int:
-    return _libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg), ctypes.c_ulong(0),
-                       ctypes.c_ulong(0), ctypes.c_ulong(0))
+    """prctl(2) with one argument; OSError on failure."""
+    if _ZYGOTE_C is not None:
+        return _ZYGOTE_C.prctl(option, arg)
+    import ctypes
+
+    return _check(_libc().prctl(ctypes.c_int(option), ctypes.c_ulong(arg), ctypes.c_ulong(0),
+                                ctypes.c_ulong(0), ctypes.c_ulong(0)), "prctl")
+
+
+def _capset_none() -> None:
+    """Clear this process's effective, permitted and inheritable capabilities."""
+    if _ZYGOTE_C is not None:
+        return _ZYGOTE_C.capset_none()
+    import ctypes
+
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+    data = (ctypes.c_uint32 * 6)()
+    _check(_libc().capset(header, data), "capset")
+
+
+def _address_space_limit() -> int:
+    """The hard ``RLIMIT_AS`` in bytes, -1 when unlimited."""
+    if _ZYGOTE_C is not None:
+        return _ZYGOTE_C.address_space_limit()
+    import resource
+
+    return resource.getrlimit(resource.RLIMIT_AS)[1]
 
 
 def _limit_pids() -> None:
@@ -371,12 +423,12 @@ def _read_only_except(workdir: str) -> None:
 def _drop_capabilities() -> None:
     """Drop every capability (bounding, effective, permitted, inheritable); no new privileges."""
     for cap in range(64):
-        if _prctl(_PR_CAPBSET_DROP, cap) != 0:
+        try:
+            _prctl(_PR_CAPBSET_DROP, cap)
+        except OSError:
             break  # EINVAL past the last capability this kernel knows (EPERM: none to drop)
-    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
-    data = (ctypes.c_uint32 * 6)()
-    _check(_libc.capset(header, data), "capset")
-    _check(_prctl(_PR_SET_NO_NEW_PRIVS, 1), "prctl(NO_NEW_PRIVS)")
+    _capset_none()
+    _prctl(_PR_SET_NO_NEW_PRIVS, 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -480,6 +532,8 @@ def _set_limits(job: dict) -> None:
     if _ZYGOTE_C is not None:  # in C: ~100 us and ~20 page faults less in a fresh runner
         _ZYGOTE_C.set_limits(memory, cpu)
         return
+    import resource  # only without the C extension
+
     if memory > 0:
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -555,23 +609,24 @@ def _runner(job: dict, pipe: _Pipe, program_path: str, lines: _LineTracer) -> No
 
 
 def _reap_all() -> None:
-    """As PID 1 of the namespace (or a subreaper): kill and reap every other process.
-
-    Through libc, not ``os``: in the common case (nobody left) ``kill`` and ``waitpid`` fail, and
-    two Python exceptions per program are work (and page faults) the zygote can do without.
-    """
+    """As PID 1 of the namespace (or a subreaper): kill and reap every other process (the
+    Python loop's way; the C loop does the same in C)."""
     while True:
         if _FEATURES.get("pid_namespace"):
-            # From PID 1: every process in the namespace but us; -1 (ESRCH) when nobody is left.
-            _libc.kill(-1, signal.SIGKILL)
+            try:
+                os.kill(-1, signal.SIGKILL)  # from PID 1: every process in the namespace but us
+            except ProcessLookupError:
+                pass  # nobody left
         else:
             for pid in _children():
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass  # ended meanwhile
-        if _libc.waitpid(-1, None, 0) == -1 and ctypes.get_errno() == _ECHILD:
-            return  # (another error, EINTR, means: try again)
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
 
 
 def _children() -> list[int]:
@@ -899,10 +954,9 @@ def main() -> None:
         # this file's functions to rebind.
         sys.modules["__main__"] = _EMPTY_MAIN
         gc.freeze()  # fewer copy-on-write faults in the forked runners
-        rlimit_as = resource.getrlimit(resource.RLIMIT_AS)
         _write_all(sock, (json.dumps({"hello": _FEATURES, "job_loop": _job_loop(),
                                   "vm_bytes": _vm_bytes(),
-                                  "as_hard": rlimit_as[1]}) + "\n").encode())
+                                  "as_hard": _address_space_limit()}) + "\n").encode())
         _serve(sock, pipes, workdir, tracer)
     finally:
         _remove(workdir)

@@ -1,4 +1,8 @@
-/* The sandbox zygote's job loop in C (see harness/_sandbox_child.py, which loads this module).
+/* The sandbox zygote's C part (see harness/_sandbox_child.py, which loads this module): its job
+ * loop (serve, below), the runner's limits (set_limits), the builtins' version tag
+ * (dict_version) and the few system calls of its set-up that the os module lacks (unshare,
+ * mount, mount_setattr, prctl, capset_none, address_space_limit). Without it (no C compiler)
+ * the zygote does all of that in Python, with ctypes.
  *
  * Why C: the zygote forks one runner per program, and after every fork each page the zygote
  * writes costs it a copy-on-write page fault. A Python loop touches ~150 pages per job (object
@@ -33,12 +37,16 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <sched.h>
+#include <linux/capability.h>
 #include <unistd.h>
 
 #ifndef SYS_pidfd_open
@@ -296,7 +304,101 @@ static PyObject *dict_version(PyObject *self, PyObject *d) {
 }
 #endif
 
+/* System calls the os module lacks, for the zygote's one-time set-up (with this extension the
+ * zygote needs no ctypes, whose libraries would add ~15 memory regions to every fork and exit).
+ * Each raises OSError on failure. */
+
+static PyObject *sys_unshare(PyObject *self, PyObject *args) {
+    int flags;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "i", &flags))
+        return NULL;
+    if (unshare(flags) < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
+static PyObject *sys_mount(PyObject *self, PyObject *args) {
+    const char *source, *target, *fstype, *data;
+    unsigned long flags;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "zszkz", &source, &target, &fstype, &flags, &data))
+        return NULL;
+    if (mount(source, target, fstype, flags, data) < 0)
+        return PyErr_SetFromErrnoWithFilename(PyExc_OSError, target);
+    Py_RETURN_NONE;
+}
+
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+
+struct sandbox_mount_attr { /* struct mount_attr of <linux/mount.h> (Linux >= 5.12) */
+    uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+
+static PyObject *sys_mount_setattr(PyObject *self, PyObject *args) {
+    const char *path;
+    unsigned long long attr_set, attr_clr;
+    int recursive;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "sKKp", &path, &attr_set, &attr_clr, &recursive))
+        return NULL;
+    struct sandbox_mount_attr attr = {attr_set, attr_clr, 0, 0};
+    if (syscall(SYS_mount_setattr, AT_FDCWD, path, recursive ? AT_RECURSIVE : 0, &attr,
+                sizeof attr) < 0)
+        return PyErr_SetFromErrnoWithFilename(PyExc_OSError, path);
+    Py_RETURN_NONE;
+}
+
+static PyObject *sys_prctl(PyObject *self, PyObject *args) {
+    int option;
+    unsigned long arg;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "ik", &option, &arg))
+        return NULL;
+    int rc = prctl(option, arg, 0UL, 0UL, 0UL);
+    if (rc < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    return PyLong_FromLong(rc);
+}
+
+static PyObject *sys_capset_none(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    if (syscall(SYS_capset, &header, data) < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
+static PyObject *sys_address_space_limit(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_AS, &limit) < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    if (limit.rlim_max == RLIM_INFINITY)
+        return PyLong_FromLong(-1);
+    return PyLong_FromUnsignedLongLong((unsigned long long)limit.rlim_max);
+}
+
 static PyMethodDef methods[] = {
+    {"unshare", sys_unshare, METH_VARARGS, "unshare(flags): unshare(2)."},
+    {"mount", sys_mount, METH_VARARGS,
+     "mount(source, target, fstype, flags, data): mount(2); source, fstype, data may be None."},
+    {"mount_setattr", sys_mount_setattr, METH_VARARGS,
+     "mount_setattr(path, attr_set, attr_clr, recursive): mount_setattr(2) (Linux >= 5.12)."},
+    {"prctl", sys_prctl, METH_VARARGS, "prctl(option, arg): prctl(2) with one argument."},
+    {"capset_none", sys_capset_none, METH_NOARGS,
+     "capset_none(): clear this process's effective, permitted and inheritable capabilities."},
+    {"address_space_limit", sys_address_space_limit, METH_NOARGS,
+     "address_space_limit(): the hard RLIMIT_AS in bytes, -1 when unlimited."},
     {"set_limits", set_limits, METH_VARARGS,
      "set_limits(memory_bytes, cpu_s): the runner's RLIMIT_AS (none when 0), RLIMIT_CORE (0) "
      "and RLIMIT_CPU (cpu_s soft, cpu_s + 1 hard)."},
@@ -312,6 +414,6 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "harness._zygote",
-                                    "The sandbox zygote's job loop in C.", -1, methods};
+                                    "The sandbox zygote's C part: job loop, runner limits, system calls (see the source).", -1, methods};
 
 PyMODINIT_FUNC PyInit__zygote(void) { return PyModule_Create(&module); }
