@@ -1,9 +1,11 @@
 """Zygote and per-program runner of ``harness.sandbox`` (internal; not imported by the parent).
 
-Run as a plain file, never as part of the ``harness`` package::
+Run as ``__main__``, never as part of the ``harness`` package::
 
     python -S -s -B _sandbox_child.py CONTROL_FD BASE_DIR RESULT_FD STDOUT_FD STDERR_FD
                                    [--user-namespace] [--python-only]
+
+(``harness.sandbox`` starts it the same way from its compiled code, see ``_CHILD_BOOT`` there.)
 
 The *zygote* loads coverage.py's C tracer once (``_LineTracer``), starts it (measuring only its
 fixed program path ``<base>/run/program.py``), warms the tracer's per-file decisions and pauses

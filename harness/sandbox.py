@@ -62,11 +62,13 @@ copy-on-write page faults after it (README, "Speed").
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import hashlib
 import hmac
 import json
 import logging
+import marshal
 import os
 import resource
 import select
@@ -93,6 +95,19 @@ log = logging.getLogger(__name__)
 OUTCOMES = ("passed", "failed", "error", "timeout", "crashed")
 
 _CHILD_SCRIPT = str(Path(__file__).with_name("_sandbox_child.py"))
+_CHILD_CODE_FILE = "zygote.code"  # in a worker's directory: _sandbox_child.py compiled (marshal)
+# The worker's start: run the compiled _sandbox_child.py as __main__, as ``python FILE`` would
+# (same sys.argv positions, sys.path[0] and __file__), but without compiling it from source in
+# the worker: the compiler's freed memory would stay in the worker as ~1 MiB of scattered heap
+# that every fork per program copies (page tables) and every runner's exit tears down.
+_CHILD_BOOT = (
+    "import marshal, sys\n"
+    f"sys.path[0] = {str(Path(_CHILD_SCRIPT).parent)!r}\n"
+    f"with open(sys.argv[2] + '/{_CHILD_CODE_FILE}', 'rb') as _f:\n"
+    "    _code = marshal.load(_f)\n"
+    f"__file__ = {_CHILD_SCRIPT!r}\n"
+    "del _f, marshal\n"
+    "exec(_code, globals())\n")
 _TAIL_BYTES = 4096
 _MIN_MEMORY_MB = 256
 _STARTUP_LIMIT_S = 30.0  # interpreter + coverage import; generous for a loaded machine
@@ -214,6 +229,20 @@ class Job:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tests", tuple(self.tests))
+
+
+def _child_code() -> bytes:
+    """``_sandbox_child.py`` compiled as the worker's ``python -S`` would (no -O), marshalled;
+    compiled once per process."""
+    global _CHILD_MARSHAL
+    if _CHILD_MARSHAL is None:
+        source = Path(_CHILD_SCRIPT).read_bytes()
+        _CHILD_MARSHAL = marshal.dumps(compile(source, _CHILD_SCRIPT, "exec", dont_inherit=True,
+                                               optimize=0))
+    return _CHILD_MARSHAL
+
+
+_CHILD_MARSHAL: bytes | None = None
 
 
 def harness_version() -> str:
@@ -358,9 +387,11 @@ class _Zygote:
         fcntl.flock(self.owner, fcntl.LOCK_EX)  # held while this caller lives (see the sweep)
         os.chmod(self.base, 0o755)  # noqa: S103 - the program's directory lives inside
         try:
+            with open(os.path.join(self.base, _CHILD_CODE_FILE), "wb") as f:
+                f.write(_child_code())
             self.proc = subprocess.Popen(
-                [sys.executable, "-S", "-s", "-B", _CHILD_SCRIPT, str(theirs.fileno()), self.base,
-                 *map(str, write_ends), *(["--user-namespace"] if user_namespace else []),
+                [sys.executable, "-S", "-s", "-B", "-c", _CHILD_BOOT, str(theirs.fileno()),
+                 self.base, *map(str, write_ends), *(["--user-namespace"] if user_namespace else []),
                  *(["--python-only"] if python_only else [])],
                 cwd="/", env={**_ENV, **_zygote_only_env()}, stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=self.errors,
@@ -378,6 +409,8 @@ class _Zygote:
             for w in write_ends:
                 os.close(w)
         hello = self.message(_STARTUP_LIMIT_S)
+        with contextlib.suppress(OSError):  # read by now (or the worker failed to start)
+            os.unlink(os.path.join(self.base, _CHILD_CODE_FILE))
         if hello is None or "hello" not in hello:
             self.close()
             raise RuntimeError(f"sandbox worker failed to start (got {hello!r}); its stderr: "
