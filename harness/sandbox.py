@@ -377,6 +377,8 @@ class _Zygote:
         self.poller = select.poll()  # not select.select: it fails for descriptors >= 1024
         for fd in (self.result_r, self.out_r, self.err_r, self.sock.fileno()):
             self.poller.register(fd, select.POLLIN)
+        self.sock_poller = select.poll()  # the control socket alone (see message)
+        self.sock_poller.register(self.sock, select.POLLIN)
         write_ends = [w for _, w in self.pipes]
         self.errors = tempfile.TemporaryFile()
         self.buffer = b""
@@ -442,7 +444,7 @@ class _Zygote:
             remaining = deadline - time.monotonic()
             if readable:
                 readable = False
-            elif remaining <= 0 or not select.select([self.sock], [], [], remaining)[0]:
+            elif remaining <= 0 or not self.sock_poller.poll(remaining * 1e3):
                 self.healthy = self.healthy and not final
                 return None
             try:

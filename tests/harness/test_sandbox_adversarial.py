@@ -7,6 +7,7 @@ still get its own verdict. Guarantees that depend on kernel features are checked
 """
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -437,6 +438,27 @@ def test_each_job_loop_settles_every_outcome_and_leaves_nothing_behind(python_on
         if worker in sandbox._POOL.idle:
             sandbox._POOL.idle.remove(worker)
         worker.close()
+
+
+def test_caller_with_more_than_1024_open_descriptors():
+    """A trainer with many open files gets descriptors >= 1024 for its workers' sockets and
+    pipes, which select.select cannot wait on (ValueError); every wait must work there."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < 1200")
+    wanted = soft if soft == resource.RLIM_INFINITY else max(soft, 1200)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    sandbox.shutdown()  # the next call starts a worker whose descriptors are all >= 1100
+    try:
+        result = run_tests(PROGRAM, [HONEST, "assert False", "import time; time.sleep(5)"],
+                           timeout_s=0.5)
+        assert [t.outcome for t in result.tests] == ["passed", "failed", "timeout"]
+    finally:
+        sandbox.shutdown()
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_directories_left_by_a_killed_caller_are_removed_by_the_next_one(tmp_path):
