@@ -581,9 +581,10 @@ def _runner(job: dict, pipe: _Pipe, program_path: str, lines: _LineTracer) -> No
             filename = f"<test_{i}>"
             _register_source(filename, tests[i])
             error = None  # (the previous phase's lines were taken, the tracer is paused)
-            code = compile(tests[i], filename, "exec")
             t0 = _perf_counter()
-            try:
+            try:  # a test that does not compile is an error of that test alone
+                code = compile(tests[i], filename, "exec")
+                t0 = _perf_counter()
                 _run_user_code((code,), namespace, tracer, timeout_s, guard)
             except _BaseException as exc:  # noqa: B036 - any failure of user code is a verdict
                 error = exc

@@ -176,6 +176,15 @@ def test_syntax_error_in_program_makes_every_test_error_with_its_message():
     assert all(t.message == result.load_message and t.covered_lines == () for t in result.tests)
 
 
+def test_syntax_error_in_a_test_is_an_error_of_that_test_alone():
+    result = run_tests(SIMILAR, [SIMILAR_TESTS[0], "assert similar_elements((1,), (1,)) ==",
+                                 SIMILAR_TESTS[1]])
+    assert outcomes(result) == ["passed", "error", "passed"]
+    assert 'File "<test_1>", line 1' in result.tests[1].message
+    assert "SyntaxError" in result.tests[1].message
+    assert result.tests[1].covered_lines == ()
+
+
 def test_exception_while_loading_setup_is_a_load_error():
     result = run_tests(SIMILAR, ["assert True"], setup="raise RuntimeError('bad setup')")
     assert result.load_outcome == "error"
