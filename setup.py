@@ -1,7 +1,9 @@
-"""The one compiled part: the sandbox zygote's job loop (everything else is in pyproject.toml).
+"""The one compiled part: the sandbox zygote's C extension ``harness._zygote`` (its job loop,
+the runner's limits, the builtins' version tag and the set-up system calls; everything else is in
+pyproject.toml).
 
-Optional: without a C compiler the build goes on and the zygote serves jobs with the same loop
-in Python (slower; see harness/_sandbox_child.py).
+Optional: without a C compiler the build goes on and the zygote does the same in Python (a slower
+job loop, ctypes for the system calls; see harness/_sandbox_child.py).
 """
 
 from setuptools import Extension, setup

