@@ -10,14 +10,19 @@ reference programs with all their tests, it measures programs/s for:
   driven by a thread pool of the same size, no coverage, no per-test verdicts;
 * (c) the in-process floor: ``exec`` of program + setup + tests in this process, no isolation
   (one core; a program that does not finish within its time would hang this run, which MBPP's
-  reference programs do not).
+  reference programs do not);
+* (d) a plain fork server, what pre-forking alone gives: one process per worker, forked from
+  this benchmark's process (its heap included, ``gc.freeze`` applied), forks a child per
+  program that runs program + setup + tests and exits; no isolation, no coverage, no per-test
+  verdicts, no time limit (as (c), MBPP's reference programs end on their own). Not a floor:
+  the harness's workers are smaller processes than this one and do less per fork.
 
-and prints the ratios a/b and a/c, once over all programs and once without the programs that
+and prints the ratios a/b, a/c and a/d, once over all programs and once without the programs that
 take over ``--slow`` seconds in-process on their own (MBPP task 123 computes for ~2 s, and ~3x
 that under a line tracer): with 2 workers one such program bounds the whole run's wall time, so
-the first row measures that program as much as the harness. With ``--repeats R`` (a) and (b)
-are measured R times, alternating, and every run's ratio is printed with the median (on a shared
-or virtual machine single runs vary by +-10 %). Usage::
+the first row measures that program as much as the harness. With ``--repeats R`` (d), (a) and
+(b) are measured R times, alternating, and every run's a/b ratio is printed with the median (on
+a shared or virtual machine single runs vary by +-10 %). Usage::
 
     python benchmarks/sandbox_throughput.py [--workers 2] [--timeout 5] [--data DIR] [--n N]
                                             [--repeats R]
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import io
 import json
 import multiprocessing
@@ -103,8 +109,71 @@ def floor_one(job: Job) -> bool:
         return False
 
 
+def _fork_server(codes: list[str], requests: int, replies: int) -> None:
+    """(d)'s server: for every 4-byte index read from ``requests``, fork a child that runs
+    ``codes[index]``; write one byte per program to ``replies`` (1: it raised nothing)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    gc.collect()
+    gc.freeze()  # as a real fork server would: the children's GC leaves the heap alone
+    while True:
+        msg = os.read(requests, 4)
+        if len(msg) < 4:
+            os._exit(0)
+        child = os.fork()
+        if child == 0:
+            try:
+                exec(codes[int.from_bytes(msg, "big")], {"__name__": "__main__"})
+            except BaseException:  # noqa: B036 - a failing program is counted, not raised
+                os._exit(1)
+            os._exit(0)
+        _, status = os.waitpid(child, 0)
+        os.write(replies, b"\x01" if status == 0 else b"\x00")
+
+
+def fork_server_run(jobs: list[Job], workers: int) -> tuple[float, int]:
+    """(d): ``jobs`` through ``workers`` plain fork servers (see the module docstring), each
+    driven by one thread. Returns (seconds, programs that raised nothing)."""
+    codes = ["\n".join([j.program, j.setup, *j.tests]) for j in jobs]
+    servers = []
+    for _ in range(workers):  # forked before any thread of this measurement starts
+        (req_r, req_w), (rep_r, rep_w) = os.pipe(), os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            for _, other_req_w, other_rep_r in servers:  # else the others never see EOF
+                os.close(other_req_w)
+                os.close(other_rep_r)
+            os.close(req_w)
+            os.close(rep_r)
+            _fork_server(codes, req_r, rep_w)
+        os.close(req_r)
+        os.close(rep_w)
+        servers.append((pid, req_w, rep_r))
+    pending = iter(range(len(jobs)))
+    passed = [0] * workers
+
+    def drive(n: int) -> None:
+        _, req_w, rep_r = servers[n]
+        for i in pending:  # (a shared iterator: next() on it is atomic under the GIL)
+            os.write(req_w, i.to_bytes(4, "big"))
+            passed[n] += os.read(rep_r, 1) == b"\x01"
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            t0 = time.perf_counter()
+            list(pool.map(drive, range(workers)))
+            seconds = time.perf_counter() - t0
+    finally:
+        for pid, req_w, rep_r in servers:
+            os.close(req_w)
+            os.close(rep_r)
+            os.waitpid(pid, 0)
+    return seconds, sum(passed)
+
+
 def main() -> None:
-    """Measure (a), (b), (c) and print programs/s and the ratios."""
+    """Measure (a), (b), (c), (d) and print programs/s and the ratios."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     p.add_argument("--timeout", type=float, default=5.0, help="per-test limit in s (default 5)")
@@ -143,8 +212,10 @@ def main() -> None:
                            fast_jobs)):
         if not subset or (subset is fast_jobs and not slow):
             continue
-        a_runs, b_runs = [], []
+        a_runs, b_runs, d_runs = [], [], []
         for _ in range(args.repeats):
+            d_s, d_pass = fork_server_run(subset, args.workers)
+            d_runs.append(d_s)
             t0 = time.perf_counter()
             results = run_batch(subset, workers=args.workers, timeout_s=args.timeout,
                                 progress=True)
@@ -158,11 +229,12 @@ def main() -> None:
         c_s = sum(s for j, s in zip(jobs, floor_s) if j.id in keep)
         c_pass = sum(ok for j, ok in zip(jobs, c_ok) if j.id in keep)
         rows.append((label, len(subset), a_runs, sum(r.all_passed for r in results), b_runs,
-                     sum(b_ok), c_s, c_pass))
+                     sum(b_ok), c_s, c_pass, d_runs, d_pass))
     shutdown()
 
-    for label, n, a_runs, a_pass, b_runs, b_pass, c_s, c_pass in rows:
+    for label, n, a_runs, a_pass, b_runs, b_pass, c_s, c_pass, d_runs, d_pass in rows:
         a, b, c = n / statistics.median(a_runs), n / statistics.median(b_runs), n / c_s
+        d = n / statistics.median(d_runs)
         median = "median " if args.repeats > 1 else ""
         print(f"\n{label}: {n} programs")
         print(f"(a) harness.sandbox run_batch: {a:8.1f} programs/s ({median}"
@@ -171,11 +243,13 @@ def main() -> None:
               f"{statistics.median(b_runs):.2f} s), {b_pass} passed")
         print(f"(c) in-process exec floor:     {c:8.1f} programs/s ({c_s:.2f} s, one core), "
               f"{c_pass} passed")
+        print(f"(d) plain fork server:         {d:8.1f} programs/s ({median}"
+              f"{statistics.median(d_runs):.2f} s), {d_pass} passed, no isolation or coverage")
         ratios = sorted(b_s / a_s for a_s, b_s in zip(a_runs, b_runs))
         if args.repeats > 1:
             print("ratio a/b per run: " + ", ".join(f"{r:.2f}x" for r in ratios))
         print(f"ratio a/b: {statistics.median(ratios):.2f}x{' (median)' if median else ''}   "
-              f"ratio a/c: {a / c:.3f}x")
+              f"ratio a/c: {a / c:.3f}x   ratio a/d: {a / d:.2f}x")
 
 if __name__ == "__main__":
     main()
