@@ -958,8 +958,8 @@ def main() -> None:
         sys.modules["__main__"] = _EMPTY_MAIN
         gc.freeze()  # fewer copy-on-write faults in the forked runners
         _write_all(sock, (json.dumps({"hello": _FEATURES, "job_loop": _job_loop(),
-                                  "vm_bytes": _vm_bytes(),
-                                  "as_hard": _address_space_limit()}) + "\n").encode())
+                                      "vm_bytes": _vm_bytes(),
+                                      "as_hard": _address_space_limit()}) + "\n").encode())
         _serve(sock, pipes, workdir, tracer)
     finally:
         _remove(workdir)

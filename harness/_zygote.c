@@ -413,7 +413,9 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "harness._zygote",
-                                    "The sandbox zygote's C part: job loop, runner limits, system calls (see the source).", -1, methods};
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "harness._zygote",
+    "The sandbox zygote's C part: job loop, runner limits, system calls (see the source).", -1,
+    methods};
 
 PyMODINIT_FUNC PyInit__zygote(void) { return PyModule_Create(&module); }
