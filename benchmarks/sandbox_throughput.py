@@ -20,9 +20,12 @@ reference programs with all their tests, it measures programs/s for:
 and prints the ratios a/b, a/c and a/d, once over all programs and once without the programs that
 take over ``--slow`` seconds in-process on their own (MBPP task 123 computes for ~2 s, and ~3x
 that under a line tracer): with 2 workers one such program bounds the whole run's wall time, so
-the first row measures that program as much as the harness. With ``--repeats R`` (d), (a) and
-(b) are measured R times, alternating, and every run's a/b ratio is printed with the median (on
-a shared or virtual machine single runs vary by +-10 %). Usage::
+the first row measures that program as much as the harness. A third row runs those programs
+against the *next* task's tests, so that every test fails (a ``NameError``, as when a model
+names a function wrongly): most programs a model writes fail, and a failure's message costs a
+fresh process more than a pass. With ``--repeats R`` (d), (a) and (b) are measured R times,
+alternating, and every run's a/b ratio is printed with the median (on a shared or virtual
+machine single runs vary by +-10 %). Usage::
 
     python benchmarks/sandbox_throughput.py [--workers 2] [--timeout 5] [--data DIR] [--n N]
                                             [--repeats R]
@@ -98,6 +101,11 @@ def baseline_one(job: Job, timeout_s: float) -> bool:
         return bool(result) and result[0] == "passed"
 
 
+def failing(jobs: list[Job]) -> list[Job]:
+    """Each program with the next one's tests (and setup): every test fails."""
+    return [Job(f"{j.id}+", j.program, k.tests, k.setup) for j, k in zip(jobs, jobs[1:] + jobs[:1])]
+
+
 def floor_one(job: Job) -> bool:
     """Program + setup + tests in this process, no isolation at all."""
     code = "\n".join([job.program, job.setup, *job.tests])
@@ -107,6 +115,16 @@ def floor_one(job: Job) -> bool:
         return True
     except BaseException:  # noqa: B036 - a failing reference program is counted, not raised
         return False
+
+
+def floor_times(jobs: list[Job]) -> tuple[list[float], list[bool]]:
+    """(c) for each of ``jobs`` in turn: its seconds and whether it raised nothing."""
+    seconds, ok = [], []
+    for job in jobs:
+        t0 = time.perf_counter()
+        ok.append(floor_one(job))
+        seconds.append(time.perf_counter() - t0)
+    return seconds, ok
 
 
 def _fork_server(codes: list[str], requests: int, replies: int) -> None:
@@ -197,19 +215,21 @@ def main() -> None:
 
     # (c) first, one program at a time: its per-program times tell which programs are slow on
     # their own (MBPP task 123 computes for seconds), which bound any parallel run (Amdahl).
-    floor_s, c_ok = [], []
-    for job in jobs:
-        t0 = time.perf_counter()
-        c_ok.append(floor_one(job))
-        floor_s.append(time.perf_counter() - t0)
+    floor_s, c_ok = floor_times(jobs)
     slow = {j.id for j, s in zip(jobs, floor_s) if s > args.slow}
     fast_jobs = [j for j in jobs if j.id not in slow]
+    failing_jobs = failing(fast_jobs)
+    more_s, more_ok = floor_times(failing_jobs)
+    floor_s, c_ok = floor_s + more_s, c_ok + more_ok
+    jobs_and_failing = jobs + failing_jobs
 
     run_batch(jobs[:4], workers=args.workers, timeout_s=args.timeout)  # start the workers
     rows = []
     for label, subset in (("all programs", jobs),
                           (f"without the {len(slow)} slow ones ({', '.join(sorted(slow))})",
-                           fast_jobs)):
+                           fast_jobs),
+                          ("every test failing (each program with the next one's tests)",
+                           failing_jobs)):
         if not subset or (subset is fast_jobs and not slow):
             continue
         a_runs, b_runs, d_runs = [], [], []
@@ -226,8 +246,8 @@ def main() -> None:
                     lambda j: baseline_one(j, args.timeout * max(1, len(j.tests))), subset))
                 b_runs.append(time.perf_counter() - t0)
         keep = {j.id for j in subset}
-        c_s = sum(s for j, s in zip(jobs, floor_s) if j.id in keep)
-        c_pass = sum(ok for j, ok in zip(jobs, c_ok) if j.id in keep)
+        c_s = sum(s for j, s in zip(jobs_and_failing, floor_s) if j.id in keep)
+        c_pass = sum(ok for j, ok in zip(jobs_and_failing, c_ok) if j.id in keep)
         rows.append((label, len(subset), a_runs, sum(r.all_passed for r in results), b_runs,
                      sum(b_ok), c_s, c_pass, d_runs, d_pass))
     shutdown()

@@ -98,6 +98,30 @@ def test_failed_and_error_are_classified_with_program_line_numbers():
     assert not result.all_passed and result.n_passed == 1
 
 
+def test_error_messages_give_every_frame_its_source_line_and_chained_exceptions():
+    program = "import json\r\ndef f(a):\r\n    return a[0] + a[3]\r\n"  # CRLF, as in MBPP
+    tests = ["f([1])",
+             "try:\n    f([])\nexcept IndexError as e:\n    raise ValueError('bad') from e",
+             "try:\n    f([])\nexcept IndexError:\n    1 / 0",
+             "json.loads('x')",
+             "import sys\nassert 'ast' not in sys.modules"]
+    result = run_tests(program, tests)
+    index, cause, context, library = (t.message for t in result.tests[:4])
+    assert index.splitlines() == [
+        "Traceback (most recent call last):",
+        '  File "<test_0>", line 1, in <module>', "    f([1])",
+        '  File "program.py", line 3, in f', "    return a[0] + a[3]",
+        "IndexError: list index out of range"]  # no column carets
+    assert "The above exception was the direct cause of the following exception:" in cause
+    assert cause.index("IndexError") < cause.index("ValueError: bad")
+    assert "During handling of the above exception, another exception occurred:" in context
+    assert context.endswith("ZeroDivisionError: division by zero")
+    assert "raise JSONDecodeError" in library  # a library frame's line, read from its file
+    assert library.splitlines()[-1].startswith("json.decoder.JSONDecodeError")
+    # carets would need ``ast`` (~5 ms to import in every failing program's fresh runner)
+    assert result.tests[4].outcome == "passed", result.tests[4].message
+
+
 def test_setup_runs_before_tests_and_its_lines_never_count():
     setup = "EXPECTED = (4, 5)\nWARM = similar_elements((1,), (1,))\n"
     tests = ["assert similar_elements((3, 4, 5, 6),(5, 7, 4, 10)) == EXPECTED",
