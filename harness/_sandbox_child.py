@@ -500,7 +500,9 @@ def _format_error(exc: BaseException, program_path: str) -> str:
     """
     try:
         chain, seen, e = [], set(), exc
-        while e is not None and id(e) not in seen:  # the exception, then what it came from
+        # the exception, then what it came from (at most as many as the message can show: a
+        # hostile __cause__ property may return a new exception every time)
+        while e is not None and id(e) not in seen and len(chain) < _MESSAGE_LINES:
             seen.add(id(e))
             chain.append(e)
             e = e.__cause__ if e.__cause__ is not None else (

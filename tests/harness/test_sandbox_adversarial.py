@@ -143,6 +143,17 @@ def test_hostile_exception_message_is_still_an_error():
     assert verdicts(attack)[0] == "error"
 
 
+def test_endless_exception_chain_is_still_an_error_with_a_message():
+    # every read of __cause__ makes a new exception: a chain without end, as the message sees it
+    attack = ("class E(Exception):\n"
+              "    @property\n"
+              "    def __cause__(self):\n"
+              "        return E('again')\n"
+              "raise E('first')")
+    result = run_tests(attack, ["pass"], timeout_s=2.0)
+    assert result.load_outcome == "error" and result.load_message.endswith("E: first")
+
+
 # -- the caller and the worker -----------------------------------------------------------------
 
 @pytest.mark.parametrize("attack", ["import os, signal; os.kill(os.getppid(), signal.SIGKILL)",
