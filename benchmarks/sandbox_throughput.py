@@ -117,14 +117,14 @@ def floor_one(job: Job) -> bool:
         return False
 
 
-def floor_times(jobs: list[Job]) -> tuple[list[float], list[bool]]:
-    """(c) for each of ``jobs`` in turn: its seconds and whether it raised nothing."""
-    seconds, ok = [], []
+def floor_times(jobs: list[Job]) -> dict[str, tuple[float, bool]]:
+    """(c) for each of ``jobs`` in turn: job id -> (seconds, whether it raised nothing)."""
+    floor = {}
     for job in jobs:
         t0 = time.perf_counter()
-        ok.append(floor_one(job))
-        seconds.append(time.perf_counter() - t0)
-    return seconds, ok
+        ok = floor_one(job)
+        floor[job.id] = (time.perf_counter() - t0, ok)
+    return floor
 
 
 def _fork_server(codes: list[str], requests: int, replies: int) -> None:
@@ -215,13 +215,11 @@ def main() -> None:
 
     # (c) first, one program at a time: its per-program times tell which programs are slow on
     # their own (MBPP task 123 computes for seconds), which bound any parallel run (Amdahl).
-    floor_s, c_ok = floor_times(jobs)
-    slow = {j.id for j, s in zip(jobs, floor_s) if s > args.slow}
+    floor = floor_times(jobs)
+    slow = {job_id for job_id, (seconds, _) in floor.items() if seconds > args.slow}
     fast_jobs = [j for j in jobs if j.id not in slow]
     failing_jobs = failing(fast_jobs)
-    more_s, more_ok = floor_times(failing_jobs)
-    floor_s, c_ok = floor_s + more_s, c_ok + more_ok
-    jobs_and_failing = jobs + failing_jobs
+    floor.update(floor_times(failing_jobs))
 
     run_batch(jobs[:4], workers=args.workers, timeout_s=args.timeout)  # start the workers
     rows = []
@@ -245,9 +243,8 @@ def main() -> None:
                 b_ok = list(pool.map(
                     lambda j: baseline_one(j, args.timeout * max(1, len(j.tests))), subset))
                 b_runs.append(time.perf_counter() - t0)
-        keep = {j.id for j in subset}
-        c_s = sum(s for j, s in zip(jobs_and_failing, floor_s) if j.id in keep)
-        c_pass = sum(ok for j, ok in zip(jobs_and_failing, c_ok) if j.id in keep)
+        c_s = sum(floor[j.id][0] for j in subset)
+        c_pass = sum(floor[j.id][1] for j in subset)
         rows.append((label, len(subset), a_runs, sum(r.all_passed for r in results), b_runs,
                      sum(b_ok), c_s, c_pass, d_runs, d_pass))
     shutdown()
