@@ -461,7 +461,7 @@ class _Pipe:
         _write_all(self.fd, self.mac(body) + b" " + body + b"\n")
 
 
-_SOURCES: dict[str, list[str]] = {}  # file name -> lines of user code (see _register_source)
+_SOURCES: dict[str, str] = {}  # file name -> source of user code (see _register_source)
 _CAUSE = "The above exception was the direct cause of the following exception:"
 _CONTEXT = "During handling of the above exception, another exception occurred:"
 
@@ -480,7 +480,8 @@ def _frame_lines(tb) -> list[str]:
         source = _SOURCES.get(code.co_filename)
         if source is None:
             text = linecache.getline(code.co_filename, lineno)
-        else:
+        else:  # split as compile() counts lines (CRLF, CR, LF), only once a message needs it
+            source = source.replace("\r\n", "\n").replace("\r", "\n").split("\n")
             text = source[lineno - 1] if 0 < lineno <= len(source) else ""
         if text.strip():
             lines.append("    " + text.strip())
@@ -493,10 +494,10 @@ def _format_error(exc: BaseException, program_path: str) -> str:
 
     The layout of ``traceback.format_exception`` (whose ``format_exception_only`` writes each
     exception's own lines: a syntax error's location and caret, notes, a failing ``__str__``),
-    with the frames written here, without column carets or exception groups' members: on CPython
-    3.11 ``traceback`` took ~0.65 ms and ~140 page faults for a fresh runner's first message, and
-    its carets import ``ast`` (~5 ms), where this takes ~0.3 ms (see README, "Speed"); most
-    programs a model writes fail.
+    with the frames written here, without column carets or exception groups' members. In a process
+    freshly forked from a zygote-like one (CPython 3.11, microbenchmark) ``traceback``'s first
+    message took ~0.65 ms and ~140 page faults, and its carets import ``ast`` (~5 ms); this
+    takes ~0.3 ms (see README, "Speed"). Most programs a model writes fail.
     """
     try:
         chain, seen, e = [], set(), exc
@@ -570,7 +571,7 @@ def _message(error: BaseException | None, program_path: str, timeout_s: float) -
 def _register_source(filename: str, text: str) -> None:
     """Make user code's lines visible to messages (see _frame_lines): setup and tests have no
     file, and reading the program's back from disk would cost a runner more than keeping it."""
-    _SOURCES[filename] = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")  # compile's
+    _SOURCES[filename] = text
 
 
 def _set_limits(job: dict) -> None:
