@@ -79,19 +79,24 @@ def _site_without_hooks() -> None:
 
 _site_without_hooks()
 
+import _collections_abc  # noqa: E402
+import _json  # noqa: E402
 import _signal  # noqa: E402
 import functools  # noqa: E402
 import gc  # noqa: E402
 import importlib.machinery  # noqa: E402
-import importlib.util  # noqa: E402
-import json  # noqa: E402
-import json.encoder  # noqa: E402
-import linecache  # noqa: E402
 import os  # noqa: E402
-import signal  # noqa: E402
 import stat  # noqa: E402
 import time  # noqa: E402
-import traceback  # noqa: E402
+
+# Imported for the programs, not for the zygote's own use. Every module the zygote holds is
+# mapped into every runner, and unused memory slows every fork (see README, "Speed"); but a
+# module a program imports for itself costs that runner a cold import. Of the 974 MBPP reference
+# programs 78 import re, 42 math, 27 collections and 18 heapq (itertools is built in). The
+# zygote's own code needs neither json's nor signal's Python layer, traceback nor linecache.
+_PRELOADED = ("collections", "heapq", "math", "re")
+for _name in _PRELOADED:
+    __import__(_name)
 
 _MESSAGE_LINES = 15
 _MESSAGE_CHARS = 2000
@@ -115,7 +120,7 @@ def _no_default(obj: object) -> object:
 
 
 # Saved before any program runs: a program that rebinds builtins or attributes of the modules it
-# shares with the runner (os, signal, json, hashlib, ...) cannot change how its outcome is
+# shares with the runner (os, stat, _signal, _json, ...) cannot change how its outcome is
 # classified or what a record says. Records are encoded and authenticated by C code only (the
 # json module's C encoder, SHA-256 objects): rebinding ``json.dumps``, ``json._default_encoder``
 # or ``hmac`` internals reaches neither a record nor the key. Everything the runner calls while
@@ -124,21 +129,34 @@ _AssertionError = AssertionError
 _BaseException = BaseException
 _isinstance = isinstance
 _exec = exec
-_encode_json = json.encoder.c_make_encoder(  # same text as json.dumps(record)
-    None, _no_default, json.encoder.c_encode_basestring_ascii, None, ": ", ", ", False, False,
-    True)
-_scan_json = json.JSONDecoder().scan_once  # (str, index) -> (value, end), in C
+_encode_json = _json.make_encoder(  # same text as json.dumps(record)
+    None, _no_default, _json.encode_basestring_ascii, None, ": ", ", ", False, False, True)
+
+
+class _JSONContext:
+    """The settings ``json.JSONDecoder()`` gives its C scanner (without json's Python layer)."""
+
+    strict = True
+    object_hook = object_pairs_hook = None
+    parse_float, parse_int = float, int
+    parse_constant = {"-Infinity": float("-inf"), "Infinity": float("inf"),
+                      "NaN": float("nan")}.__getitem__
+
+
+_scan_json = _json.make_scanner(_JSONContext())  # (str, index) -> (value, end), in C
 _IPAD = bytes(x ^ 0x36 for x in range(256))  # RFC 2104 inner and outer pads, as translations
 _OPAD = bytes(x ^ 0x5C for x in range(256))
 _write = os.write
 _exit = os._exit
 _perf_counter = time.perf_counter
-_setitimer = signal.setitimer
+_open_fd, _read, _fstat, _close, _S_ISREG = os.open, os.read, os.fstat, os.close, stat.S_ISREG
+_SOURCE_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC  # a FIFO must not block the message
+_setitimer = _signal.setitimer
 # The C functions, not signal.signal/getsignal: those wrap every result in the signal module's
 # enums, which for a Python handler means raising and catching a ValueError inside the enum
 # machinery, ~0.3 ms the first time in a fresh runner (its pages are copied), ~10 us after.
 _set_handler, _get_handler = _signal.signal, _signal.getsignal
-_SIGALRM, _ITIMER_REAL = int(signal.SIGALRM), signal.ITIMER_REAL
+_SIGALRM, _SIGKILL, _ITIMER_REAL = _signal.SIGALRM, _signal.SIGKILL, _signal.ITIMER_REAL
 _BUILTINS = __builtins__.__dict__ if hasattr(__builtins__, "__dict__") else __builtins__
 _PRISTINE_BUILTINS = dict(_BUILTINS)
 
@@ -157,8 +175,8 @@ def _load_extension(folders: list[str], name: str, qualified: str):
             path = os.path.join(folder, name + suffix)
             if os.path.isfile(path):
                 loader = importlib.machinery.ExtensionFileLoader(qualified, path)
-                module = importlib.util.module_from_spec(
-                    importlib.util.spec_from_loader(qualified, loader))
+                module = loader.create_module(
+                    importlib.machinery.ModuleSpec(qualified, loader, origin=path))
                 loader.exec_module(module)
                 return module
     return None
@@ -241,7 +259,9 @@ def _load_ctracer() -> tuple[type, type]:
     Raises:
         RuntimeError: coverage.py or its compiled tracer is not installed.
     """
-    spec = importlib.util.find_spec("coverage")  # a top-level spec: does not import coverage
+    # the top-level package's spec (the zygote has no import hooks: see _site_without_hooks);
+    # finding it does not import coverage
+    spec = importlib.machinery.PathFinder.find_spec("coverage")
     folders = list(spec.submodule_search_locations or []) if spec else []
     module = _load_extension(folders, "tracer", "coverage.tracer")
     if module is None:
@@ -462,42 +482,120 @@ class _Pipe:
 
 
 _SOURCES: dict[str, str] = {}  # file name -> source of user code (see _register_source)
+_LIBRARY_SOURCE_BYTES = 4 << 20  # a library's frame shows no line from a bigger file
 _CAUSE = "The above exception was the direct cause of the following exception:"
 _CONTEXT = "During handling of the above exception, another exception occurred:"
 
 
+def _source(filename: str) -> str:
+    """The text of ``filename``: user code's as registered, other files' read once (UTF-8, as
+    nearly every library file is; PEP 263 coding cookies are not honoured); "" when it is not a
+    regular file of at most ``_LIBRARY_SOURCE_BYTES`` (a code object's file name may be anything:
+    a FIFO, ``/dev/zero``)."""
+    text = _SOURCES.get(filename)
+    if text is None:
+        text = ""
+        try:
+            fd = _open_fd(filename, _SOURCE_FLAGS)
+        except (OSError, ValueError):  # also a name with a NUL byte
+            pass
+        else:
+            try:
+                info = _fstat(fd)
+                if _S_ISREG(info.st_mode) and info.st_size <= _LIBRARY_SOURCE_BYTES:
+                    data = b""
+                    while chunk := _read(fd, _LIBRARY_SOURCE_BYTES + 1 - len(data)):
+                        data += chunk
+                        if len(data) > _LIBRARY_SOURCE_BYTES:  # (it grew meanwhile)
+                            data = b""
+                            break
+                    text = data.decode("utf-8", "replace")
+            except OSError:
+                pass
+            finally:
+                _close(fd)
+        _SOURCES[filename] = text
+    return text
+
+
 def _frame_lines(tb) -> list[str]:
     """The ``Traceback (most recent call last):`` block of ``tb``: file, line and function of
-    every frame (this runner's own skipped), each with its source line, without column carets.
-    User code's lines come from the sources the runner registered, other files' through
-    ``linecache``."""
+    every frame (this runner's own skipped), each with its source line (see :func:`_source`),
+    without column carets."""
     while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
         tb = tb.tb_next
     lines = ["Traceback (most recent call last):"] if tb is not None else []
     while tb is not None:
         code, lineno = tb.tb_frame.f_code, tb.tb_lineno or 0
         lines.append(f'  File "{code.co_filename}", line {lineno}, in {code.co_name}')
-        source = _SOURCES.get(code.co_filename)
-        if source is None:
-            text = linecache.getline(code.co_filename, lineno)
-        else:  # split as compile() counts lines (CRLF, CR, LF), only once a message needs it
-            source = source.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-            text = source[lineno - 1] if 0 < lineno <= len(source) else ""
-        if text.strip():
-            lines.append("    " + text.strip())
+        if lineno > 0:  # split as compile() counts lines (CRLF, CR, LF), only once a message needs it
+            source = _source(code.co_filename).replace("\r\n", "\n").replace("\r", "\n")
+            source = source.split("\n", lineno)
+            text = source[lineno - 1] if lineno <= len(source) else ""
+            if text.strip():
+                lines.append("    " + text.strip())
         tb = tb.tb_next
     return lines
+
+
+def _str(value: object, what: str, func=str) -> str:
+    try:
+        return func(value)
+    except _BaseException:  # noqa: B036 - a hostile __str__ must not end the run
+        return f"<{what} {func.__name__}() failed>"
+
+
+def _exception_lines(exc: BaseException) -> str:
+    """The exception's own lines, as ``traceback.format_exception_only`` writes them (CPython
+    3.11): its type (module-qualified unless built in) and text, or a syntax error's file, line,
+    source line, carets and message; then its ``__notes__``. Written here: importing
+    ``traceback`` costs a runner ~8 ms, or the zygote its memory in every fork (README, "Speed")."""
+    cls = type(exc)
+    name, module = cls.__qualname__, cls.__module__
+    if module not in ("__main__", "builtins"):
+        name = f"{module if _isinstance(module, str) else '<unknown>'}.{name}"
+    out = []
+    if not _isinstance(exc, SyntaxError):
+        text = _str(exc, "exception")
+        out.append(f"{name}: {text}" if text else name)
+    else:
+        suffix = ""
+        if exc.lineno is not None:
+            out.append(f'  File "{exc.filename or "<string>"}", line {exc.lineno}')
+        elif exc.filename is not None:
+            suffix = f" ({exc.filename})"
+        if exc.text is not None:
+            rtext = exc.text.rstrip("\n")
+            ltext = rtext.lstrip(" \n\f")
+            spaces = len(rtext) - len(ltext)
+            out.append(f"    {ltext}")
+            if exc.offset is not None:
+                offset = exc.offset
+                end = exc.end_offset if exc.end_offset not in (None, 0) else offset
+                if end in (offset, -1):
+                    end = offset + 1
+                column, end_column = offset - 1 - spaces, end - 1 - spaces
+                if column >= 0:  # other whitespace (tabs) kept for alignment
+                    pad = "".join(c if c.isspace() else " " for c in ltext[:column])
+                    out.append(f"    {pad}{'^' * (end_column - column)}")
+        out.append(f"{name}: {exc.msg or '<no detail available>'}{suffix}")
+    notes = getattr(exc, "__notes__", None)
+    if _isinstance(notes, _collections_abc.Sequence):
+        out += [_str(note, "note") for note in notes]
+    elif notes is not None:
+        out.append(_str(notes, "__notes__", repr))
+    return "\n".join(out)
 
 
 def _format_error(exc: BaseException, program_path: str) -> str:
     """Last lines of the traceback, chained exceptions included; program paths shortened.
 
-    The layout of ``traceback.format_exception`` (whose ``format_exception_only`` writes each
-    exception's own lines: a syntax error's location and caret, notes, a failing ``__str__``),
-    with the frames written here, without column carets or exception groups' members. In a process
-    freshly forked from a zygote-like one (CPython 3.11, microbenchmark) ``traceback``'s first
-    message took ~0.65 ms and ~140 page faults, and its carets import ``ast`` (~5 ms); this
-    takes ~0.3 ms (see README, "Speed"). Most programs a model writes fail.
+    The layout of ``traceback.format_exception`` without column carets or exception groups'
+    members: frames by :func:`_frame_lines`, each exception's own lines by
+    :func:`_exception_lines`. In a process freshly forked from a zygote-like one (CPython 3.11,
+    microbenchmark) ``traceback``'s first message took ~0.65 ms and ~140 page faults, and its
+    carets import ``ast`` (~5 ms); this takes ~0.3 ms (see README, "Speed"). Most programs a
+    model writes fail.
     """
     try:
         chain, seen, e = [], set(), exc
@@ -512,7 +610,7 @@ def _format_error(exc: BaseException, program_path: str) -> str:
         for i in range(len(chain) - 1, -1, -1):  # oldest first, as Python prints them
             e = chain[i]
             lines += _frame_lines(e.__traceback__)
-            lines += "".join(traceback.format_exception_only(type(e), e)).splitlines()
+            lines += _exception_lines(e).splitlines()
             if i:
                 lines += ["", _CAUSE if chain[i - 1].__cause__ is e else _CONTEXT, ""]
         text = "\n".join(lines[-_MESSAGE_LINES:]).replace(program_path, "program.py")
@@ -600,7 +698,7 @@ def _runner(job: dict, pipe: _Pipe, program_path: str, lines: _LineTracer) -> No
     traced, which keeps a program's cost near its own.
     """
     if not _FEATURES.get("pid_namespace"):  # else the kernel kills it when the zygote (PID 1) dies
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        _prctl(_PR_SET_PDEATHSIG, _SIGKILL)
     os.setsid()  # (the working directory is the program's, inherited from the zygote)
     os.closerange(3, _HIGH_FD)  # the zygote's own descriptors
     os.closerange(_HIGH_FD + 1, 1 << 16)
@@ -666,13 +764,13 @@ def _reap_all() -> None:
     while True:
         if _FEATURES.get("pid_namespace"):
             try:
-                os.kill(-1, signal.SIGKILL)  # from PID 1: every process in the namespace but us
+                os.kill(-1, _SIGKILL)  # from PID 1: every process in the namespace but us
             except ProcessLookupError:
                 pass  # nobody left
         else:
             for pid in _children():
                 try:
-                    os.kill(pid, signal.SIGKILL)
+                    os.kill(pid, _SIGKILL)
                 except ProcessLookupError:
                     pass  # ended meanwhile
         try:
@@ -865,12 +963,12 @@ def _watch(sock: int, poller, pid: int) -> int | None:
                     return None if killed else status
                 msg = os.read(sock, 1)
                 if not msg:  # the caller is gone: end everything
-                    os.kill(pid, signal.SIGKILL)
+                    os.kill(pid, _SIGKILL)
                     _reap_all()
                     os._exit(0)
                 if not killed:
                     killed = True
-                    os.kill(pid, signal.SIGKILL)
+                    os.kill(pid, _SIGKILL)
     finally:
         poller.unregister(pidfd)
         os.close(pidfd)
@@ -892,7 +990,7 @@ def _recv_job(sock: int) -> tuple[bytes, dict] | None:
         if not chunk:
             return None
         body += chunk
-    return bytes(body[:program_len]), json.loads(body[program_len:])
+    return bytes(body[:program_len]), _scan_json(body[program_len:].decode("utf-8"), 0)[0]
 
 
 def _enter_user_namespace() -> None:
@@ -954,7 +1052,7 @@ def _enter_namespaces(workdir: str) -> int | None:
         if pid:  # launcher: wait for the zygote, exit with it
             _, status = os.waitpid(pid, 0)
             os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        _prctl(_PR_SET_PDEATHSIG, _SIGKILL)
         f["pid_namespace"] = os.getpid() == 1
         try:
             _limit_pids()
@@ -1006,9 +1104,9 @@ def main() -> None:
         # this file's functions to rebind.
         sys.modules["__main__"] = _EMPTY_MAIN
         gc.freeze()  # fewer copy-on-write faults in the forked runners
-        _write_all(sock, (json.dumps({"hello": _FEATURES, "job_loop": _job_loop(),
-                                      "vm_bytes": _vm_bytes(),
-                                      "as_hard": _address_space_limit()}) + "\n").encode())
+        hello = {"hello": _FEATURES, "job_loop": _job_loop(), "vm_bytes": _vm_bytes(),
+                 "as_hard": _address_space_limit()}
+        _write_all(sock, ("".join(_encode_json(hello, 0)) + "\n").encode())
         _serve(sock, pipes, workdir, tracer)
     finally:
         _remove(workdir)

@@ -450,6 +450,46 @@ def test_runner_record_mac_is_stdlib_hmac_sha256():
         assert child["_Pipe"](-1, key).mac(body) == expected
 
 
+
+def _raised(source: str) -> BaseException:
+    try:
+        exec(compile(source, "<case>", "exec"), {"__name__": "program"})
+    except BaseException as exc:  # noqa: B036 - the cases raise KeyboardInterrupt too
+        return exc
+    raise AssertionError(f"{source!r} raised nothing")
+
+
+EXCEPTION_CASES = [
+    "raise ValueError('bad')", "raise ValueError()", "raise KeyError('k')",
+    "raise KeyboardInterrupt", "raise ExceptionGroup('two', [ValueError(1), KeyError(2)])",
+    "class E(Exception): pass\nraise E('defined by the program: module-qualified')",
+    "class E(Exception): pass\nE.__module__ = None\nraise E('module not a str')",
+    "class E(Exception):\n    def __str__(self): raise RuntimeError\nraise E()",
+    "e = ValueError('x'); e.add_note('one\\ntwo'); e.add_note('three'); raise e",
+    "class N:\n    def __str__(self): raise RuntimeError\n"
+    "e = ValueError('x'); e.__notes__ = ['ok', N()]; raise e",
+    "e = ValueError('x'); e.__notes__ = 5; raise e",
+    "e = ValueError('x'); e.__notes__ = 'a string is a sequence'; raise e",
+    "compile('x = (', '<test_0>', 'exec')", "compile('if 1:\\n\\tx = = 1', 'p.py', 'exec')",
+    "compile('  f(a for a in b, c)', 'p.py', 'exec')", "compile('def f(:', 'p.py', 'exec')",
+    "compile('if 1:\\nx = 1', 'p.py', 'exec')", "raise SyntaxError('no location')",
+    "raise SyntaxError('file only', ('f.py', None, None, None))",
+    "raise SyntaxError('end -1', ('f.py', 3, 2, '  abc\\n', 3, -1))",
+    "raise SyntaxError('before the text', ('f.py', 3, 1, '    abc', 3, 2))",
+    "raise IndentationError('ind', ('f.py', 1, 5, 'x\\ty  z', 1, 8))",
+]
+
+
+@pytest.mark.parametrize("source", EXCEPTION_CASES)
+def test_exception_lines_are_those_of_traceback_format_exception_only(source):
+    """The runner writes an exception's own lines itself (importing traceback costs ~8 ms in a
+    runner); they must be the standard library's, line for line."""
+    import traceback
+
+    exc = _raised(source)
+    expected = "".join(traceback.format_exception_only(type(exc), exc)).splitlines()
+    assert _sandbox_child_module()["_exception_lines"](exc).splitlines() == expected
+
 def test_builtins_guard_keeps_the_programs_changes_apart_and_leave_is_idempotent():
     import builtins
 

@@ -154,6 +154,18 @@ def test_endless_exception_chain_is_still_an_error_with_a_message():
     assert result.load_outcome == "error" and result.load_message.endswith("E: first")
 
 
+
+@pytest.mark.parametrize("filename", ["fifo", "/dev/zero", "/proc/self/fd/0", "/"])
+def test_a_frame_in_a_file_that_never_ends_is_still_an_error_with_a_message(filename):
+    # a code object's file name is whatever the program compiled it with; reading a FIFO for the
+    # message's source line would block forever, /dev/zero would never end
+    attack = ("import os\n"
+              "os.mkfifo('fifo')\n"
+              f"exec(compile('1 / 0', {filename!r}, 'exec'))")
+    result = run_tests(attack, ["pass"], timeout_s=2.0)
+    assert result.load_outcome == "error", result.load_message
+    assert result.load_message.endswith("ZeroDivisionError: division by zero")
+
 # -- the caller and the worker -----------------------------------------------------------------
 
 @pytest.mark.parametrize("attack", ["import os, signal; os.kill(os.getppid(), signal.SIGKILL)",
