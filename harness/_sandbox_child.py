@@ -520,12 +520,18 @@ def _source(filename: str) -> str:
 
 def _frame_lines(tb) -> list[str]:
     """The ``Traceback (most recent call last):`` block of ``tb``: file, line and function of
-    every frame (this runner's own skipped), each with its source line (see :func:`_source`),
-    without column carets."""
+    every frame that a message can show (this runner's own skipped), each with its source line
+    (see :func:`_source`), without column carets."""
     while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
         tb = tb.tb_next
     lines = ["Traceback (most recent call last):"] if tb is not None else []
+    frames = []
     while tb is not None:
+        frames.append(tb)
+        tb = tb.tb_next
+    # each frame is at least one line: only the last ones can show in a message (a RecursionError
+    # has ~1000)
+    for tb in frames[-_MESSAGE_LINES:]:
         code, lineno = tb.tb_frame.f_code, tb.tb_lineno or 0
         lines.append(f'  File "{code.co_filename}", line {lineno}, in {code.co_name}')
         if lineno > 0:  # split as compile() counts lines (CRLF, CR, LF), only once a message needs it
@@ -534,7 +540,6 @@ def _frame_lines(tb) -> list[str]:
             text = source[lineno - 1] if lineno <= len(source) else ""
             if text.strip():
                 lines.append("    " + text.strip())
-        tb = tb.tb_next
     return lines
 
 

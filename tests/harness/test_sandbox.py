@@ -122,6 +122,15 @@ def test_error_messages_give_every_frame_its_source_line_and_chained_exceptions(
     assert result.tests[4].outcome == "passed", result.tests[4].message
 
 
+
+def test_a_recursion_error_message_is_its_last_frames():
+    # ~1000 frames; only the last ones are written (each is at least one of the 15 lines)
+    result = run_tests("def f(n):\n    return f(n + 1)\n", ["f(0)"])
+    lines = result.tests[0].message.splitlines()
+    assert len(lines) == 15 and lines[-1] == "RecursionError: maximum recursion depth exceeded"
+    assert lines[-3:-1] == ['  File "program.py", line 1, in f', "    def f(n):"]
+    assert lines[:-3] == ['  File "program.py", line 2, in f', "    return f(n + 1)"] * 6
+
 def test_setup_runs_before_tests_and_its_lines_never_count():
     setup = "EXPECTED = (4, 5)\nWARM = similar_elements((1,), (1,))\n"
     tests = ["assert similar_elements((3, 4, 5, 6),(5, 7, 4, 10)) == EXPECTED",
