@@ -534,7 +534,7 @@ def _frame_lines(tb) -> list[str]:
     for tb in frames[-_MESSAGE_LINES:]:
         code, lineno = tb.tb_frame.f_code, tb.tb_lineno or 0
         lines.append(f'  File "{code.co_filename}", line {lineno}, in {code.co_name}')
-        if lineno > 0:  # split as compile() counts lines (CRLF, CR, LF), only once a message needs it
+        if lineno > 0:  # split as compile() counts lines (CRLF, CR, LF), when a message needs it
             source = _source(code.co_filename).replace("\r\n", "\n").replace("\r", "\n")
             source = source.split("\n", lineno)
             text = source[lineno - 1] if lineno <= len(source) else ""
