@@ -122,7 +122,6 @@ def test_error_messages_give_every_frame_its_source_line_and_chained_exceptions(
     assert result.tests[4].outcome == "passed", result.tests[4].message
 
 
-
 def test_a_recursion_error_message_is_its_last_frames():
     # ~1000 frames; only the last ones are written (each is at least one of the 15 lines)
     result = run_tests("def f(n):\n    return f(n + 1)\n", ["f(0)"])
@@ -130,6 +129,7 @@ def test_a_recursion_error_message_is_its_last_frames():
     assert len(lines) == 15 and lines[-1] == "RecursionError: maximum recursion depth exceeded"
     assert lines[-3:-1] == ['  File "program.py", line 1, in f', "    def f(n):"]
     assert lines[:-3] == ['  File "program.py", line 2, in f', "    return f(n + 1)"] * 6
+
 
 def test_setup_runs_before_tests_and_its_lines_never_count():
     setup = "EXPECTED = (4, 5)\nWARM = similar_elements((1,), (1,))\n"
@@ -459,7 +459,6 @@ def test_runner_record_mac_is_stdlib_hmac_sha256():
         assert child["_Pipe"](-1, key).mac(body) == expected
 
 
-
 def _raised(source: str) -> BaseException:
     try:
         exec(compile(source, "<case>", "exec"), {"__name__": "program"})
@@ -498,6 +497,7 @@ def test_exception_lines_are_those_of_traceback_format_exception_only(source):
     exc = _raised(source)
     expected = "".join(traceback.format_exception_only(type(exc), exc)).splitlines()
     assert _sandbox_child_module()["_exception_lines"](exc).splitlines() == expected
+
 
 def test_builtins_guard_keeps_the_programs_changes_apart_and_leave_is_idempotent():
     import builtins

@@ -154,7 +154,6 @@ def test_endless_exception_chain_is_still_an_error_with_a_message():
     assert result.load_outcome == "error" and result.load_message.endswith("E: first")
 
 
-
 @pytest.mark.parametrize("filename", ["fifo", "/dev/zero", "/proc/self/fd/0", "/"])
 def test_a_frame_in_a_file_that_never_ends_is_still_an_error_with_a_message(filename):
     # a code object's file name is whatever the program compiled it with; reading a FIFO for the
@@ -165,6 +164,7 @@ def test_a_frame_in_a_file_that_never_ends_is_still_an_error_with_a_message(file
     result = run_tests(attack, ["pass"], timeout_s=2.0)
     assert result.load_outcome == "error", result.load_message
     assert result.load_message.endswith("ZeroDivisionError: division by zero")
+
 
 # -- the caller and the worker -----------------------------------------------------------------
 
