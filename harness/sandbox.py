@@ -51,12 +51,12 @@ the runner's functions, and so forge verdicts. Use a VM or a container when runn
 untrusted people.
 
 Measured cost (``benchmarks/sandbox_throughput.py``, 2-core CPU machine, 2 workers): ~470–580
-MBPP programs/s with per-test coverage and every guarantee on, 8.3–13.7x a human-eval-style
-``multiprocessing`` baseline in the same run (38 of 64 runs reach 10x; median of 14 benchmarks'
-medians 10.16x) and 1.1–1.3x a plain fork server without isolation or coverage, on the 973
-MBPP programs that are not slow on their own; ~475/s (9.5x) when every test of those programs
-fails; ~180/s (3.2–4.6x) over all 974, where task 123 (~2 s of computation, over its 5 s limit
-under the tracer) holds one worker for the whole limit.
+MBPP programs/s with per-test coverage and every guarantee on, 8.3–14.0x a human-eval-style
+``multiprocessing`` baseline in the same run (51 of 79 runs reach 10x; median of 17 benchmarks'
+medians 10.23x) and 1.1–1.3x a plain fork server without isolation or coverage, on the 973
+MBPP programs that are not slow on their own; ~540–600/s (medians 10.0–11.1x) when every test
+of those programs fails; ~180/s (3.1–4.6x) over all 974, where task 123 (~2 s of computation,
+over its 5 s limit under the tracer) holds one worker for the whole limit.
 Most of the remaining ~3.5 ms CPU per program is the kernel's fork/exit of the runner and the
 copy-on-write page faults after it (README, "Speed").
 """
