@@ -10,7 +10,7 @@ interleaved passes; one process, one thread, pinned to one CPU core when ``--cor
 (i)   tree-sitter parse only (``Parser.parse`` of the UTF-8 bytes);
 (ii)  parse + :meth:`ProgramGraph.from_source`;
 (iii) (ii) + vocabulary encoding (:meth:`EncodedProgram.build`, default eligible categories)
-      + the 5-feature PyG ``Data`` (:func:`graphrepair.features.make_data`, no feedback).
+      + the 5-feature PyG ``Data`` (:func:`graphrepair.features.encoding.make_data`, no feedback).
 
 Prints programs/s per stage and the time ratios (ii)/(i) and (iii)/(i). The data-layer issue's
 goals: (iii) >= 2,000 programs/s and (iii) <= 5x the parse-only time. ``--profile`` prints the
@@ -62,10 +62,10 @@ def main() -> None:
     import torch
 
     from graphrepair.config import CorruptionConfig
-    from graphrepair.data import load_mbpp
-    from graphrepair.features import EncodedProgram, Feedback, make_data
-    from graphrepair.graph import ProgramGraph, _parser
-    from graphrepair.vocab import Vocabulary
+    from graphrepair.data.problems import load_mbpp
+    from graphrepair.features.encoding import EncodedProgram, Feedback, make_data
+    from graphrepair.graphs.graph import ProgramGraph, _parser
+    from graphrepair.graphs.vocab import Vocabulary
 
     torch.set_num_threads(1)
     problems = load_mbpp(args.data_dir)

@@ -1,11 +1,11 @@
-"""Repairing real one-line bugs: repair rate and test executions of ``graphrepair.repair``.
+"""Repairing real one-line bugs: repair rate and test executions of ``graphrepair.repair.cli``.
 
-Builds ``--n`` mutants (default 100) with :func:`graphrepair.mutants.make_mutants` (fixed
+Builds ``--n`` mutants (default 100) with :func:`graphrepair.repair.mutants.make_mutants` (fixed
 ``--seed``) from the *test split of the checkpoint's own experiment* (the same problems, after the
 same ``max_nodes`` and near-duplicate filters, that ``graphrepair.evaluate`` reports on), spread
 evenly over the four kinds (operator, comparison, off-by-one, wrong variable); every mutant is
 verified to fail at least one of its tests. Then each mutant is repaired by
-:func:`graphrepair.repair_loop.repair` with the same localization, masked leaves, search and budget,
+:func:`graphrepair.repair.loop.repair` with the same localization, masked leaves, search and budget,
 once per proposer:
 
 * ``model``: the checkpoint's refiner;
@@ -40,16 +40,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from graphrepair.dataset import prepare  # noqa: E402
-from graphrepair.graph import LeafCategory, ProgramGraph  # noqa: E402
-from graphrepair.mutants import COMPARISON_SWAPS, KINDS, OPERATOR_SWAPS, make_mutants  # noqa: E402
-from graphrepair.repair_loop import (  # noqa: E402
+from graphrepair.data.dataset import prepare  # noqa: E402
+from graphrepair.graphs.graph import LeafCategory, ProgramGraph  # noqa: E402
+from graphrepair.graphs.vocab import SPECIAL_TOKENS  # noqa: E402
+from graphrepair.repair.loop import (  # noqa: E402
     REPAIR_FORMULAS,
     repair,
     text_category,
 )
-from graphrepair.repair_model import ModelProposer, find_checkpoint, load_proposer  # noqa: E402
-from graphrepair.vocab import SPECIAL_TOKENS  # noqa: E402
+from graphrepair.repair.mutants import COMPARISON_SWAPS, KINDS, OPERATOR_SWAPS, make_mutants  # noqa: E402
+from graphrepair.repair.proposer import ModelProposer, find_checkpoint, load_proposer  # noqa: E402
 
 log = logging.getLogger("real_bugs")
 _ARITH = sorted({k for k in OPERATOR_SWAPS if not k.endswith("=")})

@@ -31,7 +31,7 @@ machine single runs vary by +-10 %). Usage::
                                             [--repeats R]
 
 ``--data`` defaults to ``$GRAPHREPAIR_DATA``, else ``$XDG_CACHE_HOME/graphrepair/data`` (the
-rule of ``graphrepair.data.resolve_data_dir``; not imported: harness must not depend on it); the
+rule of ``graphrepair.data.problems.resolve_data_dir``; not imported: harness must not depend on it); the
 directory must hold ``mbpp.jsonl``.
 """
 

@@ -32,10 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from graphrepair.config import load_config  # noqa: E402
-from graphrepair.dataset import prepare  # noqa: E402
+from graphrepair.data.dataset import prepare  # noqa: E402
+from graphrepair.loop.refine import Refiner  # noqa: E402
+from graphrepair.loop.training import RefinementTask  # noqa: E402
 from graphrepair.models import build_model  # noqa: E402
-from graphrepair.refine import Refiner  # noqa: E402
-from graphrepair.training import RefinementTask  # noqa: E402
 from harness.sandbox import shutdown  # noqa: E402
 
 EPOCH = 3

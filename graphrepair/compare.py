@@ -23,7 +23,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from graphrepair.eval_report import BASELINES, METHOD_LABELS, iterative_cell, level_label
+from graphrepair.evaluation.report import BASELINES, METHOD_LABELS, iterative_cell, level_label
 from harness.io import atomic_write_text
 from harness.report import Table, ci_cell, grouped_bar_plot, markdown_table
 

@@ -21,7 +21,7 @@ class DataConfig:
     """Which programs, how they are split, and how many corrupted samples are drawn.
 
     Attributes:
-        dataset: ``mbpp`` | ``sanitized-mbpp`` | ``humaneval`` (see :mod:`graphrepair.data`).
+        dataset: ``mbpp`` | ``sanitized-mbpp`` | ``humaneval`` (see :mod:`graphrepair.data.problems`).
         data_dir: directory holding the dataset files; ``None`` = env ``GRAPHREPAIR_DATA`` or the
             per-user cache.
         split_fractions: train/val/test fractions of *problems* (the split is by problem).
@@ -35,7 +35,7 @@ class DataConfig:
         max_tests: at most this many tests per program are run and fed back (record: 100).
         vocab_min_freq: leaf texts seen fewer times in the training split map to UNK.
         dedup: remove from val/test the programs that near-duplicate a training program
-            (normalised-AST hash, :mod:`graphrepair.dedup`).
+            (normalised-AST hash, :mod:`graphrepair.data.dedup`).
     """
 
     dataset: str = "mbpp"
@@ -57,7 +57,7 @@ class CorruptionConfig:
     Attributes:
         rates: corruption rates used in training (curriculum goes from the first to the last).
         eligible: leaf categories that may be masked (identifier, operator, keyword, literal, punctuation).
-        curriculum: schedule over ``rates`` (:mod:`graphrepair.curriculum`): ``fixed`` (only
+        curriculum: schedule over ``rates`` (:mod:`graphrepair.loop.curriculum`): ``fixed`` (only
             ``rates[0]``), ``increasing`` (easy to hard, then mixed; the record's) or ``mixed``.
         curriculum_fraction: fraction of the epochs over which ``increasing`` unlocks harder
             rates one by one; after it, rates are drawn uniformly.
@@ -108,7 +108,7 @@ class FeedbackConfig:
             new token is at least this (iteration 0 always fills every MASK with the argmax).
         signal: the per-node test signal of the 6-feature model (``iterative_unet``): ``binary``
             (covered by a failing test; Exp 1, 2), ``tarantula`` (Exp 4), ``ochiai`` or ``dstar``
-            (:mod:`graphrepair.spectrum`). The loss weight ``1 + train.test_weight * signal``
+            (:mod:`graphrepair.feedback.spectrum`). The loss weight ``1 + train.test_weight * signal``
             uses the same signal.
     """
 
@@ -133,7 +133,7 @@ class TrainConfig:
         test_weight: loss weight 1 + test_weight x signal (0 for cross-attention experiments).
         pipeline: replay a batch as two interleaved halves, so that one half's programs are
             executed while the model computes the other's (same loss; see
-            :meth:`graphrepair.training.RefinementTask.training_step`).
+            :meth:`graphrepair.loop.training.RefinementTask.training_step`).
         patience: stop after this many epochs without a better validation metric (0 = never).
         init_checkpoint: start from the weights and vocabulary of this checkpoint (fine-tuning,
             Exp 2): a path, or ``latest:<exp>`` = the newest ``<run_root>/<exp>-*/best.pt``;

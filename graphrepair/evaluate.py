@@ -8,13 +8,13 @@ Usage::
 For each seed ``s`` (0-based) and corruption level the same corrupted programs are refined for K
 iterations (DESIGN.md loop: predict -> decode -> run tests -> feedback). The corruption seed is
 ``eval.seed + s``, and a program's mask depends only on (corruption seed, task id, level)
-(:func:`graphrepair.dataset.fixed_states`), so every model evaluated with the same seeds sees the
+(:func:`graphrepair.data.dataset.fixed_states`), so every model evaluated with the same seeds sees the
 same inputs and rows are comparable across runs. On the same inputs, the baselines of
-:mod:`graphrepair.eval_report` (feedback zeroed, unigram, copy) are evaluated the same way, tests
+:mod:`graphrepair.evaluation.report` (feedback zeroed, unigram, copy) are evaluated the same way, tests
 executed. Numbers are means with a Student-t 95% CI over seeds.
 
 ``--split humaneval`` evaluates a model trained on MBPP on HumanEval (a cross-dataset held-out split,
-:func:`graphrepair.dataset.add_heldout_split`). ``--exp ID`` evaluates the newest
+:func:`graphrepair.data.dataset.add_heldout_split`). ``--exp ID`` evaluates the newest
 ``runs/<ID>-*/best.pt``.
 
 Resumable: each finished (seed, level) is written atomically to ``<out>/partial/`` with a
@@ -36,17 +36,17 @@ from pathlib import Path
 import torch
 
 from graphrepair.config import ExperimentConfig
-from graphrepair.dataset import (
+from graphrepair.data.dataset import (
     HELDOUT_SPLITS,
     PreparedData,
     add_heldout_split,
     fixed_states,
     prepare,
 )
-from graphrepair.eval_report import report_plots, report_tables, summarize
+from graphrepair.evaluation.report import report_plots, report_tables, summarize
+from graphrepair.graphs.vocab import Vocabulary
+from graphrepair.loop.refine import ProgramState, Refiner, refine, state_metrics
 from graphrepair.models import build_model, load_weights
-from graphrepair.refine import ProgramState, Refiner, refine, state_metrics
-from graphrepair.vocab import Vocabulary
 from harness.config import from_dict, to_dict
 from harness.io import atomic_write_json
 from harness.report import markdown_table, write_report
@@ -81,7 +81,7 @@ def evaluate(
         cfg: the experiment configuration the model was trained with (``eval`` gives defaults).
         model: the refiner (weights loaded).
         data: prepared programs encoded with the model's vocabulary; a held-out split
-            (``humaneval``) missing from it is added (:func:`~graphrepair.dataset.add_heldout_split`).
+            (``humaneval``) missing from it is added (:func:`~graphrepair.data.dataset.add_heldout_split`).
         out_dir: where ``report.json``, ``report.md``, the PNGs and ``partial/`` go.
         levels, iterations, split, programs, seeds, feedback_zeroed: override ``cfg.eval``.
         checkpoint: path recorded in the report; its directory's ``metrics.csv`` (if any) gives

@@ -7,7 +7,7 @@ Usage::
 
 Runs the tests in the sandbox (:func:`harness.sandbox.run_tests`, TESTS.py split by
 :func:`harness.sandbox.parse_tests_file` exactly as ``python -m harness.run`` does), builds the
-per-line spectrum and scores every executed line with :mod:`graphrepair.spectrum` (default
+per-line spectrum and scores every executed line with :mod:`graphrepair.feedback.spectrum` (default
 ``tarantula``; ``--star`` is DStar's exponent, default 2). A test counts as failing unless it
 passed. A program that does not load is scored on its parse-error region.
 
@@ -36,7 +36,7 @@ from collections import Counter
 
 import numpy as np
 
-from graphrepair.spectrum import FORMULAS, Ranks, Spectrum, line_spectrum, ranks, score
+from graphrepair.feedback.spectrum import FORMULAS, Ranks, Spectrum, line_spectrum, ranks, score
 from harness.run import InputError, read_tests, read_text
 from harness.sandbox import ProgramResult, run_tests
 

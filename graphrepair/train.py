@@ -30,12 +30,12 @@ import torch.distributed as dist
 import yaml
 
 from graphrepair.config import ExperimentConfig, load_config
-from graphrepair.dataset import draw_training_problems, duplication, prepare
+from graphrepair.data.dataset import draw_training_problems, duplication, prepare
 from graphrepair.evaluate import evaluate, find_checkpoint
+from graphrepair.graphs.vocab import Vocabulary
+from graphrepair.loop.refine import Refiner
+from graphrepair.loop.training import RefinementTask
 from graphrepair.models import build_model, load_weights
-from graphrepair.refine import Refiner
-from graphrepair.training import RefinementTask
-from graphrepair.vocab import Vocabulary
 from harness.config import ConfigError, available_experiments, from_dict, save_resolved, to_dict
 from harness.io import atomic_write_json
 from harness.trainer import (

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 
 from graphrepair.config import ExperimentConfig
+from graphrepair.features.variants import FeatureVariant
+from graphrepair.graphs.vocab import SPECIAL_TOKENS, Vocabulary
 from graphrepair.models.guided_unet import GuidedIterativeGraphUNet
 from graphrepair.models.iterative_unet import IterativeGraphUNet
-from graphrepair.variants import FeatureVariant
-from graphrepair.vocab import SPECIAL_TOKENS, Vocabulary
 from harness.trainer import CheckpointError
 
 __all__ = ["MODELS", "GuidedIterativeGraphUNet", "IterativeGraphUNet", "build_model",

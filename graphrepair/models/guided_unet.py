@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.utils import scatter, to_dense_batch
 
-from graphrepair.features import (
+from graphrepair.features.encoding import (
     MAX_DEPTH,
     MAX_ITERATIONS,
     MAX_SIBLING,

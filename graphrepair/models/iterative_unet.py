@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from graphrepair.features import MAX_DEPTH, MAX_ITERATIONS, NUM_EDGE_TYPES
+from graphrepair.features.encoding import MAX_DEPTH, MAX_ITERATIONS, NUM_EDGE_TYPES
 from graphrepair.models.unet_body import GraphUNetBody
 
 __all__ = ["IterativeGraphUNet"]
@@ -40,7 +40,7 @@ class IterativeGraphUNet(nn.Module):
 
     Shapes:
         - data.x: ``[N, 5]`` long: token_id, prev_token_id, parent_type, depth, iteration
-          (:data:`graphrepair.variants.SIX_FEATURE_COLUMNS`)
+          (:data:`graphrepair.features.variants.SIX_FEATURE_COLUMNS`)
         - data.test_signal: ``[N]`` float, the sixth feature (0 = no feedback)
         - data.edge_index: ``[2, E]``; data.edge_type: ``[E]``
         - data.leaf_mask: ``[N]`` bool

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from graphrepair.data import load_mbpp
+from graphrepair.data.problems import load_mbpp
 
 
 def data_dir() -> str:
@@ -22,7 +22,7 @@ def mbpp():
 
 @pytest.fixture(scope="session", autouse=True)
 def graph_cache_under_tmp(tmp_path_factory):
-    """Point the on-disk graph cache (graphrepair.graph_cache) at a session temporary directory.
+    """Point the on-disk graph cache (graphrepair.graphs.cache) at a session temporary directory.
 
     Tests write only under pytest's temporary directories; subprocesses inherit the variable.
     """

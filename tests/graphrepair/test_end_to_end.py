@@ -10,11 +10,11 @@ import torch
 from graphrepair.config import load_config
 from graphrepair.evaluate import evaluate_checkpoint
 from graphrepair.evaluate import main as evaluate_main
-from graphrepair.features import EncodedProgram, feedback_from_result
-from graphrepair.graph import ProgramGraph
+from graphrepair.features.encoding import EncodedProgram, feedback_from_result
+from graphrepair.graphs.graph import ProgramGraph
+from graphrepair.graphs.vocab import Vocabulary
 from graphrepair.train import main as train_main
 from graphrepair.train import run
-from graphrepair.vocab import Vocabulary
 from harness.sandbox import OUTCOMES, run_tests
 from harness.trainer import load_checkpoint
 from tests.graphrepair.conftest import data_dir

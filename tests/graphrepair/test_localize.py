@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from graphrepair.graph import ProgramGraph
+from graphrepair.graphs.graph import ProgramGraph
 from graphrepair.localize import main
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from graphrepair.config import load_config
-from graphrepair.dataset import prepare
+from graphrepair.data.dataset import prepare
+from graphrepair.loop.refine import Refiner
+from graphrepair.loop.training import RefinementTask
 from graphrepair.models import build_model
-from graphrepair.refine import Refiner
-from graphrepair.training import RefinementTask
 from harness.trainer import KILL_AT_STEP_ENV, load_checkpoint
 from tests.graphrepair.conftest import data_dir
 from tests.graphrepair.test_end_to_end import TINY

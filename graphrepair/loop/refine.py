@@ -1,0 +1,358 @@
+"""The iterative refinement loop of DESIGN.md: predict -> decode -> run tests -> feedback -> repeat.
+
+:class:`ProgramState` is one corrupted program as it is being repaired; :class:`Refiner` owns the
+model, the vocabulary and the sandbox settings and moves a list of states forward one iteration at a
+time. Training (:mod:`graphrepair.loop.training`) replays the same steps with scheduled sampling;
+evaluation (:mod:`graphrepair.evaluate`) runs them for K iterations.
+
+Update policy (documented choice, configurable through ``feedback.min_confidence``):
+
+* iteration 0 fills every MASK with the model's argmax over leaf texts (specials never predicted);
+* iteration k >= 1 changes any leaf whose argmax differs from its current token *and* whose
+  probability is at least ``min_confidence``; programs whose tests all pass are frozen.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch_geometric.data import Batch
+
+from graphrepair.config import ExperimentConfig
+from graphrepair.features.encoding import EncodedProgram, Feedback, feedback_from_result, make_data
+from graphrepair.features.variants import FeatureVariant, make_signal_data
+from graphrepair.feedback.spectrum import FORMULAS, line_spectrum, node_scores, score
+from graphrepair.graphs.vocab import Vocabulary
+from graphrepair.models import model_variant
+from harness.cache import ResultCache
+from harness.distributed import local_world_size
+from harness.sandbox import Job, ProgramResult, run_batch
+
+__all__ = ["METRICS", "ProgramState", "Refiner", "refine", "split_predictions", "state_metrics",
+           "signal_from_result"]
+
+METRICS = ("repair_accuracy", "token_accuracy", "exact_match", "pass_rate")
+
+
+@dataclass
+class ProgramState:
+    """One program under repair.
+
+    Attributes:
+        enc: the encoded reference program.
+        masked: bool ``[L]`` leaves corrupted at the start (the denominator of repair_accuracy).
+        texts: current leaf texts; ``None`` = still masked.
+        prev_ids: int64 ``[L]`` leaf ids at the previous iteration.
+        iteration: iterations completed so far.
+        result: sandbox result of the current program (``None`` before the first run).
+        feedback: per-test feedback records given to the model at the next iteration (5-feature
+            variant).
+        signal: float32 ``[N]`` per-node test signal given to the model at the next iteration
+            (6-feature variant; ``None`` before the first run).
+    """
+
+    enc: EncodedProgram
+    masked: np.ndarray
+    texts: list[str | None]
+    prev_ids: np.ndarray
+    iteration: int = 0
+    result: ProgramResult | None = None
+    feedback: Feedback = field(default_factory=Feedback.empty)
+    signal: np.ndarray | None = None
+
+    @classmethod
+    def start(cls, enc: EncodedProgram, masked: np.ndarray, vocab: Vocabulary) -> ProgramState:
+        """The corrupted program: leaves in ``masked`` become MASK, the others keep their text."""
+        texts = [None if m else t for t, m in zip(enc.orig_texts, masked)]
+        return cls(enc, masked, texts, enc.leaf_ids(texts, vocab))
+
+    def source(self) -> str:
+        """Current program source."""
+        return self.enc.source(self.texts)
+
+    def correct(self) -> np.ndarray:
+        """bool ``[L]``: current leaf text equals the reference text."""
+        return np.array([t == o for t, o in zip(self.texts, self.enc.orig_texts)], dtype=bool)
+
+    @property
+    def passed(self) -> bool:
+        """Whether the current program's tests all passed at the last run."""
+        return self.result is not None and self.result.all_passed
+
+
+def state_metrics(states: Sequence[ProgramState]) -> dict[str, float]:
+    """The four DESIGN.md metrics over ``states`` (micro-averaged over leaves; fractions in [0, 1]).
+
+    ``repair_accuracy``: corrupted leaves whose current text equals the reference (NaN if none was
+    corrupted); ``token_accuracy``: the same over all leaves; ``exact_match``: programs whose source
+    equals the reference; ``pass_rate``: programs whose tests all passed at their last run.
+    """
+    n_masked = n_masked_ok = n_leaves = n_ok = exact = passed = 0
+    for s in states:
+        ok = s.correct()
+        n_masked += int(s.masked.sum())
+        n_masked_ok += int(ok[s.masked].sum())
+        n_leaves += len(ok)
+        n_ok += int(ok.sum())
+        exact += int(ok.all())
+        passed += int(s.passed)
+    n = max(len(states), 1)
+    return {
+        "repair_accuracy": n_masked_ok / n_masked if n_masked else float("nan"),
+        "token_accuracy": n_ok / max(n_leaves, 1),
+        "exact_match": exact / n,
+        "pass_rate": passed / n,
+    }
+
+
+class Refiner:
+    """Runs refinement iterations of a model over program states, with real test execution.
+
+    Args:
+        model: a refiner returning leaf logits ``[L, V]`` for a batch (see
+            :class:`graphrepair.models.guided_unet.GuidedIterativeGraphUNet`).
+        vocab: the vocabulary the model was trained with.
+        timeout_s: per-test limit in seconds; memory_mb: per-program limit in MiB; workers:
+            concurrent sandbox processes.
+        max_tests: tests per program fed back to the model.
+        min_confidence: policy threshold for iterations >= 1 (see module docstring).
+        max_iteration: the iteration feature given to the model saturates here. Set it to the last
+            iteration seen in training (``train.trajectory_iterations - 1``): later iterations would
+            otherwise read an embedding that was never trained.
+        device: where the model runs.
+        variant: the model's node features (:class:`graphrepair.features.variants.FeatureVariant`):
+            ``five`` feeds per-test records, ``six`` a per-node test signal.
+        signal: the 6-feature variant's per-node signal: a formula of
+            :data:`graphrepair.feedback.spectrum.FORMULAS` (``binary`` for Exp 1/2, ``tarantula`` Exp 4).
+        cache: the sandbox result cache (:class:`harness.cache.ResultCache`); default: a new
+            in-memory one. Pass one with a path to reuse results across runs and processes.
+
+    Attributes:
+        cache: the result cache; its ``hits``/``misses`` counters are the figures below.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        vocab: Vocabulary,
+        *,
+        timeout_s: float = 3.0,
+        memory_mb: int = 2048,
+        workers: int = 2,
+        max_tests: int = 100,
+        min_confidence: float = 0.5,
+        max_iteration: int = 15,
+        device: torch.device | str = "cpu",
+        variant: FeatureVariant | str = FeatureVariant.FIVE,
+        signal: str = "binary",
+        cache: ResultCache | None = None,
+    ) -> None:
+        self.model, self.vocab = model, vocab
+        self.timeout_s, self.memory_mb, self.workers = timeout_s, memory_mb, workers
+        self.max_tests, self.min_confidence = max_tests, min_confidence
+        self.max_iteration = max_iteration
+        self.device = torch.device(device)
+        self.variant = FeatureVariant(variant)
+        if signal not in FORMULAS:
+            raise ValueError(f"unknown test signal {signal!r}; valid: {sorted(FORMULAS)}")
+        self.signal = signal
+        self.cache = ResultCache() if cache is None else cache
+
+    @property
+    def test_runs(self) -> int:
+        """Programs actually executed so far (cache misses; a program repeated within one call
+        of :meth:`run_tests` runs once and counts once)."""
+        return self.cache.misses
+
+    @property
+    def cache_hits(self) -> int:
+        """Program runs served from the cache so far."""
+        return self.cache.hits
+
+    @classmethod
+    def from_config(cls, model: torch.nn.Module, vocab: Vocabulary, cfg: ExperimentConfig,
+                    device: torch.device | str = "cpu") -> Refiner:
+        """A refiner with the sandbox, feedback and iteration settings of experiment ``cfg``.
+
+        ``sandbox.workers: 0`` means one sandbox worker per CPU core *of this process's share*:
+        under torchrun the cores are divided among the processes of the machine.
+        """
+        return cls(
+            model, vocab, timeout_s=cfg.sandbox.timeout_s, memory_mb=cfg.sandbox.memory_mb,
+            workers=cfg.sandbox.workers or max(1, (os.cpu_count() or 1) // local_world_size()),
+            max_tests=cfg.data.max_tests,
+            min_confidence=cfg.feedback.min_confidence,
+            max_iteration=cfg.train.trajectory_iterations - 1, device=device,
+            variant=model_variant(cfg.model.name), signal=cfg.feedback.signal,
+            cache=ResultCache(cfg.sandbox.cache or None),
+        )
+
+    # -- model side -------------------------------------------------------------------------
+    def batch(self, states: Sequence[ProgramState], with_feedback: bool) -> Batch:
+        """Collate the states' current graphs (and feedback when ``with_feedback``) into one batch."""
+        data = []
+        for s in states:
+            cur = s.enc.leaf_ids(s.texts, self.vocab)
+            prev = cur if s.iteration == 0 else s.prev_ids
+            iteration = min(s.iteration, self.max_iteration)
+            if self.variant is FeatureVariant.SIX:
+                signal = s.signal if with_feedback else None
+                data.append(make_signal_data(s.enc, cur, prev, iteration, signal))
+            else:
+                fb = s.feedback if with_feedback else Feedback.empty()
+                data.append(make_data(s.enc, cur, prev, iteration, fb))
+        follow = ["test_outcome"] if self.variant is FeatureVariant.FIVE else None
+        return Batch.from_data_list(data, follow_batch=follow).to(self.device)
+
+    @torch.no_grad()
+    def predict(
+        self, states: Sequence[ProgramState], with_feedback: bool, batch_size: int = 32
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per state: (argmax leaf ids ``[L]``, their probabilities ``[L]``), in eval mode."""
+        was_training = self.model.training
+        self.model.eval()
+        out: list[tuple[np.ndarray, np.ndarray]] = []
+        for start in range(0, len(states), batch_size):
+            chunk = states[start : start + batch_size]
+            logits = self.model(self.batch(chunk, with_feedback)).float()  # (L_total, V)
+            out.extend(split_predictions(logits, [len(s.texts) for s in chunk]))
+        self.model.train(was_training)
+        return out
+
+    def apply(self, state: ProgramState, pred: np.ndarray, conf: np.ndarray) -> None:
+        """Move ``state`` one iteration forward with the model's prediction (module policy)."""
+        cur = state.enc.leaf_ids(state.texts, self.vocab)
+        if state.iteration == 0:
+            change = np.array([t is None for t in state.texts], dtype=bool)
+        else:
+            change = (pred != cur) & (conf >= self.min_confidence)
+        self._set(state, cur, np.flatnonzero(change), pred)
+
+    def ground_truth_step(self, state: ProgramState, rng: np.random.Generator) -> None:
+        """Move ``state`` forward by fixing half (at least one) of its currently wrong leaves."""
+        cur = state.enc.leaf_ids(state.texts, self.vocab)
+        wrong = np.flatnonzero(~state.correct())
+        fix = rng.choice(wrong, size=max(1, len(wrong) // 2), replace=False) if len(wrong) else wrong
+        state.prev_ids = cur
+        for i in fix:
+            state.texts[i] = state.enc.orig_texts[i]
+        state.iteration += 1
+
+    def _set(self, state: ProgramState, cur: np.ndarray, idx: np.ndarray, pred: np.ndarray) -> None:
+        state.prev_ids = cur
+        for i in idx:
+            state.texts[i] = self.vocab.text(int(pred[i]))
+        state.iteration += 1
+
+    # -- test side --------------------------------------------------------------------------
+    def run_tests(self, states: Sequence[ProgramState], progress: bool = False) -> None:
+        """Execute each state's program with its tests (through :attr:`cache`); set result + feedback."""
+        jobs = [Job(id=s.enc.problem.task_id, program=s.source(),
+                    tests=tuple(s.enc.problem.tests[: self.max_tests]), setup=s.enc.problem.setup)
+                for s in states]
+        results = run_batch(jobs, workers=self.workers, timeout_s=self.timeout_s,
+                            memory_mb=self.memory_mb, progress=progress, cache=self.cache)
+        for s, result in zip(states, results, strict=True):
+            s.result = result
+            if self.variant is FeatureVariant.SIX:
+                s.signal = signal_from_result(s.enc, s.texts, result, self.signal)
+            else:
+                s.feedback = feedback_from_result(s.enc, s.texts, result, self.max_tests)
+
+
+def signal_from_result(enc: EncodedProgram, texts: Sequence[str | None], result: ProgramResult,
+                formula: str) -> np.ndarray:
+    """The 6-feature variant's per-node test signal of one program state.
+
+    The spectrum of every executed line (:func:`graphrepair.feedback.spectrum.line_spectrum`: failed /
+    passed tests covering it; for a program that did not load, the parse-error region) scored
+    with ``formula`` and given to the nodes on that line; nodes on other lines get 0.
+
+    Args:
+        enc: the encoded program; texts: the leaf texts the program was written with.
+        result: the sandbox result of that program.
+        formula: a key of :data:`graphrepair.feedback.spectrum.FORMULAS`.
+
+    Returns:
+        float32 ``[N]`` (binary: 0/1; Tarantula and Ochiai: in [0, 1]).
+    """
+    spectrum = line_spectrum(result, enc.source(texts))
+    scores = score(spectrum, formula)
+    return node_scores(spectrum.elements, scores, enc.node_lines(texts))
+
+
+def split_predictions(logits: torch.Tensor, sizes: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Split batched leaf logits ``[sum(sizes), V]`` into per-program (argmax ``[L]``, prob ``[L]``)."""
+    probs = torch.softmax(logits, dim=-1)
+    conf, pred = probs.max(dim=-1)
+    pred_np, conf_np = pred.cpu().numpy(), conf.cpu().numpy()
+    out, start = [], 0
+    for n in sizes:
+        out.append((pred_np[start : start + n], conf_np[start : start + n]))
+        start += n
+    return out
+
+
+def refine(
+    refiner: Refiner,
+    states: Sequence[ProgramState],
+    iterations: int,
+    *,
+    feedback_at_iteration0: bool = False,
+    with_feedback: bool = True,
+    progress: bool = False,
+) -> list[dict[str, float]]:
+    """Run the iterative loop for ``iterations`` iterations (iteration 0 = one-shot) on ``states``.
+
+    After every iteration the programs are executed in the sandbox and the metrics of
+    :func:`state_metrics` are recorded over *all* states (programs that already pass are frozen and
+    keep their last state). Stops early when every program passes (later entries repeat the last).
+
+    Args:
+        refiner: the model, vocabulary and sandbox settings.
+        states: the corrupted programs; moved forward in place.
+        iterations: K, iteration 0 included (>= 1).
+        feedback_at_iteration0: run the corrupted programs' tests first and give that feedback to
+            iteration 0 (off by the Exp 3c rule).
+        with_feedback: ``False`` = the *feedback-zeroed* ablation: the same loop (tests still run,
+            passing programs still freeze, metrics the same) but the model is given empty feedback
+            (no per-test records / a zero per-node signal) at every iteration; it isolates what
+            test feedback adds.
+        progress: show a tqdm bar over iterations.
+
+    Returns:
+        One metrics dict per iteration, each with the four metrics plus ``test_runs`` (cumulative
+        programs executed by ``refiner`` since it was made, cache misses only) and ``program_runs``
+        (programs evaluated since this call started, cache hits included: the method's cost,
+        independent of what a cache already held).
+
+    Raises:
+        ValueError: ``iterations < 1``.
+    """
+    from tqdm.auto import tqdm
+
+    if iterations < 1:
+        raise ValueError(f"iterations must be >= 1, got {iterations}")
+    history: list[dict[str, float]] = []
+    feedback_at_iteration0 = feedback_at_iteration0 and with_feedback
+    evaluated0 = refiner.test_runs + refiner.cache_hits
+    if feedback_at_iteration0:
+        refiner.run_tests(states)
+    bar = tqdm(range(iterations), desc="refine", unit="iter", leave=False, disable=not progress)
+    for k in bar:
+        active = [s for s in states if not s.passed] if k else list(states)
+        if active:
+            feedback = with_feedback and (k > 0 or feedback_at_iteration0)
+            preds = refiner.predict(active, with_feedback=feedback)
+            for s, (pred, conf) in zip(active, preds):
+                refiner.apply(s, pred, conf)
+            refiner.run_tests(active)
+        row = state_metrics(states)
+        row["test_runs"] = float(refiner.test_runs)
+        row["program_runs"] = float(refiner.test_runs + refiner.cache_hits - evaluated0)
+        history.append(row)
+    return history

@@ -1,0 +1,115 @@
+"""The trained refiner as the repair loop's proposer: checkpoint loading and masked-leaf refills.
+
+:class:`ModelProposer` implements :class:`graphrepair.repair.loop.Proposer` with a checkpoint of
+``graphrepair.train``; :func:`load_proposer` loads one without preparing a dataset, and
+:func:`find_checkpoint` finds the newest ``best.pt`` (the default of ``python -m
+graphrepair.repair.cli``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from graphrepair.config import ExperimentConfig
+from graphrepair.data.problems import Problem
+from graphrepair.features.encoding import EncodedProgram, feedback_from_result
+from graphrepair.features.variants import FeatureVariant
+from graphrepair.graphs.graph import ProgramGraph
+from graphrepair.graphs.vocab import UNK, Vocabulary
+from graphrepair.loop.refine import ProgramState, Refiner, signal_from_result
+from graphrepair.models import build_model, load_weights
+from harness.config import from_dict
+from harness.sandbox import ProgramResult
+from harness.trainer import load_checkpoint
+
+__all__ = ["ModelProposer", "find_checkpoint", "load_proposer"]
+
+
+class ModelProposer:
+    """Refills masked leaves with a trained refiner's distribution over leaf texts.
+
+    The masked program is given to the model as a fresh iteration-0 state (what it was trained to
+    fill), with the current program's test feedback only when its experiment gave feedback at
+    iteration 0 (``feedback.feedback_at_iteration0``; the Exp 3c rule says no).
+
+    Args:
+        model: the refiner (see :func:`graphrepair.models.build_model`).
+        vocab: its vocabulary; cfg: its experiment configuration.
+        top_k: texts proposed per masked leaf (besides its current text).
+        device: where the model runs.
+    """
+
+    def __init__(self, model: torch.nn.Module, vocab: Vocabulary, cfg: ExperimentConfig, top_k: int = 10,
+                 device: str = "cpu") -> None:
+        self.model, self.vocab, self.cfg, self.top_k = model, vocab, cfg, top_k
+        self.refiner = Refiner.from_config(model, vocab, cfg, device=device)
+
+    def maskable(self, graph: ProgramGraph) -> np.ndarray:
+        """Eligible categories of the experiment, texts in the vocabulary, no line break."""
+        eligible = set(self.cfg.corruption.eligible)
+        return np.array([c.value in eligible and self.vocab.leaf_id(t) != UNK and "\n" not in t
+                         and "\r" not in t for t, c in zip(graph.leaf_texts, graph.leaf_categories)],
+                        dtype=bool)
+
+    @torch.no_grad()
+    def propose(self, problem: Problem, graph: ProgramGraph, masks: Sequence[np.ndarray],
+                result: ProgramResult, batch_size: int = 16) -> list[list[dict[str, float]]]:
+        """Top-``k`` texts and log-probabilities per masked leaf, plus its current text's.
+
+        The masked programs (one per mask) go through the model in batches of ``batch_size``.
+        """
+        enc = EncodedProgram.build(problem, graph, self.vocab, self.cfg.corruption.eligible)
+        fb = self.cfg.feedback.feedback_at_iteration0
+        states = []
+        for masked in masks:
+            state = ProgramState.start(enc, masked, self.vocab)
+            if fb and self.refiner.variant is FeatureVariant.SIX:
+                state.signal = signal_from_result(enc, enc.orig_texts, result, self.refiner.signal)
+            elif fb:
+                state.feedback = feedback_from_result(enc, enc.orig_texts, result,
+                                                      self.refiner.max_tests)
+            states.append(state)
+        self.model.eval()
+        out = []
+        n_leaves = len(enc.orig_texts)
+        for start in range(0, len(states), batch_size):
+            chunk = states[start : start + batch_size]
+            logits = self.model(self.refiner.batch(chunk, with_feedback=fb)).float()  # (B*L, V)
+            logp = torch.log_softmax(logits, dim=-1).view(len(chunk), n_leaves, -1)  # (B, L, V)
+            for b, masked in enumerate(masks[start : start + batch_size]):
+                idx = np.flatnonzero(masked)
+                rows = logp[b, torch.as_tensor(idx, dtype=torch.long)]  # (M, V)
+                values, ids = rows.topk(min(self.top_k, rows.shape[1]), dim=-1)  # (M, k)
+                per_leaf = []
+                for r, i in enumerate(idx):
+                    opts = dict(zip(map(self.vocab.text, ids[r].tolist()), values[r].tolist()))
+                    cur = enc.orig_texts[i]
+                    opts.setdefault(cur, float(rows[r, self.vocab.leaf_id(cur)]))
+                    per_leaf.append(opts)
+                out.append(per_leaf)
+        return out
+
+
+def find_checkpoint(root: str | Path = "runs") -> Path | None:
+    """The most recently modified ``best.pt`` under ``root`` (recursively), or ``None``."""
+    found = [p for p in Path(root).glob("**/best.pt") if p.is_file()]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def load_proposer(path: str | Path, device: str = "cpu", top_k: int = 10) -> ModelProposer:
+    """A :class:`ModelProposer` from a checkpoint of ``graphrepair.train`` (no dataset needed).
+
+    Raises:
+        FileNotFoundError: no such file. RuntimeError: not a readable checkpoint, or weights that
+            do not fit the model its config describes (:func:`graphrepair.models.load_weights`).
+    """
+    ckpt = load_checkpoint(path)
+    cfg = from_dict(ExperimentConfig, ckpt["config"])
+    vocab = Vocabulary.from_dict(ckpt["extra"]["vocab"])
+    model = build_model(cfg, vocab)
+    load_weights(model, ckpt["model"], str(path))
+    return ModelProposer(model.to(device), vocab, cfg, top_k=top_k, device=device)

@@ -1,0 +1,148 @@
+"""graphrepair.features.encoding / graphrepair.features.variants: both node-feature variants on real MBPP programs."""
+
+import numpy as np
+import pytest
+import torch
+from torch_geometric.data import Batch, Data
+
+from graphrepair.features.encoding import (
+    NUM_EDGE_TYPES,
+    EncodedProgram,
+    Feedback,
+    RefinementData,
+    make_data,
+    new_data,
+)
+from graphrepair.features.variants import (
+    SIX_FEATURE_COLUMNS,
+    FeatureVariant,
+    make_signal_data,
+    make_variant_data,
+)
+from graphrepair.graphs.graph import EdgeType, ProgramGraph
+from graphrepair.graphs.vocab import PAD, UNK, Vocabulary
+
+ELIGIBLE = ["identifier", "operator", "keyword", "literal"]
+TASKS = (2, 3, 4, 17, 57)
+
+
+@pytest.fixture(scope="module")
+def encoded(mbpp):
+    probs = [mbpp[f"mbpp/{i}"] for i in TASKS]
+    graphs = [ProgramGraph.from_source(p.source) for p in probs]
+    vocab = Vocabulary.build(graphs[:-1])  # the last program has texts the vocabulary lacks
+    return vocab, [EncodedProgram.build(p, g, vocab, ELIGIBLE) for p, g in zip(probs, graphs)]
+
+
+def test_num_edge_types_matches_schema():
+    assert NUM_EDGE_TYPES == len(EdgeType) == 5
+
+
+def test_encoded_program_arrays(encoded):
+    vocab, encs = encoded
+    for enc in encs:
+        g = enc.graph
+        # First leaf of each node, as the original walk-up loop computed it.
+        expected = np.full(g.num_nodes, -1)
+        for pos, node in enumerate(g.leaf_nodes):
+            while node >= 0 and expected[node] < 0:
+                expected[node] = pos
+                node = g.parent[node]
+        assert np.array_equal(enc.first_leaf, expected) and (expected >= 0).all()
+        assert enc.parent_type[0] == PAD
+        assert [int(t) for t in enc.parent_type[1:]] == [
+            vocab.type_id(g.node_types[p]) for p in g.parent[1:]
+        ]
+        assert enc.leaf_mask.sum() == g.num_leaves and enc.leaf_mask[enc.leaf_nodes].all()
+        assert np.array_equal(enc.target, np.where(enc.orig_ids == UNK, -100, enc.orig_ids))
+        assert enc.num_unknown == int((enc.orig_ids == UNK).sum())
+        assert np.array_equal(enc.gap_newlines, [s.count("\n") for s in g.gaps])
+    assert encs[-1].num_unknown > 0 and all(e.num_unknown == 0 for e in encs[:-1])
+    with pytest.raises(ValueError, match="unknown leaf categories"):
+        EncodedProgram.build(encs[0].problem, encs[0].graph, vocab, ["identifer"])
+
+
+def test_five_feature_variant(encoded):
+    _, encs = encoded
+    enc = encs[0]
+    cur = enc.orig_ids.copy()
+    cur[::3] = 1  # MASK
+    data = make_data(enc, cur, enc.orig_ids, 2, Feedback.empty())
+    assert isinstance(data, RefinementData)
+    data.validate(raise_on_error=True)
+    # The same x as the original np.stack construction.
+    tok, prev = enc.type_ids.copy(), enc.type_ids.copy()
+    tok[enc.leaf_nodes], prev[enc.leaf_nodes] = cur, enc.orig_ids
+    n = enc.num_nodes
+    expected = np.stack([tok, prev, enc.depth, enc.sibling, np.full(n, 2)], axis=1)
+    assert data.x.dtype == torch.long and torch.equal(data.x, torch.from_numpy(expected))
+    assert torch.equal(data.edge_type, enc.edge_type) and data.edge_type.max() < NUM_EDGE_TYPES
+    assert data.num_nodes == n and data.y.shape == (enc.graph.num_leaves,)
+
+
+def test_six_feature_variant(encoded):
+    vocab, encs = encoded
+    enc = encs[1]
+    n = enc.num_nodes
+    signal = np.linspace(0, 1, n, dtype=np.float32)
+    data = make_signal_data(enc, enc.orig_ids, enc.orig_ids, 3, signal)
+    data.validate(raise_on_error=True)
+    assert SIX_FEATURE_COLUMNS == ("token_id", "prev_token_id", "parent_type", "depth", "iteration")
+    assert data.x.shape == (n, 5) and data.x.dtype == torch.long
+    assert torch.equal(data.x[:, 0], torch.from_numpy(enc.type_ids))
+    assert torch.equal(data.x[:, 2], torch.from_numpy(enc.parent_type))
+    assert data.x[0, 2] == PAD and data.x[1, 2] == vocab.type_id("module")
+    assert torch.equal(data.x[:, 3], torch.from_numpy(enc.depth)) and (data.x[:, 4] == 3).all()
+    assert data.test_signal.dtype == torch.float32 and torch.equal(data.test_signal, torch.from_numpy(signal))
+    assert torch.equal(data.edge_type, enc.edge_type)
+    zero = make_signal_data(enc, enc.orig_ids, enc.orig_ids, 0)
+    assert zero.test_signal.shape == (n,) and not zero.test_signal.any()
+    with pytest.raises(ValueError, match=rf"shape \({n},\)"):
+        make_signal_data(enc, enc.orig_ids, enc.orig_ids, 0, signal[:-1])
+    with pytest.raises(ValueError, match="NaN"):
+        make_signal_data(enc, enc.orig_ids, enc.orig_ids, 0, np.full(n, np.nan))
+    # Batching concatenates the per-node signal and offsets the edges.
+    batch = Batch.from_data_list([data, make_signal_data(encs[0], encs[0].orig_ids, encs[0].orig_ids, 0)])
+    assert batch.test_signal.shape == (n + encs[0].num_nodes,)
+    assert batch.edge_index.max() == n + encs[0].num_nodes - 1
+
+
+def test_variant_selection(encoded):
+    _, encs = encoded
+    enc = encs[2]
+    assert FeatureVariant("five") is FeatureVariant.FIVE and FeatureVariant("six") is FeatureVariant.SIX
+    five = make_variant_data("five", enc, enc.orig_ids, enc.orig_ids, 0)
+    six = make_variant_data(FeatureVariant.SIX, enc, enc.orig_ids, enc.orig_ids, 0)
+    assert isinstance(five, RefinementData) and "test_outcome" in five and "test_signal" not in five
+    assert "test_signal" in six and "test_outcome" not in six
+    with pytest.raises(ValueError, match="not a valid FeatureVariant"):
+        make_variant_data("seven", enc, enc.orig_ids, enc.orig_ids, 0)
+    with pytest.raises(ValueError, match="per-node test_signal"):
+        make_variant_data("six", enc, enc.orig_ids, enc.orig_ids, 0, feedback=Feedback.empty())
+    with pytest.raises(ValueError, match="per-test feedback"):
+        make_variant_data("five", enc, enc.orig_ids, enc.orig_ids, 0, test_signal=np.zeros(enc.num_nodes))
+
+
+def test_new_data_equals_constructor(encoded):
+    _, encs = encoded
+    enc = encs[3]
+    nodes = np.arange(0, enc.num_nodes, 2)
+    fb = Feedback(np.array([0, 1]), np.stack([np.zeros_like(nodes), nodes]), False)
+    attrs = dict(
+        x=torch.zeros(enc.num_nodes, 5, dtype=torch.long),
+        edge_index=enc.edge_index,
+        edge_type=enc.edge_type,
+        test_outcome=torch.from_numpy(fb.outcome),
+        test_position=torch.arange(2),
+        trace_index=torch.from_numpy(fb.trace_index),
+        num_nodes=enc.num_nodes,
+    )
+    for cls in (Data, RefinementData):
+        fast, slow = new_data(cls, **attrs), cls(**attrs)
+        assert type(fast) is cls and sorted(fast.keys()) == sorted(slow.keys())
+        assert fast.num_nodes == slow.num_nodes == enc.num_nodes
+        for key in slow.keys():
+            assert torch.equal(torch.as_tensor(fast[key]), torch.as_tensor(slow[key])), key
+    a, b = new_data(RefinementData, **attrs), RefinementData(**attrs)
+    ba, bb = Batch.from_data_list([a, a]), Batch.from_data_list([b, b])
+    assert torch.equal(ba.trace_index, bb.trace_index) and torch.equal(ba.edge_index, bb.edge_index)
