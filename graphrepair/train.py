@@ -31,7 +31,7 @@ import yaml
 
 from graphrepair.config import ExperimentConfig, load_config
 from graphrepair.data.dataset import draw_training_problems, duplication, prepare
-from graphrepair.evaluate import evaluate, find_checkpoint
+from graphrepair.evaluation.evaluate import evaluate, find_checkpoint
 from graphrepair.graphs.vocab import Vocabulary
 from graphrepair.loop.refine import Refiner
 from graphrepair.loop.training import RefinementTask

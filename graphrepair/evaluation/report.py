@@ -1,6 +1,6 @@
 """Aggregation over seeds, tables and plots of an iterative-refinement evaluation.
 
-:mod:`graphrepair.evaluate` produces one *unit* per (seed, corruption level): the per-iteration
+:mod:`graphrepair.evaluation.evaluate` produces one *unit* per (seed, corruption level): the per-iteration
 metric rows of every method on the same corrupted inputs. This module turns the units into the
 ``results`` of ``report.json`` (means with Student-t 95% CIs over seeds, :func:`summarize`), the
 tables of the Phase 1.5 record (:func:`report_tables`) and the PNG plots (:func:`report_plots`).
@@ -71,7 +71,7 @@ def summarize(units: Sequence[dict]) -> dict[str, dict]:
     """Per corruption level (key ``f"{level:g}"``): the model's summary plus ``baselines``.
 
     Args:
-        units: the (seed, level) results of :func:`graphrepair.evaluate.run_unit`.
+        units: the (seed, level) results of :func:`graphrepair.evaluation.evaluate.run_unit`.
 
     Returns:
         ``{level: {<method_summary of model>, "baselines": {name: method_summary},

@@ -3,7 +3,7 @@
 :class:`ProgramState` is one corrupted program as it is being repaired; :class:`Refiner` owns the
 model, the vocabulary and the sandbox settings and moves a list of states forward one iteration at a
 time. Training (:mod:`graphrepair.loop.training`) replays the same steps with scheduled sampling;
-evaluation (:mod:`graphrepair.evaluate`) runs them for K iterations.
+evaluation (:mod:`graphrepair.evaluation.evaluate`) runs them for K iterations.
 
 Update policy (documented choice, configurable through ``feedback.min_confidence``):
 

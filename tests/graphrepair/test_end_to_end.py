@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from graphrepair.config import load_config
-from graphrepair.evaluate import evaluate_checkpoint
 from graphrepair.evaluate import main as evaluate_main
+from graphrepair.evaluation.evaluate import evaluate_checkpoint
 from graphrepair.features.encoding import EncodedProgram, feedback_from_result
 from graphrepair.graphs.graph import ProgramGraph
 from graphrepair.graphs.vocab import Vocabulary

@@ -6,11 +6,12 @@ import time
 
 import pytest
 
-import graphrepair.evaluate as ev
+import graphrepair.evaluation.evaluate as ev
 from graphrepair.compare import compare
 from graphrepair.compare import main as compare_main
 from graphrepair.config import load_config
 from graphrepair.data.dataset import add_heldout_split
+from graphrepair.evaluate import main as evaluate_main
 from graphrepair.loop.refine import Refiner, refine
 from graphrepair.train import run
 from tests.graphrepair.conftest import data_dir
@@ -145,7 +146,7 @@ def test_exp_picks_the_newest_run_or_lists_what_exists(tmp_path, capsys):
         (tmp_path / name / "best.pt").write_bytes(b"x")
         os.utime(tmp_path / name / "best.pt", (time.time() - age,) * 2)
     assert ev.find_checkpoint("3d", tmp_path) == tmp_path / "3d-20250102-000000" / "best.pt"
-    assert ev.main(["--exp", "4", "--runs-root", str(tmp_path)]) == 2
+    assert evaluate_main(["--exp", "4", "--runs-root", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "no " in err and "4-*/best.pt" in err and "3d_cpu-1" in err
 
