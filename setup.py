@@ -3,7 +3,9 @@ the runner's limits, the builtins' version tag and the set-up system calls; ever
 pyproject.toml).
 
 Optional: without a C compiler the build goes on and the zygote does the same in Python (a slower
-job loop, ctypes for the system calls; see harness/_sandbox_child.py).
+job loop, ctypes for the system calls; see harness/_sandbox_child.py), with the same guarantees.
+``harness.sandbox.job_loop()`` says which loop a machine uses; why the loop is in C, and what it
+measured, is in docs/sandbox.md.
 """
 
 from setuptools import Extension, setup

@@ -17,22 +17,23 @@ reference programs with all their tests, it measures programs/s for:
   verdicts, no time limit (as (c), MBPP's reference programs end on their own). Not a floor:
   the harness's workers are smaller processes than this one and do less per fork.
 
-and prints the ratios a/b, a/c and a/d, once over all programs and once without the programs that
-take over ``--slow`` seconds in-process on their own (MBPP task 123 computes for ~2 s, and ~3x
-that under a line tracer): with 2 workers one such program bounds the whole run's wall time, so
-the first row measures that program as much as the harness. A third row runs those programs
-against the *next* task's tests, so that every test fails (a ``NameError``, as when a model
-names a function wrongly): most programs a model writes fail, and a failure's message costs a
-fresh process more than a pass. With ``--repeats R`` (d), (a) and (b) are measured R times,
-alternating, and every run's a/b ratio is printed with the median (on a shared or virtual
-machine single runs vary by +-10 %). Usage::
+and prints the ratios a/b, a/c and a/d in up to three rows: all programs; without the programs
+that take over ``--slow`` seconds in-process on their own (MBPP task 123 computes for seconds,
+longer under a line tracer: with 2 workers one such program bounds the whole run's wall time, so
+the first row measures that program as much as the harness); and those programs run against the
+*next* task's tests, so that every test fails (a ``NameError``, as when a model names a function
+wrongly): most programs a model writes fail, and a failure's message costs a fresh process more
+than a pass. With ``--repeats R`` (d), (a) and (b) are measured R times, alternating, and every
+run's a/b ratio is printed with the median: single runs move with the machine's load, so compare
+only medians measured in the same session. Usage::
 
     python benchmarks/sandbox_throughput.py [--workers 2] [--timeout 5] [--data DIR] [--n N]
-                                            [--repeats R]
+                                            [--slow S] [--repeats R]
 
 ``--data`` defaults to ``$GRAPHREPAIR_DATA``, else ``$XDG_CACHE_HOME/graphrepair/data`` (the
-rule of ``graphrepair.data.problems.resolve_data_dir``; not imported: harness must not depend on it); the
-directory must hold ``mbpp.jsonl``.
+rule of ``graphrepair.data.problems.resolve_data_dir``; not imported: harness must not depend on
+it); the directory must hold ``mbpp.jsonl``. How to read the output, and every figure measured
+with it so far, dated: ``docs/sandbox.md``.
 """
 
 from __future__ import annotations

@@ -7,12 +7,16 @@ and wrong types. Defaults follow the Phase 1.5 record (``../shared/research/004_
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from harness.config import load_experiment
+from graphrepair.graphs.schema import LeafCategory
+from harness.config import ConfigError, check_range, load_experiment
 
+LEAF_CATEGORIES = tuple(c.value for c in LeafCategory)
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "graphrepair"
 
 
@@ -38,7 +42,7 @@ class DataConfig:
             (normalised-AST hash, :mod:`graphrepair.data.dedup`).
     """
 
-    dataset: str = "mbpp"
+    dataset: Literal["mbpp", "sanitized-mbpp", "humaneval"] = "mbpp"
     data_dir: str | None = None
     split_fractions: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
     split_seed: int = 0
@@ -49,6 +53,14 @@ class DataConfig:
     vocab_min_freq: int = 1
     dedup: bool = True
 
+    def __post_init__(self) -> None:
+        for name in ("train_samples", "val_samples", "max_nodes", "max_tests", "vocab_min_freq"):
+            check_range(name, getattr(self, name), low=1)
+        if len(self.split_fractions) != 3 or any(f < 0 for f in self.split_fractions) \
+                or abs(sum(self.split_fractions) - 1) > 1e-6:
+            raise ConfigError(f"split_fractions must be three fractions >= 0 summing to 1 "
+                              f"(train, val, test), got {self.split_fractions}")
+
 
 @dataclass
 class CorruptionConfig:
@@ -56,7 +68,8 @@ class CorruptionConfig:
 
     Attributes:
         rates: corruption rates used in training (curriculum goes from the first to the last).
-        eligible: leaf categories that may be masked (identifier, operator, keyword, literal, punctuation).
+        eligible: leaf categories that may be masked (:class:`~graphrepair.graphs.schema.LeafCategory`
+            values: identifier, keyword, operator, punctuation, literal, comment, other).
         curriculum: schedule over ``rates`` (:mod:`graphrepair.loop.curriculum`): ``fixed`` (only
             ``rates[0]``), ``increasing`` (easy to hard, then mixed; the record's) or ``mixed``.
         curriculum_fraction: fraction of the epochs over which ``increasing`` unlocks harder
@@ -70,15 +83,26 @@ class CorruptionConfig:
     curriculum: Literal["fixed", "increasing", "mixed"] = "increasing"
     curriculum_fraction: float = 0.5
 
+    def __post_init__(self) -> None:
+        if not self.rates:
+            raise ConfigError("rates must list at least one corruption rate")
+        for rate in self.rates:
+            check_range("rates", rate, low=0, high=1, low_open=True)
+        unknown = sorted(set(self.eligible) - set(LEAF_CATEGORIES))
+        if unknown or not self.eligible:
+            raise ConfigError(f"eligible must name leaf categories among {list(LEAF_CATEGORIES)}, "
+                              f"got {self.eligible}")
+        check_range("curriculum_fraction", self.curriculum_fraction, low=0, high=1)
+
 
 @dataclass
 class ModelConfig:
     """Refiner architecture.
 
     Attributes:
-        name: ``guided_unet`` (:class:`GuidedIterativeGraphUNet`, 5 features + cross-attention to
-            per-test feedback; Exp 3, 3b, 3c, 3d) or ``iterative_unet``
-            (:class:`IterativeGraphUNet`, 6 features with a per-node test signal; Exp 1, 2, 4).
+        name: a model of the registry (:mod:`graphrepair.models.registry`): ``guided_unet``
+            (5 features + cross-attention to per-test feedback; Exp 3, 3b, 3c, 3d) or
+            ``iterative_unet`` (6 features with a per-node test signal; Exp 1, 2, 4).
         hidden: hidden width (record: 256).
         depth: number of pooling levels of the Graph U-Net (record: 3).
         gat_heads: attention heads of each GAT layer (their outputs are concatenated to ``hidden``).
@@ -88,7 +112,7 @@ class ModelConfig:
         use_test_guidance: ``False`` removes the feedback path entirely (Exp 3b).
     """
 
-    name: Literal["guided_unet", "iterative_unet"] = "guided_unet"
+    name: str = "guided_unet"
     hidden: int = 256
     depth: int = 3
     gat_heads: int = 4
@@ -96,6 +120,12 @@ class ModelConfig:
     pool_ratio: float = 0.5
     dropout: float = 0.1
     use_test_guidance: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("hidden", "depth", "gat_heads", "attention_heads"):
+            check_range(name, getattr(self, name), low=1)
+        check_range("pool_ratio", self.pool_ratio, low=0, high=1, low_open=True)
+        check_range("dropout", self.dropout, low=0, high=1, high_open=True)
 
 
 @dataclass
@@ -115,6 +145,9 @@ class FeedbackConfig:
     feedback_at_iteration0: bool = False
     min_confidence: float = 0.5
     signal: Literal["binary", "tarantula", "ochiai", "dstar"] = "binary"
+
+    def __post_init__(self) -> None:
+        check_range("min_confidence", self.min_confidence, low=0, high=1)
 
 
 @dataclass
@@ -146,6 +179,10 @@ class TrainConfig:
         device: ``auto`` (cuda when available), ``cpu`` or ``cuda`` (under torchrun: the GPU of
             ``LOCAL_RANK``).
         bf16: bf16 autocast of the training step on CUDA (ignored on CPU).
+        static_graph: under torchrun, wrap the model in ``DistributedDataParallel(static_graph=
+            True)`` (see :class:`harness.trainer.TrainerConfig`). Trajectory replay calls the
+            model once per iteration before one backward, which plain DDP cannot reduce, so every
+            experiment config turns it on; ignored in a single process.
     """
 
     epochs: int = 50
@@ -165,6 +202,18 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     bf16: bool = True
+    static_graph: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "trajectory_iterations"):
+            check_range(name, getattr(self, name), low=1)
+        check_range("lr", self.lr, low=0, low_open=True)
+        for name in ("weight_decay", "grad_clip", "test_weight", "patience"):
+            check_range(name, getattr(self, name), low=0)
+        check_range("scheduled_sampling_warmup", self.scheduled_sampling_warmup, low=0, high=1)
+        check_range("scheduled_sampling_max", self.scheduled_sampling_max, low=0, high=1)
+        if not _DEVICE.fullmatch(self.device):
+            raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
 
 
 @dataclass
@@ -188,6 +237,11 @@ class SandboxConfig:
     memory_mb: int = 2048
     workers: int = 0
     cache: str = ""
+
+    def __post_init__(self) -> None:
+        check_range("timeout_s", self.timeout_s, low=0, high=86400, low_open=True)
+        check_range("memory_mb", self.memory_mb, low=256)
+        check_range("workers", self.workers, low=0)
 
 
 @dataclass
@@ -215,6 +269,13 @@ class EvalConfig:
     seed: int = 1234
     seeds: int = 1
     feedback_zeroed: bool = True
+
+    def __post_init__(self) -> None:
+        for level in self.corruption:
+            check_range("corruption", level, low=0, high=1)
+        check_range("iterations", self.iterations, low=1)
+        check_range("programs", self.programs, low=0)
+        check_range("seeds", self.seeds, low=1)
 
 
 @dataclass

@@ -2,43 +2,82 @@
 
 Usage::
 
-    python -m graphrepair.evaluate (--exp ID | --checkpoint PATH) [--corruption 0.2 0.5 0.75]
-        [--iterations K] [--seeds N] [--split val|test|humaneval] [--programs N] [--out DIR]
+    python -m graphrepair.evaluate (--checkpoint PATH | --exp ID [--runs-root DIR])
+        [--corruption 0.2 0.5 0.75] [--iterations K] [--seeds N] [--split val|test|humaneval]
+        [--programs N] [--no-feedback-zeroed] [--data-dir DIR] [--device cpu|cuda|auto] [--out DIR]
 
-For each seed ``s`` (0-based) and corruption level the same corrupted programs are refined for K
-iterations (DESIGN.md loop: predict -> decode -> run tests -> feedback). The corruption seed is
-``eval.seed + s``, and a program's mask depends only on (corruption seed, task id, level)
-(:func:`graphrepair.data.dataset.fixed_states`), so every model evaluated with the same seeds sees the
-same inputs and rows are comparable across runs. On the same inputs, the baselines of
-:mod:`graphrepair.evaluation.report` (feedback zeroed, unigram, copy) are evaluated the same way, tests
-executed. Numbers are means with a Student-t 95% CI over seeds.
+Evaluates the checkpoint (``--exp ID``: the newest ``<runs-root>/<ID>-*/best.pt``) as described in
+:mod:`graphrepair.evaluation.evaluate`: every (seed, level) unit refines the same corrupted programs
+for K iterations with real test runs, beside the baselines on the same inputs; units are resumable.
 
-``--split humaneval`` evaluates a model trained on MBPP on HumanEval (a cross-dataset held-out split,
-:func:`graphrepair.data.dataset.add_heldout_split`). ``--exp ID`` evaluates the newest
-``runs/<ID>-*/best.pt``.
+Where the report goes: with the run's own evaluation settings (its config's ``eval`` section)
+into ``<checkpoint dir>/eval`` — the report ``graphrepair.compare`` reads; with any option that
+changes them (``--split humaneval --programs 3``) into its own directory
+``<checkpoint dir>/eval-<options>``, so a one-off evaluation never replaces the run's main report.
+``--out DIR`` chooses the directory.
 
-Resumable: each finished (seed, level) is written atomically to ``<out>/partial/`` with a
-fingerprint of the model weights, vocabulary, settings and inputs; a rerun with the same
-fingerprint skips it (a different fingerprint is recomputed, with a warning). Output:
-``report.json``, ``report.md`` and PNG plots via :mod:`harness.report`.
+Exit codes (:mod:`harness.cli`): 0 evaluated, 2 bad input (missing or damaged checkpoint or
+dataset, an option out of range), 3 the environment (``--device cuda`` without CUDA).
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 from pathlib import Path
 
 from graphrepair.data.dataset import HELDOUT_SPLITS
 from graphrepair.evaluation.evaluate import evaluate_checkpoint, find_checkpoint
+from harness.cli import (
+    EXIT_CODES_HELP,
+    InputError,
+    resolve_device,
+    run_cli,
+    setup_logging,
+)
 
-__all__ = ["main"]
+__all__ = ["main", "report_dir"]
+
+
+def report_dir(checkpoint: Path, args: argparse.Namespace) -> Path:
+    """Where the report of evaluating ``checkpoint`` with ``args`` goes (see module docstring)."""
+    if args.out:
+        return Path(args.out)
+    parts = []
+    if args.split:
+        parts.append(f"split_{args.split}")
+    if args.programs is not None:
+        parts.append(f"programs_{args.programs}")
+    if args.corruption:
+        parts.append("levels_" + "_".join(f"{lv:g}" for lv in args.corruption))
+    if args.iterations is not None:
+        parts.append(f"iterations_{args.iterations}")
+    if args.seeds is not None:
+        parts.append(f"seeds_{args.seeds}")
+    if args.no_feedback_zeroed:
+        parts.append("no_feedback_zeroed")
+    return checkpoint.parent / ("eval-" + "-".join(parts) if parts else "eval")
+
+
+def _check(args: argparse.Namespace) -> None:
+    """Option ranges, before anything is loaded or written.
+
+    Raises:
+        InputError: a value out of range (the message names the flag).
+    """
+    if args.iterations is not None and args.iterations < 1:
+        raise InputError(f"--iterations must be >= 1 (iteration 0 is the one-shot), got {args.iterations}")
+    if args.programs is not None and args.programs < 0:
+        raise InputError(f"--programs must be >= 0 (0 = every program of the split), got {args.programs}")
+    if args.seeds is not None and args.seeds < 1:
+        raise InputError(f"--seeds must be >= 1, got {args.seeds}")
+    if args.corruption and any(not 0.0 <= lv <= 1.0 for lv in args.corruption):
+        raise InputError(f"--corruption levels must lie in [0, 1], got {args.corruption}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry point (see module docstring)."""
-    ap = argparse.ArgumentParser(prog="python -m graphrepair.evaluate", description=__doc__.split("\n")[0])
+    """CLI entry point (see module docstring). Returns the exit code."""
+    ap = argparse.ArgumentParser(prog="python -m graphrepair.evaluate", epilog=EXIT_CODES_HELP,
+                                 description=__doc__.split("\n")[0])
     which = ap.add_mutually_exclusive_group(required=True)
     which.add_argument("--checkpoint", help="a best.pt / last.pt written by graphrepair.train")
     which.add_argument("--exp", help="evaluate the newest <runs-root>/<EXP>-*/best.pt")
@@ -50,22 +89,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--programs", type=int, help="at most this many programs per level (0 = all)")
     ap.add_argument("--no-feedback-zeroed", action="store_true", help="skip the feedback-zeroed baseline")
     ap.add_argument("--data-dir", help="dataset directory (default: $GRAPHREPAIR_DATA or the cache)")
-    ap.add_argument("--device", default="cpu", help="where the model runs (cpu, cuda)")
-    ap.add_argument("--out", help="report directory (default: <checkpoint dir>/eval)")
+    ap.add_argument("--device", default="cpu", help="where the model runs: cpu (default), cuda, auto")
+    ap.add_argument("--out", help="report directory (default: <checkpoint dir>/eval, or "
+                                  "eval-<options> when options change the run's settings)")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        path = Path(args.checkpoint) if args.checkpoint else find_checkpoint(args.exp, args.runs_root)
-        if args.exp:
-            print(f"evaluating {path} (newest best.pt of Exp {args.exp})")
-        _, json_path, md_path, table = evaluate_checkpoint(
-            path, args.out, data_dir=args.data_dir, device=args.device, levels=args.corruption,
-            iterations=args.iterations, split=args.split, programs=args.programs, seeds=args.seeds,
-            feedback_zeroed=False if args.no_feedback_zeroed else None,
-        )
-    except (FileNotFoundError, RuntimeError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    setup_logging()
+    return run_cli(lambda: _main(args))
+
+
+def _main(args: argparse.Namespace) -> int:
+    _check(args)
+    device = resolve_device(args.device)
+    path = Path(args.checkpoint) if args.checkpoint else find_checkpoint(args.exp, args.runs_root)
+    if args.exp:
+        print(f"evaluating {path} (newest best.pt of Exp {args.exp})")
+    _, json_path, md_path, table = evaluate_checkpoint(
+        path, report_dir(path, args), data_dir=args.data_dir, device=device,
+        levels=args.corruption, iterations=args.iterations, split=args.split,
+        programs=args.programs, seeds=args.seeds,
+        feedback_zeroed=False if args.no_feedback_zeroed else None,
+    )
     print(table)
     print(f"report: {md_path}\n        {json_path}")
     return 0

@@ -6,7 +6,7 @@ Usage::
                                    [--star X] [--timeout S] [--json]
 
 Runs the tests in the sandbox (:func:`harness.sandbox.run_tests`, TESTS.py split by
-:func:`harness.sandbox.parse_tests_file` exactly as ``python -m harness.run`` does), builds the
+:func:`harness.run.parse_tests_file` exactly as ``python -m harness.run`` does), builds the
 per-line spectrum and scores every executed line with :mod:`graphrepair.feedback.spectrum` (default
 ``tarantula``; ``--star`` is DStar's exponent, default 2). A test counts as failing unless it
 passed. A program that does not load is scored on its parse-error region.
@@ -21,8 +21,7 @@ passing tests covering it, and the line's text. With ``--json`` one object::
 Exit code: 0 when the localization was printed (whatever the verdicts), 2 on bad input (a missing
 or unreadable file, a file that is not UTF-8, an empty PROGRAM.py, a TESTS.py that does not parse
 or holds no test, an unknown formula, absurd ``--timeout`` or ``--star``; one error line on
-stderr, no traceback), 3 when the sandbox could not start. Unlike ``harness.run``, a PROGRAM.py
-that is not UTF-8 is bad input here: its lines cannot be listed or parsed.
+stderr, no traceback), 3 when the sandbox could not start, as for ``harness.run``.
 """
 
 from __future__ import annotations

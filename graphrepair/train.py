@@ -3,23 +3,32 @@
 Usage::
 
     python -m graphrepair.train --exp 3d [--set train.epochs=10 --set data.train_samples=200 ...]
-                                [--data-dir DIR] [--run-dir DIR] [--resume RUN_DIR] [--no-eval]
+                                [--data-dir DIR] [--run-dir DIR [--force]] [--no-eval]
+    python -m graphrepair.train --resume RUN_DIR [--set train.epochs=N] [--set train.patience=N]
     torchrun --standalone --nproc_per_node=N -m graphrepair.train --exp 3d [...]   # DDP, N ranks
 
-Writes ``runs/<exp>-<UTC time>/``: ``config.yaml`` (resolved), ``run.json`` (command line, git
-commit), ``metrics.csv``, ``tb/`` (TensorBoard), ``last.pt``, ``best.pt`` and ``eval/report.{json,md}``.
+Writes ``runs/<exp>-<UTC time>/`` (or ``--run-dir``): ``config.yaml`` (resolved), ``run.json``
+(command line, git commit, resumes), ``data.json``, ``metrics.csv``, ``tb/`` (TensorBoard),
+``last.pt`` and ``best.pt`` (each with its ``.sha256``) and ``eval/report.{json,md}``.
+
+Nothing is written before the configuration, the device and the model name were checked; a
+``--run-dir`` that already holds a run is refused unless ``--force`` replaces it (see
+:func:`harness.runs.claim_run_dir`). ``--resume RUN_DIR`` continues an interrupted run from
+``last.pt``, exactly where its last finished epoch left it, with the configuration it was started
+with; ``--set train.epochs=N`` / ``train.patience=N`` extend it (recorded in ``run.json`` and
+``config.yaml``), any other key is an error.
 
 Under torchrun (see :mod:`harness.trainer`) every rank loads the data and trains on its share of
 each epoch's samples (``data.train_samples`` is per epoch over all ranks, ``train.batch_size`` per
 rank, each rank with its own sandbox workers); rank 0 picks the run directory name (broadcast to
-the others), prints, writes every file and runs the final evaluation. An interrupted run continues
-with ``--resume RUN_DIR`` (from ``last.pt``, exactly where its last finished epoch left it).
+the others), prints, writes every file and runs the final evaluation.
+
+Exit codes (:mod:`harness.cli`): 0 trained (and evaluated), 2 bad input (configuration, run
+directory, dataset, checkpoint), 3 the environment (CUDA asked for but not available).
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime as _dt
 import logging
 import os
 import sys
@@ -29,28 +38,32 @@ import numpy as np
 import torch.distributed as dist
 import yaml
 
-from graphrepair.config import ExperimentConfig, load_config
+from graphrepair.config import CONFIG_DIR, ExperimentConfig, load_config
 from graphrepair.data.dataset import draw_training_problems, duplication, prepare
 from graphrepair.evaluation.evaluate import evaluate, find_checkpoint
-from graphrepair.graphs.vocab import Vocabulary
 from graphrepair.loop.refine import Refiner
 from graphrepair.loop.training import RefinementTask
-from graphrepair.models import build_model, load_weights
-from harness.config import ConfigError, available_experiments, from_dict, save_resolved, to_dict
-from harness.io import atomic_write_json
+from graphrepair.models import build_model, from_checkpoint
+from graphrepair.models.registry import model_class
+from harness import runs
+from harness.checkpoint import load_checkpoint
+from harness.cli import experiment_parser, resolve_device, run_cli, setup_logging
+from harness.config import ConfigError, describe, from_dict, save_resolved, to_dict
+from harness.io import atomic_write_json, atomic_write_text
 from harness.trainer import (
-    CheckpointError,
     Trainer,
     TrainerConfig,
     cleanup_distributed,
     init_distributed,
-    load_checkpoint,
     seed_everything,
 )
 
-__all__ = ["main", "resolve_checkpoint", "run"]
+__all__ = ["EXTENDABLE", "main", "resolve_checkpoint", "resolve_run", "run"]
 
 log = logging.getLogger("graphrepair.train")
+
+#: Configuration keys a resumed run may change (``--resume RUN_DIR --set train.epochs=N``).
+EXTENDABLE = ("train.epochs", "train.patience")
 
 
 def resolve_checkpoint(spec: str, run_root: str | os.PathLike) -> Path:
@@ -68,27 +81,96 @@ def resolve_checkpoint(spec: str, run_root: str | os.PathLike) -> Path:
     return path
 
 
+def resolve_run(exp: str | None, overrides: list[str], *, run_dir: str | None = None,
+                resume: str | None = None, force: bool = False, data_dir: str | None = None,
+                master: bool = True) -> tuple[ExperimentConfig, Path, dict]:
+    """The checked configuration and run directory of a training command; nothing is written.
+
+    Args:
+        exp, overrides: ``--exp`` and ``--set`` (with ``resume``: only :data:`EXTENDABLE` keys).
+        run_dir, resume, force: ``--run-dir``, ``--resume``, ``--force``.
+        data_dir: ``--data-dir`` (not part of the run: it may differ on resume).
+        master: rank 0 (only it deletes a run replaced with ``force``).
+
+    Returns:
+        (configuration, run directory, the keys a resume changed with their new values).
+
+    Raises:
+        ConfigError: no ``--exp``; ``--exp``/``--run-dir`` given with ``--resume``; an override a
+            resume may not change; an invalid configuration or value; an unknown model.
+        harness.runs.RunDirError: the run directory holds a run (no ``--force``), or is not empty.
+        FileNotFoundError: ``--resume`` of a directory without ``last.pt``.
+        harness.cli.EnvironmentProblem: ``train.device`` is CUDA without CUDA.
+    """
+    changes: dict = {}
+    if resume:
+        if exp or run_dir:
+            raise ConfigError(f"--resume {resume} continues the run in that directory with its own "
+                              "experiment and configuration: drop --exp and --run-dir")
+        path = runs.claim_run_dir(resume, resume=True)
+        cfg_path = path / "config.yaml"
+        try:
+            data = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read {cfg_path} ({exc}): not a run of this code") from exc
+        for key, value in runs.resume_overrides(overrides, EXTENDABLE):
+            section, name = key.split(".")
+            changes[key] = value
+            data[section][name] = value
+        cfg = from_dict(ExperimentConfig, data)
+    else:
+        if not exp:
+            raise ConfigError("--exp is required (or --resume RUN_DIR); run with --help for the "
+                              "list of experiments")
+        cfg = load_config(exp, overrides)
+        path = Path(run_dir) if run_dir else runs.timestamped_run_dir(cfg.run_root, cfg.exp)
+        if master or not force:
+            runs.claim_run_dir(path, force=force)
+    if data_dir:
+        cfg.data.data_dir = data_dir
+    model_class(cfg.model.name)
+    resolve_device(cfg.train.device)
+    return cfg, path, changes
+
+
+def _record(cfg: ExperimentConfig, run_dir: Path, resume: bool, changes: dict, argv: list[str]) -> None:
+    """Rank 0: write config.yaml + run.json (a new run) or record the resume (extended keys)."""
+    if not resume:
+        save_resolved(cfg, run_dir, argv)
+        return
+    if changes:
+        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        log.info("resume extends the run: %s", ", ".join(f"{k}={v}" for k, v in changes.items()))
+    runs.record_resume(run_dir, argv, changes)
+
+
 def run(cfg: ExperimentConfig, run_dir: Path, *, resume: bool = False, do_eval: bool = True,
-        argv: list[str] | None = None) -> dict:
+        argv: list[str] | None = None, changes: dict | None = None) -> dict:
     """Train (and evaluate) ``cfg`` in ``run_dir``; return a summary dict with paths and the table.
 
-    Under torchrun every rank calls this with the same ``run_dir``; rank 0 alone writes files and
-    evaluates (the other ranks return without ``table``/``report_*``).
+    The caller has checked ``run_dir`` (:func:`resolve_run`). Under torchrun every rank calls this
+    with the same ``run_dir``; rank 0 alone writes files and evaluates (the other ranks return
+    without ``table``/``report_*``).
+
+    Raises:
+        FileNotFoundError / graphrepair.data.problems.DataError: a dataset file is missing or
+            damaged (before anything is written).
+        harness.checkpoint.CheckpointError: a damaged ``last.pt`` or ``init_checkpoint``, or one
+            holding another model's weights.
     """
     ctx = init_distributed(cfg.train.device)
     device = ctx.device
     seed_everything(cfg.train.seed)  # the same initial weights on every rank
     vocab = init = None
     if cfg.train.init_checkpoint:
-        init_path = resolve_checkpoint(cfg.train.init_checkpoint, cfg.run_root)
-        init = (init_path, load_checkpoint(init_path))
-        vocab = Vocabulary.from_dict(init[1]["extra"]["vocab"])
-        log.info("initialising from %s (its weights and vocabulary)", init_path)
+        init = from_checkpoint(resolve_checkpoint(cfg.train.init_checkpoint, cfg.run_root))
+        vocab = init.vocab
+        log.info("initialising from %s (its weights and vocabulary)", init.path)
     if resume:
-        vocab = Vocabulary.from_dict(load_checkpoint(run_dir / "last.pt")["extra"]["vocab"])
+        vocab = from_checkpoint(run_dir / "last.pt").vocab  # also: its weights fit this config
     data = prepare(cfg, vocab=vocab)  # first: a missing dataset must not leave a run directory
     if ctx.master:
-        save_resolved(cfg, run_dir, argv or sys.argv)
+        _record(cfg, run_dir, resume, changes or {}, argv or sys.argv)
         dup = duplication(data.splits["train"], draw_training_problems(
             len(data.splits["train"]), cfg.data.train_samples, np.random.default_rng(0)))
         if dup["duplication_rate"] > 0:
@@ -100,7 +182,7 @@ def run(cfg: ExperimentConfig, run_dir: Path, *, resume: bool = False, do_eval: 
         atomic_write_json(run_dir / "data.json", {**data.summary(), "training_samples": dup})
     model = build_model(cfg, data.vocab)
     if init is not None:
-        load_weights(model, init[1]["model"], str(init[0]))
+        model.load_state_dict(init.model.state_dict())
     model = model.to(device)
     n_params = sum(p.numel() for p in model.parameters())
     log.info("model %r: %s parameters, device %s", model, f"{n_params:,}", device)
@@ -120,14 +202,14 @@ def run(cfg: ExperimentConfig, run_dir: Path, *, resume: bool = False, do_eval: 
         epochs=cfg.train.epochs, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
         grad_clip=cfg.train.grad_clip, monitor="repair_accuracy", mode="max",
         patience=cfg.train.patience, floor_metric=cfg.train.floor_metric, floor=floor,
-        seed=cfg.train.seed, bf16=cfg.train.bf16,
+        seed=cfg.train.seed, bf16=cfg.train.bf16, static_graph=cfg.train.static_graph,
     )
-    summary = Trainer(task, tcfg, run_dir, to_dict(cfg), dist_ctx=ctx).fit(resume=resume)
-    log.info(
-        "training done in %.0f s: best val repair_accuracy %.1f%% at epoch %d; %d program runs "
-        "(%d cache hits)", summary.seconds, summary.best_metric * 100, summary.best_epoch + 1,
-        refiner.test_runs, refiner.cache_hits,
-    )
+    trainer = Trainer(task, tcfg, run_dir, to_dict(cfg), dist_ctx=ctx)
+    summary = trainer.fit(resume=resume)
+    program_runs = sum(float(r.get("train/program_runs", 0)) for r in trainer.rows)
+    log.info("training done in %.0f s: best val repair_accuracy %.1f%% at epoch %d; %d programs "
+             "executed over all ranks and epochs", summary.seconds, summary.best_metric * 100,
+             summary.best_epoch + 1, program_runs)
     out = {"run_dir": str(run_dir), "best": str(summary.best_path), "params": n_params,
            "train_seconds": summary.seconds}
     if do_eval and ctx.master:
@@ -142,36 +224,20 @@ def run(cfg: ExperimentConfig, run_dir: Path, *, resume: bool = False, do_eval: 
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point (see module docstring). Returns the process exit code."""
-    ap = argparse.ArgumentParser(prog="python -m graphrepair.train",
-                                 description="Train a graphrepair refiner and evaluate it.")
-    ap.add_argument("--exp", help="experiment id, a file stem in configs/graphrepair/")
-    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a config value, e.g. --set train.epochs=2 (repeatable)")
-    ap.add_argument("--data-dir", help="dataset directory (default: $GRAPHREPAIR_DATA or the cache)")
-    ap.add_argument("--run-dir", help="output directory (default: runs/<exp>-<UTC time>)")
-    ap.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from last.pt")
+    ap = experiment_parser("python -m graphrepair.train",
+                           "Train a graphrepair refiner and evaluate its best checkpoint.", CONFIG_DIR)
     ap.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
     args = ap.parse_args(argv)
-    master = int(os.environ.get("RANK", 0)) == 0  # torchrun's rank; only rank 0 logs at INFO/prints
-    logging.basicConfig(level=logging.INFO if master else logging.WARNING, format="%(message)s")
-    try:
-        if args.resume:
-            run_dir = Path(args.resume)
-            cfg = from_dict(ExperimentConfig, yaml.safe_load((run_dir / "config.yaml").read_text()))
-        else:
-            if not args.exp:
-                from graphrepair.config import CONFIG_DIR
+    setup_logging()
+    command = sys.argv if argv is None else ["graphrepair.train", *argv]
+    return run_cli(lambda: _main(args, command))
 
-                ap.error(f"--exp is required; available: {available_experiments(CONFIG_DIR)}")
-            cfg = load_config(args.exp, args.overrides)
-            stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-            run_dir = Path(args.run_dir or Path(cfg.run_root) / f"{cfg.exp}-{stamp}")
-        if args.data_dir:
-            cfg.data.data_dir = args.data_dir
-    except (ConfigError, OSError) as exc:
-        if master:
-            print(f"error: {exc}", file=sys.stderr)
-        return 2
+
+def _main(args, command: list[str]) -> int:
+    master = int(os.environ.get("RANK", 0)) == 0
+    cfg, run_dir, changes = resolve_run(
+        args.exp, args.overrides, run_dir=args.run_dir, resume=args.resume, force=args.force,
+        data_dir=args.data_dir, master=master)
     try:
         ctx = init_distributed(cfg.train.device)
         if ctx.ddp:  # the name is stamped with rank 0's clock: every rank must use rank 0's
@@ -179,17 +245,10 @@ def main(argv: list[str] | None = None) -> int:
             dist.broadcast_object_list(name, src=0)
             run_dir = Path(name[0])
         if ctx.master:
-            print(f"experiment {cfg.exp}: {cfg.description}")
+            print(f"experiment {cfg.exp}: {describe(cfg)}")
             print(f"run directory: {run_dir}")
-        try:
-            out = run(cfg, run_dir, resume=bool(args.resume), do_eval=not args.no_eval,
-                      argv=sys.argv if argv is None else ["graphrepair.train", *argv])
-        # user-fixable (missing data or checkpoint, bad config, damaged checkpoint): a message;
-        # anything else keeps its traceback
-        except (FileNotFoundError, ConfigError, CheckpointError) as exc:
-            if ctx.master:
-                print(f"error: {exc}", file=sys.stderr)
-            return 2
+        out = run(cfg, run_dir, resume=bool(args.resume), do_eval=not args.no_eval, argv=command,
+                  changes=changes)
     finally:
         cleanup_distributed()
     if not ctx.master:

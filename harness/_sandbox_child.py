@@ -16,8 +16,8 @@ it, and enters its namespaces once (see ``_enter_namespaces``): a user namespace
 directory ``BASE_DIR/run`` (a private tmpfs of ``_TMPFS_BYTES``). It drops every capability,
 says hello over the control socket and serves one job at a time. For every job it writes
 ``program.py`` and forks one *runner* (as PID 1 of its namespace with the loop of the C
-extension ``harness._zygote`` when built, which touches a few pages of memory per job where a
-Python loop touches ~150; else with the same loop in Python, ``_serve``)::
+extension ``harness._zygote`` when built, which touches far fewer pages of memory per job than a
+Python loop; else with the same loop in Python, ``_serve``)::
 
     launcher ── zygote (PID 1 of its namespace) ── runner (one per program, or per restart)
 
@@ -65,7 +65,7 @@ def _site_without_hooks() -> None:
     the environment) after the standard library on ``sys.path``, so third-party packages stay
     importable; and the builtins ``exit``, ``quit``, ``help``, ``copyright``, ``credits``,
     ``license``. Not done: ``.pth`` files (import hooks of editable installs and the like) and
-    ``sitecustomize``; they import ~45 modules that every forked runner would copy again."""
+    ``sitecustomize``; they import dozens of modules that every forked runner would copy again."""
     import os
     import site  # with -S importing it runs nothing
 
@@ -90,9 +90,9 @@ import stat  # noqa: E402
 import time  # noqa: E402
 
 # Imported for the programs, not for the zygote's own use. Every module the zygote holds is
-# mapped into every runner, and unused memory slows every fork (see README, "Speed"); but a
-# module a program imports for itself costs that runner a cold import. Of the 974 MBPP reference
-# programs 78 import re, 42 math, 27 collections and 18 heapq (itertools is built in). The
+# mapped into every runner, and unused memory slows every fork; but a module a program imports
+# for itself costs that runner a cold import. These are the ones MBPP's reference programs import
+# most (itertools is built in; docs/sandbox.md has the counts and the measurements). The
 # zygote's own code needs neither json's nor signal's Python layer, traceback nor linecache.
 _PRELOADED = ("collections", "heapq", "math", "re")
 for _name in _PRELOADED:
@@ -154,7 +154,7 @@ _SOURCE_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC  # a FIFO must not bl
 _setitimer = _signal.setitimer
 # The C functions, not signal.signal/getsignal: those wrap every result in the signal module's
 # enums, which for a Python handler means raising and catching a ValueError inside the enum
-# machinery, ~0.3 ms the first time in a fresh runner (its pages are copied), ~10 us after.
+# machinery, costly the first time in a fresh runner (its pages are copied).
 _set_handler, _get_handler = _signal.signal, _signal.getsignal
 _SIGALRM, _SIGKILL, _ITIMER_REAL = _signal.SIGALRM, _signal.SIGKILL, _signal.ITIMER_REAL
 _BUILTINS = __builtins__.__dict__ if hasattr(__builtins__, "__dict__") else __builtins__
@@ -253,7 +253,7 @@ class _BuiltinsGuard:
 
 def _load_ctracer() -> tuple[type, type]:
     """coverage.py's C tracer (``CTracer``, ``CFileDisposition``), loaded from its extension
-    module alone: importing the ``coverage`` package would map ~10 MiB more into the zygote,
+    module alone: importing the whole ``coverage`` package would map much more into the zygote,
     which every fork per program then copies (page tables) and faults in again.
 
     Raises:
@@ -319,7 +319,7 @@ class _LineTracer:
 
 
 # System calls the os module lacks: through the C extension, else through ctypes, loaded only
-# then (ctypes, libffi and struct add ~15 memory regions to every runner's fork and exit).
+# then (ctypes, libffi and struct add memory regions to every runner's fork and exit).
 _LIBC = None
 
 
@@ -554,7 +554,7 @@ def _exception_lines(exc: BaseException) -> str:
     """The exception's own lines, as ``traceback.format_exception_only`` writes them (CPython
     3.11): its type (module-qualified unless built in) and text, or a syntax error's file, line,
     source line, carets and message; then its ``__notes__``. Written here: importing
-    ``traceback`` costs a runner ~8 ms, or the zygote its memory in every fork (README, "Speed")."""
+    ``traceback`` costs a runner a cold import, or the zygote its memory in every fork."""
     cls = type(exc)
     name, module = cls.__qualname__, cls.__module__
     if module not in ("__main__", "builtins"):
@@ -597,10 +597,9 @@ def _format_error(exc: BaseException, program_path: str) -> str:
 
     The layout of ``traceback.format_exception`` without column carets or exception groups'
     members: frames by :func:`_frame_lines`, each exception's own lines by
-    :func:`_exception_lines`. In a process freshly forked from a zygote-like one (CPython 3.11,
-    microbenchmark) ``traceback``'s first message took ~0.65 ms and ~140 page faults, and its
-    carets import ``ast`` (~5 ms); this takes ~0.3 ms (see README, "Speed"). Most programs a
-    model writes fail.
+    :func:`_exception_lines`. Not ``traceback.format_exception``: in a freshly forked runner its
+    first message costs several times more, and its column carets import ``ast``; most programs
+    a model writes fail (docs/sandbox.md).
     """
     try:
         chain, seen, e = [], set(), exc
@@ -682,7 +681,7 @@ def _set_limits(job: dict) -> None:
     memory = int(job["memory_bytes"])
     remaining = len(job["tests"]) - job["start"] + 1
     cpu = min(-int(-float(job["timeout_s"]) // 1) * remaining + 1, 10**7)  # ceil(timeout) * n + 1
-    if _ZYGOTE_C is not None:  # in C: 69 -> 53 us and 11 -> 8 page faults in a fresh runner
+    if _ZYGOTE_C is not None:  # in C: less time and fewer pages touched in a fresh runner
         _ZYGOTE_C.set_limits(memory, cpu)
         return
     import resource  # only without the C extension
@@ -805,8 +804,8 @@ def _serve(sock: int, pipes: list[int], workdir: str, tracer: _LineTracer) -> No
     ``pipes``: the write ends of the caller's result, stdout and stderr pipes. The zygote's own
     work per job is kept small: after every fork each page it writes costs it a page fault. As
     PID 1 of its PID namespace it runs the loop of the C extension ``harness._zygote`` (when
-    built), which touches a few pages per job instead of ~150; otherwise (no PID namespace, or no
-    extension) the same loop in Python below.
+    built), which touches a few pages per job where this Python loop touches many; otherwise (no
+    PID namespace, or no extension) the same loop in Python below.
     """
     program_path = os.path.join(workdir, "program.py")
     own = os.dup(1), os.dup(2)  # the zygote's stdout/stderr, lent to each runner

@@ -2,8 +2,10 @@
 
 A result is keyed by a SHA-256 of (program, tests, test names, setup, ``timeout_s``,
 ``memory_mb``, harness version); the harness version is a hash of the sandbox's own source
-(``sandbox.py`` and ``_sandbox_child.py``), so any change to how programs are run invalidates old
-entries. Every outcome is cached, ``timeout`` included: a program that timed out on a loaded
+(``sandbox.py``, ``_sandbox_child.py`` and the result format, ``results.py``), so any change to
+how programs are run or stored invalidates old entries. A result is stored as the JSON text of
+:meth:`harness.results.ProgramResult.to_json` (output tails included) and read back with
+``from_json``. Every outcome is cached, ``timeout`` included: a program that timed out on a loaded
 machine stays timed out for that key (use a fresh cache, or a larger ``timeout_s``, to re-run).
 
 The on-disk store is one SQLite file in WAL mode with a busy timeout, so several processes (DDP
@@ -30,26 +32,10 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.sandbox import ProgramResult, TestResult, harness_version
+from harness.results import ProgramResult
+from harness.sandbox import harness_version
 
 _BUSY_TIMEOUT_MS = 60_000
-
-
-def _to_record(result: ProgramResult) -> str:
-    return json.dumps({"tests": [t.to_json() for t in result.tests],
-                       "load": [result.load_outcome, result.load_message,
-                                list(result.load_covered_lines)],
-                       "out": [result.stdout_tail, result.stderr_tail]})
-
-
-def _from_record(text: str) -> ProgramResult:
-    data = json.loads(text)
-    tests = tuple(TestResult(t["name"], t["outcome"], t["message"], float(t["duration_s"]),
-                             tuple(t["covered_lines"])) for t in data["tests"])
-    outcome, message, covered = data["load"]
-    return ProgramResult(tests=tests, load_outcome=outcome, load_message=message,
-                         load_covered_lines=tuple(covered), stdout_tail=data["out"][0],
-                         stderr_tail=data["out"][1])
 
 
 class ResultCache:
@@ -96,7 +82,7 @@ class ResultCache:
                 row = self._connection().execute(
                     "SELECT value FROM results WHERE key = ?", (key,)).fetchone()
                 if row is not None:
-                    result = self._memory[key] = _from_record(row[0])
+                    result = self._memory[key] = ProgramResult.from_json(json.loads(row[0]))
             if result is None:
                 self.misses += 1
             else:
@@ -111,7 +97,7 @@ class ResultCache:
                 conn = self._connection()
                 with conn:
                     conn.execute("INSERT OR REPLACE INTO results (key, value) VALUES (?, ?)",
-                                 (key, _to_record(result)))
+                                 (key, json.dumps(result.to_json())))
 
     def stats(self) -> dict[str, int]:
         """``{"hits", "misses", "entries_in_memory"}`` for logging."""

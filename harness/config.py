@@ -9,8 +9,19 @@ anything it does not understand:
 * a value of the wrong type is a :class:`ConfigError` naming the key, the expected type and the value;
 * an unknown experiment id is a :class:`ConfigError` that lists the available experiments.
 
+* a value out of its range is a :class:`ConfigError` naming the key: a dataclass checks its own
+  ranges in ``__post_init__`` with :func:`check_range` (the error gets the section prefix here).
+
+Numbers in scientific notation (``lr: 1e-4``, ``--set train.lr=1e-4``) are floats; YAML 1.1 alone
+would read them as strings.
+
 A YAML file may start with ``extends: <other exp id>``: the other file is loaded first and this
 file's sections are merged over it key by key (used for CPU-sized presets of an experiment).
+
+A ``description`` may name configuration values in braces, ``"{train.epochs} epochs"``; the loader
+checks that they name keys, and :func:`describe` fills them in from the configuration at hand
+(after ``--set``, after a resume that extended the run), so a description shown in a log or a
+report never contradicts the configuration it describes.
 
 Example::
 
@@ -23,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import types
 import typing
@@ -37,6 +49,8 @@ T = TypeVar("T")
 __all__ = [
     "ConfigError",
     "available_experiments",
+    "check_range",
+    "describe",
     "from_dict",
     "git_commit",
     "load_experiment",
@@ -48,6 +62,25 @@ __all__ = [
 
 class ConfigError(ValueError):
     """A configuration file or override that does not match the typed configuration."""
+
+
+# YAML 1.1 (PyYAML) reads 1e-4 and 3E5 as strings: accept every spelling float() would
+_FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|nan)", re.IGNORECASE)
+
+
+def check_range(name: str, value: float, *, low: float | None = None, high: float | None = None,
+                low_open: bool = False, high_open: bool = False) -> None:
+    """Raise :class:`ConfigError` unless ``value`` lies in the interval given (``None`` = unbounded).
+
+    Example: ``check_range("lr", self.lr, low=0, low_open=True)`` requires ``lr > 0``; the message
+    shows the interval, e.g. ``lr must be in (0, inf), got -1.0``. NaN is always out of range.
+    """
+    below = low is not None and (value <= low if low_open else value < low)
+    above = high is not None and (value >= high if high_open else value > high)
+    if below or above or value != value:
+        interval = (f"{'(' if low_open or low is None else '['}{'-inf' if low is None else f'{low:g}'}, "
+                    f"{'inf' if high is None else f'{high:g}'}{')' if high_open or high is None else ']'}")
+        raise ConfigError(f"{name} must be in {interval}, got {value!r}")
 
 
 def _type_name(tp: Any) -> str:
@@ -97,6 +130,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
         return dict(value)
     if tp is float:
+        if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+            return float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected float, got {value!r}")
         return float(value)
@@ -138,7 +173,10 @@ def from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "") -> T:
     kwargs = {}
     for name, value in data.items():
         kwargs[name] = _coerce(value, hints[name], f"{where}.{name}" if where else name)
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:  # a range check in __post_init__: name the section
+        raise ConfigError(f"{where}.{exc}" if where else str(exc)) from None
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -232,7 +270,35 @@ def load_experiment(
                 node[part] = child
             node = child
         node[path[-1]] = value
-    return from_dict(cls, data)
+    cfg = from_dict(cls, data)
+    describe(cfg)  # a placeholder naming no key is an error now, not when a report is written
+    return cfg
+
+
+def describe(cfg: Any) -> str:
+    """``cfg.description`` with every ``{section.key}`` replaced by that value of ``cfg``.
+
+    Raises:
+        ConfigError: a placeholder that names no key.
+    """
+    return _fill(getattr(cfg, "description", "") or "", to_dict(cfg))
+
+
+def _fill(text: str, resolved: Mapping[str, Any]) -> str:
+    """Replace ``{section.key}`` in ``text`` by the resolved value.
+
+    Raises:
+        ConfigError: a placeholder that names no key.
+    """
+    def value(match: re.Match) -> str:
+        node: Any = resolved
+        for part in match.group(1).split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                raise ConfigError(f"description names {{{match.group(1)}}}, which is not a key")
+            node = node[part]
+        return ", ".join(map(str, node)) if isinstance(node, list) else str(node)
+
+    return re.sub(r"\{([A-Za-z_][\w.]*)\}", value, text)
 
 
 def git_commit(repo_dir: str | os.PathLike | None = None) -> str:

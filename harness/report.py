@@ -5,9 +5,22 @@ resolved configuration and every number of the evaluation (``results``, free-for
 ``report.md`` holds the same numbers as Markdown tables ready to paste into a paper. Writes are
 atomic. The reporter knows nothing about graphs or retrieval: tracks pass tables and results.
 
-Also here, because every track needs them: :func:`mean_ci` (mean and Student-t 95% confidence
-interval over seeds) with :func:`ci_cell` to show it; the PNG plots live in :mod:`harness.plots`
-and are re-exported here.
+Tables (:class:`Table`) format each column its own way (:class:`Format`: :data:`PERCENT` for
+fractions, :data:`NUMBER` for plain numbers such as MRR, :data:`COSINE` for cosines, :data:`POINTS`
+for differences in percentage points) and say which interval their cells show
+(:class:`Interval`, rendered under the table). Cells may be numbers, text or :class:`Estimate`
+(a value with its interval).
+
+Two sources of variance, reported separately (DESIGN.md "Metrics"):
+
+* over seeds (independent runs): :func:`mean_ci`, mean and Student-t 95% half-width, shown with
+  :func:`ci_cell` or as ``Estimate(mean, half_width=...)``;
+* over items (programs, queries) of one run: :func:`bootstrap_ci` (a mean over items) and
+  :func:`paired_bootstrap_ci` (the difference of two rows measured on the same items, both
+  resampled with the same indices), through :func:`scipy.stats.bootstrap` with a fixed seed so a
+  report is reproducible.
+
+The PNG plots live in :mod:`harness.plots` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -25,10 +38,168 @@ from harness.config import git_commit
 from harness.io import atomic_write_json, atomic_write_text
 from harness.plots import grouped_bar_plot, line_plot, training_curves
 
-__all__ = ["SCHEMA_VERSION", "Table", "ci_cell", "grouped_bar_plot", "line_plot", "machine_info",
-           "markdown_table", "mean_ci", "t_quantile_975", "training_curves", "write_report"]
+__all__ = ["BOOTSTRAP_METHOD", "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "COSINE", "NUMBER", "PERCENT",
+           "POINTS", "SCHEMA_VERSION", "Estimate", "Format", "Interval", "Table", "bootstrap_ci",
+           "ci_cell", "grouped_bar_plot", "line_plot", "machine_info", "markdown_table", "mean_ci",
+           "paired_bootstrap_ci", "t_quantile_975", "training_curves", "write_report"]
 
 SCHEMA_VERSION = 1
+
+BOOTSTRAP_RESAMPLES = 9999
+"""Bootstrap resamples drawn by :func:`bootstrap_ci` / :func:`paired_bootstrap_ci` by default."""
+BOOTSTRAP_METHOD = "percentile"
+"""Default interval method of :func:`scipy.stats.bootstrap` (``"percentile"``, ``"basic"`` or ``"BCa"``)."""
+BOOTSTRAP_SEED = 0
+"""Default seed of the bootstrap resampling: the same data always gives the same interval."""
+
+
+@dataclass(frozen=True)
+class Format:
+    """How a number is shown in a table cell: ``scale``, ``decimals``, ``unit``, sign.
+
+    ``Format(scale=100, decimals=1, unit="%")(0.8224) == "82.2%"``. An interval is shown in the
+    scaled unit without repeating it: ``"82.2% ± 1.3"`` (half-width, Student t) or
+    ``"82.2% [80.9, 83.5]"`` (bounds, bootstrap).
+
+    Attributes:
+        scale: the value is multiplied by this before it is shown (100 for fractions as %).
+        decimals: digits after the decimal point.
+        unit: text after the value (``"%"``, ``" pp"``, ``""``).
+        signed: always show the sign (differences, improvements); bounds are signed too.
+    """
+
+    scale: float = 1.0
+    decimals: int = 3
+    unit: str = ""
+    signed: bool = False
+
+    def number(self, value: float, *, signed: bool | None = None) -> str:
+        """``value`` scaled and rounded, without the unit (``"n/a"`` for None or NaN)."""
+        if value is None or math.isnan(value):
+            return "n/a"
+        sign = "+" if (self.signed if signed is None else signed) else ""
+        return f"{value * self.scale:{sign}.{self.decimals}f}"
+
+    def __call__(self, value: float) -> str:
+        """``value`` with its unit: ``"82.2%"``; ``"n/a"`` for None or NaN."""
+        text = self.number(value)
+        return text if text == "n/a" else text + self.unit
+
+    def ci(self, value: float, half_width: float | None) -> str:
+        """``"82.2% ± 1.3"``; without the ``±`` part when ``half_width`` is None or NaN."""
+        text = self(value)
+        if text == "n/a" or half_width is None or math.isnan(half_width):
+            return text
+        return f"{text} ± {self.number(half_width, signed=False)}"
+
+    def interval(self, value: float, low: float | None, high: float | None) -> str:
+        """``"82.2% [80.9, 83.5]"``; without the bounds when either is None or NaN."""
+        text = self(value)
+        if text == "n/a" or any(b is None or math.isnan(b) for b in (low, high)):
+            return text
+        return f"{text} [{self.number(low)}, {self.number(high)}]"
+
+
+PERCENT = Format(scale=100.0, decimals=1, unit="%")
+"""A fraction in [0, 1] shown as a percentage: ``0.8224 -> "82.2%"`` (accuracies, Rank@k)."""
+NUMBER = Format(decimals=3)
+"""A plain number with 3 decimals: ``0.41237 -> "0.412"`` (MRR, losses)."""
+COSINE = Format(decimals=3)
+"""A cosine similarity in [-1, 1] with 3 decimals: ``0.8 -> "0.800"``."""
+POINTS = Format(decimals=1, unit=" pp", signed=True)
+"""A difference already in percentage points, signed: ``1.94 -> "+1.9 pp"``."""
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A table cell: a value with its 95% interval, shown by its column's :class:`Format`.
+
+    Give either ``half_width`` (a symmetric interval: Student t over seeds, shown ``± hw``) or
+    ``low`` and ``high`` (bounds: bootstrap over items, shown ``[low, high]``), or neither (n = 1).
+    All in the unit of ``value`` (a fraction for :data:`PERCENT` columns).
+    """
+
+    value: float
+    half_width: float | None = None
+    low: float | None = None
+    high: float | None = None
+
+    def render(self, fmt: Format) -> str:
+        """The cell text in format ``fmt``."""
+        if self.half_width is not None:
+            return fmt.ci(self.value, self.half_width)
+        return fmt.interval(self.value, self.low, self.high)
+
+    def to_dict(self) -> dict[str, float | None]:
+        """``{"value", "low", "high"}`` (bounds from the half-width when that is given)."""
+        low, high = self.low, self.high
+        if self.half_width is not None:
+            low, high = self.value - self.half_width, self.value + self.half_width
+        return {"value": self.value, "low": low, "high": high}
+
+
+def _plural_to_singular(noun: str) -> str:
+    if noun.endswith("ies"):
+        return noun[:-3] + "y"
+    return noun[:-1] if noun.endswith("s") else noun
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Which interval a table's cells show, and over what; rendered under the table.
+
+    Build one with :meth:`student_t` (over seeds / runs) or :meth:`bootstrap` (over items).
+
+    Attributes:
+        method: ``"student_t"``, ``"bootstrap"`` or ``"paired_bootstrap"``.
+        n: the number of seeds or items behind each cell; a tuple when the rows differ (e.g. runs
+            with different seed counts in one comparison).
+        over: what was resampled or repeated, plural (``"seeds"``, ``"programs"``, ``"queries"``).
+        detail: how, e.g. ``"percentile, 9999 resamples, seed 0"``.
+    """
+
+    method: str
+    n: int | tuple[int, ...]
+    over: str
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        if self.method not in ("student_t", "bootstrap", "paired_bootstrap"):
+            raise ValueError(f"unknown interval method {self.method!r}; expected 'student_t', "
+                             f"'bootstrap' or 'paired_bootstrap'")
+
+    @classmethod
+    def student_t(cls, n: int | Sequence[int], over: str = "seeds") -> Interval:
+        """Mean ± Student-t 95% half-width over ``n`` seeds (:func:`mean_ci`)."""
+        return cls("student_t", n if isinstance(n, int) else tuple(sorted(set(n))), over)
+
+    @classmethod
+    def bootstrap(cls, n: int, over: str, *, paired: bool = False,
+                  n_resamples: int = BOOTSTRAP_RESAMPLES, method: str = BOOTSTRAP_METHOD,
+                  seed: int = BOOTSTRAP_SEED) -> Interval:
+        """A 95% bootstrap interval over ``n`` items (:func:`bootstrap_ci` /
+        :func:`paired_bootstrap_ci`, with the same settings)."""
+        return cls("paired_bootstrap" if paired else "bootstrap", n, over,
+                   f"{method}, {n_resamples} resamples, seed {seed}")
+
+    def __str__(self) -> str:
+        ns = (self.n,) if isinstance(self.n, int) else tuple(self.n)
+        if not ns or max(ns) < 2:
+            shown = "/".join(map(str, ns)) or "0"
+            noun = _plural_to_singular(self.over) if ns == (1,) else self.over
+            return f"n={shown} {noun}: no confidence interval"
+        n_text = f"n={'/'.join(str(n) for n in ns if n >= 2)}"
+        if self.method == "student_t":
+            text = f"mean ± 95% CI, Student t over {n_text} {self.over}"
+            return text + ("; none where n=1" if min(ns) < 2 else "")
+        kind = "paired bootstrap" if self.method == "paired_bootstrap" else "bootstrap"
+        text = f"95% CI [low, high], {kind} over {n_text} {self.over}"
+        if self.method == "paired_bootstrap":
+            text += " (the same resampled items for both rows compared"
+            text += f"; {self.detail})" if self.detail else ")"
+        elif self.detail:
+            text += f" ({self.detail})"
+        return text
 
 
 @dataclass
@@ -38,26 +209,36 @@ class Table:
     Attributes:
         title: heading shown above the table.
         columns: column names.
-        rows: one list per row, same length as ``columns``; floats are formatted by ``fmt``.
+        rows: one list per row, same length as ``columns``; a cell is text (shown as is), an int,
+            a float (formatted by its column's format) or an :class:`Estimate`.
         caption: a sentence shown under the table (what the numbers are, on what data).
-        fmt: format for float cells, e.g. ``"{:.1%}"`` for fractions shown as percentages.
+        fmt: the format of every column not in ``formats``: a :class:`Format` or a ``str.format``
+            pattern such as ``"{:.1%}"``.
+        formats: column name -> its format (e.g. ``{"MRR": NUMBER, "cosine": COSINE}``).
+        interval: what the table's intervals are (:class:`Interval`), shown under the table;
+            ``None`` for a table without intervals.
     """
 
     title: str
     columns: list[str]
     rows: list[list[Any]] = field(default_factory=list)
     caption: str = ""
-    fmt: str = "{:.1%}"
+    fmt: Format | str = PERCENT
+    formats: Mapping[str, Format | str] = field(default_factory=dict)
+    interval: Interval | None = None
 
 
-# two-sided 95% Student t quantiles t_{0.975, df} for df = 1..30
+# two-sided 95% Student t quantiles t_{0.975, df} for df = 1..30 (the published 3-decimal table)
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
          2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
          2.052, 2.048, 2.045, 2.042)
 
 
 def t_quantile_975(df: int) -> float:
-    """``t_{0.975}`` of Student's t with ``df`` degrees of freedom (table to 30, then Cornish-Fisher).
+    """``t_{0.975}`` of Student's t with ``df`` degrees of freedom.
+
+    The published 3-decimal table for ``df <= 30`` (so a CI can be checked by hand; a test checks
+    it against :func:`scipy.stats.t.ppf`), :func:`scipy.stats.t.ppf` beyond.
 
     Raises:
         ValueError: ``df < 1``.
@@ -66,8 +247,9 @@ def t_quantile_975(df: int) -> float:
         raise ValueError(f"Student t needs df >= 1, got {df}")
     if df <= len(_T975):
         return _T975[df - 1]
-    z = 1.959964
-    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, df))
 
 
 def mean_ci(values: Sequence[float]) -> tuple[float, float | None]:
@@ -93,6 +275,140 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float | None]:
     return mean, t_quantile_975(len(xs) - 1) * math.sqrt(var / len(xs))
 
 
+def _weighted_mean(x, w, axis=-1):
+    import numpy as np
+
+    return np.sum(x * w, axis=axis) / np.sum(w, axis=axis)
+
+
+def _weighted_mean_difference(a, b, w, axis=-1):
+    import numpy as np
+
+    return np.sum((a - b) * w, axis=axis) / np.sum(w, axis=axis)
+
+
+def _bootstrap(samples: list, statistic, paired: bool, *, n_resamples: int, method: str,
+               seed: int) -> tuple[float | None, float | None]:
+    """Bounds of the 95% bootstrap interval of ``statistic`` over the items of ``samples``."""
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    n = len(samples[0])
+    res = bootstrap(tuple(samples), statistic, n_resamples=n_resamples, vectorized=True,
+                    paired=paired, method=method, confidence_level=0.95,
+                    batch=max(1, 2**21 // n),  # bounds memory: ~2M resampled items at a time
+                    rng=np.random.default_rng(seed))
+    low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    if math.isnan(low) or math.isnan(high):
+        raise RuntimeError(f"the {method} bootstrap interval of {n} items could not be computed "
+                           f"(scipy returned NaN); use method='percentile'")
+    return low, high
+
+
+def _items(name: str, values: Sequence[float], weights: Sequence[float] | None, n: int | None = None):
+    """``values`` (and ``weights``, default 1) as float arrays, validated."""
+    import numpy as np
+
+    x = np.asarray(values, dtype=np.float64).reshape(-1)
+    if n is not None and len(x) != n:
+        raise ValueError(f"paired samples must have one value per item: {name} has {len(x)}, "
+                         f"the other {n}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name}: {int((~np.isfinite(x)).sum())} of {len(x)} values are NaN or "
+                         f"infinite; leave those items out (or give them weight 0) first")
+    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
+    if len(w) != len(x):
+        raise ValueError(f"weights: {len(w)} values for {len(x)} items; give one weight per item")
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError("weights must be finite and >= 0")
+    return x, w
+
+
+def bootstrap_ci(values: Sequence[float], *, weights: Sequence[float] | None = None,
+                 n_resamples: int = BOOTSTRAP_RESAMPLES, method: str = BOOTSTRAP_METHOD,
+                 seed: int = BOOTSTRAP_SEED) -> Estimate:
+    """The mean of ``values`` over items with its 95% bootstrap interval (items resampled).
+
+    The statistic is the weighted mean ``sum(w * x) / sum(w)`` (``w = 1``: the plain mean); with
+    ``x = correct_i / total_i`` and ``w = total_i`` it is a micro-average (a ratio of sums) such as
+    an accuracy over leaves pooled across programs. Items of weight 0 are left out. Resampling by
+    :func:`scipy.stats.bootstrap` (``n_resamples`` resamples, interval ``method``, generator seeded
+    with ``seed``: the same data gives the same interval).
+
+    Args:
+        values: ``[n]`` one number per item (program, query).
+        weights: ``[n]`` non-negative weight per item (default: all 1).
+        n_resamples, method, seed: see :data:`BOOTSTRAP_RESAMPLES`, :data:`BOOTSTRAP_METHOD`,
+            :data:`BOOTSTRAP_SEED`.
+
+    Returns:
+        ``Estimate(mean, low=..., high=...)``; bounds ``None`` with fewer than two items (no
+        interval), equal to the mean when every item has the same value.
+
+    Raises:
+        ValueError: NaN/infinite values, weights of the wrong length or negative, no item of
+            positive weight.
+        RuntimeError: scipy could not compute the interval (possible with ``"BCa"``).
+    """
+    x, w = _items("values", values, weights)
+    keep = w > 0
+    x, w = x[keep], w[keep]
+    if not len(x):
+        raise ValueError("bootstrap_ci needs at least one item of positive weight, got none")
+    mean = float(_weighted_mean(x, w))
+    if len(x) < 2:
+        return Estimate(mean)
+    if (x == x[0]).all():
+        return Estimate(mean, low=mean, high=mean)
+    low, high = _bootstrap([x, w], _weighted_mean, True, n_resamples=n_resamples, method=method,
+                           seed=seed)
+    return Estimate(mean, low=low, high=high)
+
+
+def paired_bootstrap_ci(a: Sequence[float], b: Sequence[float], *,
+                        weights: Sequence[float] | None = None,
+                        n_resamples: int = BOOTSTRAP_RESAMPLES, method: str = BOOTSTRAP_METHOD,
+                        seed: int = BOOTSTRAP_SEED) -> Estimate:
+    """``mean(a) - mean(b)`` over the same items, with its 95% *paired* bootstrap interval.
+
+    ``a`` and ``b`` are two rows (a model and a baseline) measured on the same items; each
+    bootstrap resample draws item indices once and uses them for both rows, so the spread of the
+    difference excludes the variance the two rows share (Koehn, "Statistical Significance Tests for
+    Machine Translation Evaluation", EMNLP 2004). Means are weighted as in :func:`bootstrap_ci`
+    (the same ``weights`` for both rows); items of weight 0 are left out. Resampling by
+    :func:`scipy.stats.bootstrap` with ``paired=True``.
+
+    Args:
+        a, b: ``[n]`` one number per item, in the same item order.
+        weights: ``[n]`` non-negative weight per item (default: all 1).
+        n_resamples, method, seed: see :data:`BOOTSTRAP_RESAMPLES`, :data:`BOOTSTRAP_METHOD`,
+            :data:`BOOTSTRAP_SEED`.
+
+    Returns:
+        ``Estimate(difference, low=..., high=...)`` in the unit of ``a``; bounds ``None`` with
+        fewer than two items, equal to the difference when ``a - b`` is the same on every item.
+
+    Raises:
+        ValueError: rows of different lengths, NaN/infinite values, bad weights, no item of
+            positive weight.
+        RuntimeError: scipy could not compute the interval (possible with ``"BCa"``).
+    """
+    x, w = _items("a", a, weights)
+    y, _ = _items("b", b, None, n=len(x))
+    keep = w > 0
+    x, y, w = x[keep], y[keep], w[keep]
+    if not len(x):
+        raise ValueError("paired_bootstrap_ci needs at least one item of positive weight, got none")
+    diff = float(_weighted_mean_difference(x, y, w))
+    if len(x) < 2:
+        return Estimate(diff)
+    if ((x - y) == (x[0] - y[0])).all():
+        return Estimate(diff, low=diff, high=diff)
+    low, high = _bootstrap([x, y, w], _weighted_mean_difference, True, n_resamples=n_resamples,
+                           method=method, seed=seed)
+    return Estimate(diff, low=low, high=high)
+
+
 def ci_cell(mean: float, half_width: float | None, *, percent: bool = True, signed: bool = False) -> str:
     """A table cell for a mean with its 95% CI: ``"82.2% ± 1.3"`` (fractions) or ``"+1.9 ± 0.4"``.
 
@@ -102,13 +418,9 @@ def ci_cell(mean: float, half_width: float | None, *, percent: bool = True, sign
         percent: show ``mean`` and ``half_width`` multiplied by 100, ``mean`` with a ``%``.
         signed: always show the sign (improvements).
     """
-    if mean is None or math.isnan(mean):
-        return "n/a"
-    scale, unit = (100.0, "%") if percent else (1.0, "")
-    text = f"{mean * scale:{'+' if signed else ''}.1f}{unit}"
-    if half_width is not None and not math.isnan(half_width):
-        text += f" ± {half_width * scale:.1f}"
-    return text
+    fmt = Format(scale=100.0, decimals=1, unit="%", signed=signed) if percent else \
+        Format(decimals=1, signed=signed)
+    return fmt.ci(mean, half_width)
 
 
 def machine_info() -> dict[str, Any]:
@@ -128,31 +440,44 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
-def _cell(value: Any, fmt: str) -> str:
+def _cell(value: Any, fmt: Format | str) -> str:
+    if isinstance(value, Estimate):
+        if not isinstance(fmt, Format):
+            raise ValueError(f"an Estimate cell needs a Format column format, got {fmt!r}")
+        return value.render(fmt)
     if isinstance(value, float):
-        return "n/a" if math.isnan(value) else fmt.format(value)
+        if math.isnan(value):
+            return "n/a"
+        return fmt(value) if isinstance(fmt, Format) else fmt.format(value)
     return str(value)
 
 
 def markdown_table(table: Table) -> str:
-    """Render ``table`` as a GitHub-flavoured Markdown table (with its title and caption).
+    """Render ``table`` as a GitHub-flavoured Markdown table (with its title, interval and caption).
 
     Raises:
-        ValueError: a row whose length differs from the number of columns.
+        ValueError: a row whose length differs from the number of columns, a ``formats`` entry
+            for a column the table does not have, or an :class:`Estimate` in a column whose format
+            is a plain pattern.
     """
     for row in table.rows:
         if len(row) != len(table.columns):
             raise ValueError(
                 f"table {table.title!r}: row {row!r} has {len(row)} cells, expected {len(table.columns)}"
             )
+    unknown = [c for c in table.formats if c not in table.columns]
+    if unknown:
+        raise ValueError(f"table {table.title!r}: formats given for unknown columns {unknown}; "
+                         f"columns are {table.columns}")
+    fmts = [table.formats.get(c, table.fmt) for c in table.columns]
     lines = [f"### {table.title}", "", "| " + " | ".join(table.columns) + " |",
              "|" + "|".join("---" for _ in table.columns) + "|"]
-    lines += ["| " + " | ".join(_cell(v, table.fmt) for v in row) + " |" for row in table.rows]
+    lines += ["| " + " | ".join(_cell(v, f) for v, f in zip(row, fmts)) + " |" for row in table.rows]
+    if table.interval is not None:
+        lines += ["", f"Intervals: {table.interval}."]
     if table.caption:
         lines += ["", table.caption]
     return "\n".join(lines) + "\n"
-
-
 def write_report(
     out_dir: str | os.PathLike,
     *,
@@ -199,6 +524,8 @@ def write_report(
 
 
 def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, Estimate):
+        return _json_safe(obj.to_dict())
     if isinstance(obj, float):
         return None if math.isnan(obj) or math.isinf(obj) else obj
     if isinstance(obj, Mapping):

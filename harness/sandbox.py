@@ -4,8 +4,9 @@ A *program* is a source text; *setup* is code executed after it in the same glob
 (MBPP ``test_setup_code``, HumanEval's check harness); each *test* is a snippet executed after that
 in the same namespace, and passes when it raises nothing (see DESIGN.md, "Problem"). For every test
 the sandbox returns an outcome (one of :data:`OUTCOMES`), a message, its wall-clock duration and
-the set of *program* lines it executed (coverage.py, one dynamic context per test). Setup and test
-lines are never counted: they are compiled under the pseudo-filenames ``<setup>`` / ``<test_i>``.
+the set of *program* lines it executed (coverage.py's C tracer, one line set per test). Setup
+and test lines are never counted: they are compiled under the pseudo-filenames ``<setup>`` /
+``<test_i>``.
 
 How a program is run:
 
@@ -50,15 +51,9 @@ bandwidth with other jobs, and a program that deliberately inspects the runner's
 the runner's functions, and so forge verdicts. Use a VM or a container when running code from
 untrusted people.
 
-Measured cost (``benchmarks/sandbox_throughput.py``, 2-core CPU machine, 2 workers): ~470–580
-MBPP programs/s with per-test coverage and every guarantee on, 8.3–14.0x a human-eval-style
-``multiprocessing`` baseline in the same run (51 of 79 runs reach 10x; median of 17 benchmarks'
-medians 10.23x) and 1.1–1.3x a plain fork server without isolation or coverage, on the 973
-MBPP programs that are not slow on their own; ~540–600/s (medians 10.0–11.1x) when every test
-of those programs fails; ~180/s (3.1–4.6x) over all 974, where task 123 (~2 s of computation,
-over its 5 s limit under the tracer) holds one worker for the whole limit.
-Most of the remaining ~3.5 ms CPU per program is the kernel's fork/exit of the runner and the
-copy-on-write page faults after it (README, "Speed").
+The result types and their JSON form live in :mod:`harness.results` (re-exported here); the
+design, the throughput benchmark (``benchmarks/sandbox_throughput.py``) and its measurement
+history are in ``docs/sandbox.md``.
 """
 
 from __future__ import annotations
@@ -89,19 +84,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.results import OUTCOMES, ProgramResult, TestResult
+
 if TYPE_CHECKING:
     from harness.cache import ResultCache
 
-log = logging.getLogger(__name__)
+__all__ = ["OUTCOMES", "Job", "ProgramResult", "SandboxStartError", "TestResult", "guarantees",
+           "harness_version", "job_loop", "run_batch", "run_tests", "shutdown"]
 
-OUTCOMES = ("passed", "failed", "error", "timeout", "crashed")
+log = logging.getLogger(__name__)
 
 _CHILD_SCRIPT = str(Path(__file__).with_name("_sandbox_child.py"))
 _CHILD_CODE_FILE = "zygote.code"  # in a worker's directory: _sandbox_child.py compiled (marshal)
 # The worker's start: run the compiled _sandbox_child.py as __main__, as ``python FILE`` would
 # (same sys.argv positions, sys.path[0] and __file__), but without compiling it from source in
-# the worker: the compiler's freed memory would stay in the worker as ~1 MiB of scattered heap
-# that every fork per program copies (page tables) and every runner's exit tears down.
+# the worker: the compiler's freed memory would stay in the worker as scattered heap that every
+# fork per program copies (page tables) and every runner's exit tears down.
 _CHILD_BOOT = (
     "import marshal, sys\n"
     f"sys.path[0] = {str(Path(_CHILD_SCRIPT).parent)!r}\n"
@@ -134,84 +132,6 @@ def _zygote_only_env() -> dict[str, str]:
     """
     folders = site.getsitepackages() if hasattr(site, "getsitepackages") else []
     return {"LD_BIND_NOW": "1", "SANDBOX_SITE_PACKAGES": os.pathsep.join(folders)}
-
-
-@dataclass(frozen=True)
-class TestResult:
-    """Verdict of one test.
-
-    Attributes:
-        name: Test name, e.g. ``"test_0"`` or the ``test_*`` function name.
-        outcome: One of :data:`OUTCOMES`: ``passed`` (raised nothing), ``failed``
-            (``AssertionError``), ``error`` (any other ``BaseException``, including
-            ``SystemExit``), ``timeout`` (ran over the wall-clock limit), ``crashed`` (the child
-            process died while it ran).
-        message: ``""`` when passed; otherwise the last 15 lines of the traceback (program
-            frames shown as ``"program.py", line N``; every frame's source line, chained
-            exceptions, no column carets) or the reason, at most ~2000 characters.
-        duration_s: Wall-clock duration of the test in seconds (for timeout/crashed: measured by
-            the parent from the test's start).
-        covered_lines: Sorted 1-based program lines executed while this test ran (not while the
-            program was loaded). For ``timeout``: the lines executed until the runner's own
-            alarm stopped the program at the limit (empty when the program ignored the alarm
-            and had to be killed ``_KILL_GRACE_S`` later); empty for ``crashed`` (the data died
-            with the process).
-    """
-
-    __test__ = False  # not a pytest class
-
-    name: str
-    outcome: str
-    message: str
-    duration_s: float
-    covered_lines: tuple[int, ...] = ()
-
-    def to_json(self) -> dict:
-        """Return a JSON-serialisable dict with the fields above (``covered_lines`` as a list)."""
-        return {"name": self.name, "outcome": self.outcome, "message": self.message,
-                "duration_s": self.duration_s, "covered_lines": list(self.covered_lines)}
-
-
-@dataclass(frozen=True)
-class ProgramResult:
-    """Verdicts of all tests of one program, in the order the tests were given.
-
-    Attributes:
-        tests: One :class:`TestResult` per test.
-        load_outcome: ``"passed"`` when program and setup executed without error; else
-            ``"error"`` (they raised, e.g. ``SyntaxError``), ``"timeout"`` or ``"crashed"``. When
-            it is not ``"passed"`` no test was run and every test carries this outcome and
-            :attr:`load_message`.
-        load_message: ``""`` or the reason the load failed.
-        load_covered_lines: Program lines executed while loading (module level, ``def`` lines,
-            and anything the setup code called).
-        stdout_tail: The last 4 KiB of the program's stdout (over all child processes).
-        stderr_tail: The last 4 KiB of its stderr.
-    """
-
-    tests: tuple[TestResult, ...]
-    load_outcome: str
-    load_message: str
-    load_covered_lines: tuple[int, ...] = ()
-    stdout_tail: str = ""
-    stderr_tail: str = ""
-
-    @property
-    def all_passed(self) -> bool:
-        """True iff there is at least one test and every test passed."""
-        return bool(self.tests) and all(t.outcome == "passed" for t in self.tests)
-
-    @property
-    def n_passed(self) -> int:
-        """Number of passed tests."""
-        return sum(t.outcome == "passed" for t in self.tests)
-
-    def to_json(self) -> dict:
-        """Return ``{"tests": [...], "load": {...}, "guarantees": guarantees()}``."""
-        return {"tests": [t.to_json() for t in self.tests],
-                "load": {"outcome": self.load_outcome, "message": self.load_message,
-                         "covered_lines": list(self.load_covered_lines)},
-                "guarantees": guarantees()}
 
 
 @dataclass(frozen=True)
@@ -249,11 +169,12 @@ _CHILD_MARSHAL: bytes | None = None
 
 
 def harness_version() -> str:
-    """Short hash of the sandbox's own source: results from other versions are not comparable."""
+    """Short hash of the sandbox's own source (``sandbox.py``, ``_sandbox_child.py`` and the
+    result format, ``results.py``): results from other versions are not comparable."""
     global _VERSION
     if _VERSION is None:
         digest = hashlib.sha256()
-        for path in (Path(__file__), Path(_CHILD_SCRIPT)):
+        for path in (Path(__file__), Path(_CHILD_SCRIPT), Path(__file__).with_name("results.py")):
             digest.update(path.read_bytes())
         _VERSION = digest.hexdigest()[:16]
     return _VERSION
@@ -266,7 +187,10 @@ def guarantees() -> dict[str, bool]:
     """Say which protections the sandbox enforces on this machine (True) and which it does not.
 
     The kernel features are probed once per process by the first sandbox worker (a *zygote*,
-    see the module docstring); the answer is cached.
+    see the module docstring); the answer is cached. Starts a worker when none has run yet.
+
+    Raises:
+        SandboxStartError: no worker could be started to probe the machine.
 
     Returns:
         ``time_limit`` (per-test and load wall-clock limits), ``cpu_time_limit``
@@ -314,7 +238,7 @@ def job_loop() -> str:
     Returns:
         ``"c"``: the compiled extension ``harness._zygote`` (built by ``pip install``; used where
         the worker is PID 1 of its own PID namespace), or ``"python"``: the same loop in Python
-        (no C compiler at install time, or no PID namespace; the same guarantees, ~0.5 ms more
+        (no C compiler at install time, or no PID namespace; the same guarantees, somewhat more
         CPU per program). Starts a worker if none is running.
     """
     zygote = _POOL.acquire()
@@ -354,6 +278,12 @@ def _above_stdio(fd: int) -> int:
     moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
     os.close(fd)
     return moved
+
+
+class SandboxStartError(RuntimeError):
+    """No sandbox worker could be started (the machine, not the program: too few file
+    descriptors or processes, no interpreter, coverage.py's C tracer missing, a worker that did
+    not say hello in time). ``python -m harness.run`` exits 3 on it."""
 
 
 class _ZygoteLost(RuntimeError):
@@ -418,8 +348,8 @@ class _Zygote:
             os.unlink(os.path.join(self.base, _CHILD_CODE_FILE))
         if hello is None or "hello" not in hello:
             self.close()
-            raise RuntimeError(f"sandbox worker failed to start (got {hello!r}); its stderr: "
-                               f"{self.stderr()[-1000:]}")
+            raise SandboxStartError(f"sandbox worker failed to start (got {hello!r}); its "
+                                    f"stderr: {self.stderr()[-1000:]}")
         self.features: dict[str, bool] = hello["hello"]
         self.job_loop: str = hello["job_loop"]  # "c" (harness._zygote) or "python"
         if self.job_loop == "python" and self.features["pid_namespace"] and not python_only:
@@ -564,7 +494,10 @@ class _Pool:
                     self.busy.add(zygote)
                     return zygote
                 zygote.close()
-        zygote = _Zygote()
+        try:
+            zygote = _Zygote()
+        except OSError as exc:  # descriptors, processes, memory or the temporary folder
+            raise SandboxStartError(f"sandbox worker could not be started: {exc}") from exc
         with self.lock:
             self.busy.add(zygote)
         return zygote
@@ -833,9 +766,8 @@ def _failure_reason(run: _ChildRun, timeout_s: float, err: _Tail) -> tuple[str, 
 
 
 def _test_result(name: str, record: dict) -> TestResult:
-    return TestResult(name=name, outcome=record["outcome"], message=record["message"],
-                      duration_s=float(record["duration_s"]),
-                      covered_lines=tuple(record["covered_lines"]))
+    """The verdict in a runner's ``result`` record (``{"kind", "i", "outcome", ...}``)."""
+    return TestResult.from_json({**record, "name": name})
 
 
 def _check_limits(timeout_s: float, memory_mb: int) -> None:
@@ -881,7 +813,7 @@ def run_tests(program: str, tests: Sequence[str], setup: str = "", *, timeout_s:
         ValueError: If ``timeout_s`` is not in (0, 86400], ``memory_mb`` is not an integer
             >= 256, an argument has the wrong type, or the number of ``test_names`` differs
             from the number of tests.
-        RuntimeError: If no sandbox worker can be started at all.
+        SandboxStartError: If no sandbox worker can be started at all (a ``RuntimeError``).
     """
     if not isinstance(program, str) or not isinstance(setup, str):
         raise ValueError(f"program and setup must be str, got {type(program).__name__} and "
@@ -966,6 +898,8 @@ def run_batch(jobs: Sequence[Job], *, workers: int = 2, timeout_s: float = 5.0,
 
     Raises:
         ValueError: If ``workers`` < 1, or as :func:`run_tests`.
+        SandboxStartError: If no sandbox worker can be started (the first job's error stops
+            the batch).
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
@@ -1036,49 +970,3 @@ def run_batch(jobs: Sequence[Job], *, workers: int = 2, timeout_s: float = 5.0,
             results[i] = results[first_of[key]]
     return results  # type: ignore[return-value]
 
-
-def parse_tests_file(text: str) -> tuple[str, list[str], list[str]]:
-    """Split a TESTS.py file into setup code, test snippets and test names.
-
-    Two layouts are understood:
-
-    * pytest style: the file has top-level ``def test*`` functions (pytest's naming rule). Then
-      setup is the whole file, tests are ``["test_x()", ...]`` and names ``["test_x", ...]``.
-    * statement style (MBPP ``test_list``): every top-level statement is one test, named
-      ``test_0``, ``test_1``, ...; top-level ``import`` / ``from ... import`` statements go to
-      setup instead (in order).
-
-    Args:
-        text: Content of the TESTS.py file.
-
-    Returns:
-        ``(setup, tests, names)``.
-
-    Raises:
-        ValueError: If the file does not parse (the message names the line).
-    """
-    import ast
-
-    try:
-        tree = ast.parse(text)
-    except SyntaxError as exc:
-        raise ValueError(f"TESTS.py does not parse: line {exc.lineno}: {exc.msg}") from exc
-    functions = [node.name for node in tree.body
-                 if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-                 and node.name.startswith("test")]
-    if functions:
-        return text, [f"{name}()" for name in functions], functions
-    lines = text.splitlines(True)
-    offsets = [0]
-    for line in lines:
-        offsets.append(offsets[-1] + len(line.encode("utf-8")))
-    data = text.encode("utf-8")
-    setup, tests = [], []
-    for node in tree.body:
-        first = min([node, *getattr(node, "decorator_list", [])], key=lambda n: n.lineno)
-        begin = offsets[first.lineno - 1] + first.col_offset
-        end = offsets[node.end_lineno - 1] + node.end_col_offset
-        segment = data[begin:end].decode("utf-8")
-        (setup if isinstance(node, ast.Import | ast.ImportFrom) else tests).append(segment)
-    setup_text = "\n".join(setup) + ("\n" if setup else "")
-    return setup_text, tests, [f"test_{i}" for i in range(len(tests))]

@@ -1,38 +1,62 @@
-"""The one trainer: an epoch loop that knows nothing about graphs or teachers.
+"""The one trainer: an epoch loop that knows nothing about graphs, teachers or any track.
 
 A *task* supplies the model, the batches of an epoch, the loss of a batch and a validation
-function (the shape of minGPT's trainer); the trainer does the rest, in this order per step::
+function (the shape of minGPT's trainer); the trainer does the rest. One optimisation *step* takes
+``grad_accum_steps`` micro-batches (the task's batches); per step, in this order::
 
-    loss, logs = task.training_step(batch, epoch)   # forward (bf16 autocast on CUDA)
-    check loss is finite                             # NaN/inf stops the run, naming the step
-    loss.backward()                                  # DDP: gradients averaged over ranks here
-    clip_grad_norm_; optimizer.step(); scheduler.step()
+    optimizer.zero_grad()
+    for each of the step's micro-batches:             # DDP: no_sync() on all but the last
+        loss, logs = task.training_step(batch, epoch)  # forward (bf16 autocast on CUDA)
+        check loss is finite                           # NaN/inf stops the run, naming the step
+        (loss / grad_accum_steps).backward()           # DDP: gradients averaged over ranks
+    clip_grad_norm_
+    set the learning rate of this step                 # warm-up, then constant or cosine
+    optimizer.step()                                   # AdamW; 1-D parameters take no decay
+    task.after_step(step)                              # optional (e.g. clamp a temperature)
 
-and per epoch: ``task.validate(epoch)``, CSV + TensorBoard logs, an atomic ``last.pt`` checkpoint and
-``best.pt`` when the monitored validation metric improves; early stopping after ``patience`` epochs
-without improvement.
+and per epoch: ``task.validate(epoch)`` (rank 0, on the bare module, ``eval()`` and no gradients),
+CSV + TensorBoard logs, an atomic ``last.pt`` checkpoint and ``best.pt`` when the monitored
+validation metric improves; early stopping after ``patience`` epochs without improvement, or as
+soon as ``floor_metric`` falls below ``floor``. When an epoch's batches do not divide into steps,
+its last step takes the remaining micro-batches and its gradient is rescaled to their mean. To know
+which micro-batch ends the epoch the trainer draws each batch from ``train_batches`` one batch
+ahead of training on it.
+
+**Optimiser and schedule.** AdamW with two parameter groups (:func:`param_groups`): parameters of
+two or more dimensions decay; 1-D and scalar ones (biases, norm weights, a learnable temperature)
+and those the model names in an optional ``no_weight_decay() -> set[str]`` (e.g. embeddings) do
+not — nanoGPT's ``configure_optimizers`` and timm's ``no_weight_decay()``. The learning rate of
+step ``s`` (counted from 0) is :func:`learning_rate`: linear warm-up over ``warmup_steps``, then
+constant (``schedule="constant"``) or a cosine decay to ``min_lr`` at the last step
+(``schedule="cosine"``; total steps = ``epochs`` x steps per epoch, from the task's
+``num_train_batches()``). It is a function of the step alone, so a resumed run follows the same
+sequence.
 
 **Distributed data parallel.** Launched by ``torchrun`` (``RANK``/``LOCAL_RANK``/``WORLD_SIZE`` set),
 :func:`init_distributed` joins the process group the nanoGPT way: backend NCCL on CUDA (one GPU
 per local rank), gloo on CPU. Every rank builds the same model from the same seed; during
 :meth:`Trainer.fit` the trainer wraps it in :class:`~torch.nn.parallel.DistributedDataParallel`
-and sets ``task.model`` to the wrapper (restored afterwards), so the task's forward pass
-synchronises gradients. Each rank is seeded with ``seed + rank`` and told its rank through the
-task's ``set_rank(rank, world_size)``: the task yields only that rank's share of the epoch (the
-same number of batches on every rank). The batch size is per rank, so one optimisation step sees
-``world_size`` times as many samples. Rank 0 alone validates, decides "best" and "stop early" and
-broadcasts the decision, writes checkpoints, ``metrics.csv`` and TensorBoard, logs at INFO and
-shows the progress bar. ``train/*`` figures are means over all ranks. The caller destroys the
-process group (:func:`cleanup_distributed`) when it is done.
+and sets ``task.model`` to the wrapper for training (the bare module while ``validate`` runs, and
+after ``fit``), so the task's forward pass synchronises gradients. Each rank is seeded with
+``seed + rank`` and given its :class:`DistContext` through the task's ``set_dist(ctx)``: the task
+yields only that rank's share of the epoch (the same number of batches on every rank). The batch
+size is per rank, so one optimisation step sees ``world_size x grad_accum_steps`` micro-batches.
+Rank 0 alone validates, decides "best" and "stop early" and broadcasts the decision, writes
+checkpoints, ``metrics.csv`` and TensorBoard, logs at INFO and shows the progress bar. ``train/*``
+per-step figures are means over all ranks' micro-batches; ``epoch_summary`` values are sums over
+ranks (counts), from which the task's ``derive_summary`` computes rates; ``samples`` counts the
+epoch's samples over all ranks and ``samples/s`` divides them by the slowest rank's training
+seconds. The caller destroys the process group (:func:`cleanup_distributed`) when it is done.
 
-**Exact resume.** A checkpoint holds model, optimizer, scheduler, epoch, step, best metric and
-the epochs since it improved, the logged rows, and per rank the RNG states (Python, NumPy global,
-torch CPU, CUDA when present) and the task's own training state (``training_state()``, e.g. its
-generators). ``fit(resume=True)`` restores all of it from ``last.pt`` and continues with the next
-epoch: a run killed mid-epoch repeats that epoch from its start and reaches the same weights as an
-uninterrupted run with the same seed and world size (with another world size the run continues, with
-a warning that it is no longer the same run). Checkpoints are written atomically (a crash leaves the
-previous file), and :func:`load_checkpoint` turns an unreadable file into an error naming it.
+**Exact resume.** A checkpoint holds model, optimizer, the learning-rate schedule, epoch, step,
+best metric and the epochs since it improved, the logged rows, and per rank the RNG states (Python,
+NumPy global, torch CPU, CUDA when present) and the task's own training state
+(``training_state()``, e.g. its generators). ``fit(resume=True)`` restores all of it from
+``last.pt`` and continues with the next epoch: a run killed mid-epoch repeats that epoch from its
+start and reaches the same weights, bit for bit, as an uninterrupted run with the same seed,
+configuration and world size (with another world size or schedule the run continues, with a warning
+that it is no longer the same run). Checkpoints are written atomically (a crash leaves the previous
+file), and :func:`load_checkpoint` turns an unreadable file into an error naming it.
 """
 
 from __future__ import annotations
@@ -45,9 +69,9 @@ import os
 import random
 import signal
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -59,8 +83,9 @@ from tqdm.auto import tqdm
 from harness.distributed import DistContext, cleanup_distributed, init_distributed
 from harness.io import atomic_write, atomic_write_text
 
-__all__ = ["CheckpointError", "DistContext", "Task", "Trainer", "TrainerConfig", "TrainSummary",
-           "cleanup_distributed", "init_distributed", "load_checkpoint", "seed_everything"]
+__all__ = ["CheckpointError", "DistContext", "LRSchedule", "Task", "Trainer", "TrainerConfig",
+           "TrainSummary", "cleanup_distributed", "init_distributed", "learning_rate",
+           "load_checkpoint", "param_groups", "seed_everything"]
 
 log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = 1
@@ -84,9 +109,9 @@ def seed_everything(seed: int) -> None:
 class Task(Protocol):
     """What a research track gives the trainer.
 
-    Under DDP the trainer sets ``task.model`` to the ``DistributedDataParallel`` wrapper for the
-    duration of :meth:`Trainer.fit` (restoring the bare module afterwards): call ``self.model`` for
-    the training forward pass and gradients are averaged over ranks.
+    Under DDP the trainer sets ``task.model`` to the ``DistributedDataParallel`` wrapper while it
+    trains (and to the bare module while ``validate`` runs and after :meth:`Trainer.fit`): call
+    ``self.model`` for the training forward pass and gradients are averaged over ranks.
     """
 
     model: torch.nn.Module
@@ -95,23 +120,39 @@ class Task(Protocol):
         """Batches of one epoch (the task decides sampling; epochs count from 0)."""
 
     def training_step(self, batch: Any, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
-        """Scalar loss to minimise and extra scalars to log for one batch."""
+        """Scalar loss to minimise and extra scalars to log for one batch (one micro-batch)."""
 
     def validate(self, epoch: int) -> dict[str, float]:
-        """Validation metrics after an epoch (keys without the ``val/`` prefix); rank 0 only."""
+        """Validation metrics after an epoch (keys without the ``val/`` prefix).
+
+        Rank 0 only, with ``task.model`` the bare module in ``eval()`` mode under
+        ``torch.no_grad()`` (training mode is restored afterwards); it must not communicate.
+        """
 
     def state_extra(self) -> dict[str, Any]:
         """Anything besides the weights that a checkpoint needs to be usable (e.g. the vocabulary)."""
 
     # Optional hooks, looked up with getattr:
-    #   set_rank(rank, world_size): from then on train_batches yields only this rank's share of
+    #   set_dist(ctx: DistContext) -> None: called at the start of fit with this process's rank,
+    #       world size and device; from then on train_batches yields only this rank's share of
     #       each epoch, the same number of batches on every rank. Required when world_size > 1.
-    #   training_state() -> dict / load_training_state(state): the task's own resumable state
-    #       (its random generators), saved per rank in every checkpoint and restored on resume.
-    #   epoch_summary(epoch) -> dict[str, float]: whole-epoch training figures (e.g. a cache hit
-    #       rate) logged as ``train/<key>`` beside the per-step means.
-    #   num_train_batches() -> int: batches per epoch on this rank (the progress bar's total,
-    #       so that it shows an ETA).
+    #   training_state() -> dict / load_training_state(state: dict) -> None: the task's own
+    #       resumable state (its random generators), saved per rank in every checkpoint and
+    #       restored on resume.
+    #   epoch_summary(epoch: int) -> dict[str, float]: whole-epoch *counts* of this rank (e.g.
+    #       program runs, cache hits); the trainer sums each key over ranks and logs the totals as
+    #       ``train/<key>``. Every rank must return the same keys.
+    #   derive_summary(totals: dict[str, float]) -> dict[str, float]: figures computed from the
+    #       summed counts (e.g. a hit rate = hits / (hits + runs)), logged beside them.
+    #   num_train_batches() -> int: batches per epoch on this rank (the progress bar's total, and
+    #       the length of the cosine schedule, which requires it).
+    #   batch_size(batch) -> int: samples in a batch, for ``samples`` and ``samples/s``; without
+    #       it the trainer takes ``len(batch)``, right for a list of samples or a tensor whose
+    #       first dimension is the batch, wrong for an ``(inputs, targets)`` tuple or a dict.
+    #   after_step(step: int) -> None: called after every optimiser step (``step`` counted from 1)
+    #       on every rank, e.g. to clamp a parameter into a range.
+    # And on the model (the bare module): no_weight_decay() -> set[str], names of parameters
+    # (as in named_parameters()) that take no weight decay besides the 1-D ones.
 
 
 @dataclass
@@ -120,10 +161,17 @@ class TrainerConfig:
 
     Attributes:
         epochs: number of epochs.
-        lr: AdamW learning rate; weight_decay: AdamW weight decay.
-        grad_clip: max global gradient norm (0 = no clipping).
-        monitor: validation metric that selects ``best.pt`` (a key of ``task.validate``).
+        lr: AdamW learning rate (the peak of the schedule); weight_decay: AdamW weight decay of
+            the parameters that decay (see :func:`param_groups`).
+        monitor: validation metric that selects ``best.pt`` (a key of ``task.validate``; a
+            validation without it is an error).
         mode: ``max`` or ``min`` for ``monitor``.
+        grad_clip: max global gradient norm (0 = no clipping).
+        grad_accum_steps: micro-batches (task batches) per optimisation step; each micro-batch's
+            loss is divided by it, so a step's gradient is the mean over its micro-batches.
+        schedule: ``constant`` or ``cosine``, after warm-up (see :func:`learning_rate`).
+        warmup_steps: optimisation steps of linear warm-up from ``lr / warmup_steps`` to ``lr``.
+        min_lr: the learning rate the cosine schedule ends at (ignored by ``constant``).
         patience: stop after this many epochs without improvement (0 = never stop early).
         floor_metric, floor: stop as soon as validation ``floor_metric`` falls below ``floor``
             (e.g. a fine-tuning run that must not lose the one-shot accuracy of its starting
@@ -137,21 +185,104 @@ class TrainerConfig:
             ``find_unused_parameters=True`` fails when a parameter used by an earlier call is
             unused by the last ("mark a variable ready only once"); ``static_graph`` handles both
             as long as the set of used parameters is the same in every step (DDP raises "training
-            graph has changed" otherwise). ``False``: plain DDP.
+            graph has changed" otherwise). torch's static graph fails an internal assertion when
+            its first iteration runs under ``no_sync()``, so with ``static_graph`` every
+            micro-batch synchronises its gradients (the same gradients, more communication).
+            ``False``: plain DDP.
+
+    Raises:
+        ValueError: a setting out of its range (``mode``, ``schedule``, ``grad_accum_steps`` < 1,
+            ``warmup_steps`` < 0, ``min_lr`` outside ``[0, lr]``).
     """
 
     epochs: int
     lr: float
+    monitor: str
+    mode: str
     weight_decay: float = 0.0
     grad_clip: float = 1.0
-    monitor: str = "loss"
-    mode: str = "max"
+    grad_accum_steps: int = 1
+    schedule: str = "constant"
+    warmup_steps: int = 0
+    min_lr: float = 0.0
     patience: int = 0
     floor_metric: str = ""
     floor: float = -math.inf
     seed: int = 0
     bf16: bool = True
-    static_graph: bool = True
+    static_graph: bool = False
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {self.mode!r}")
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
+        if self.grad_accum_steps < 1:
+            raise ValueError(f"grad_accum_steps must be >= 1, got {self.grad_accum_steps}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if not 0 <= self.min_lr <= self.lr:
+            raise ValueError(f"min_lr must be in [0, lr={self.lr}], got {self.min_lr}")
+
+
+@dataclass(frozen=True)
+class LRSchedule:
+    """The learning-rate schedule of a run (stored in every checkpoint; see :func:`learning_rate`).
+
+    Attributes:
+        schedule: ``constant`` or ``cosine``.
+        lr: peak learning rate; min_lr: where the cosine ends.
+        warmup_steps: steps of linear warm-up.
+        total_steps: optimisation steps of the whole run (what the cosine spans).
+    """
+
+    schedule: str
+    lr: float
+    min_lr: float
+    warmup_steps: int
+    total_steps: int
+
+
+def learning_rate(s: LRSchedule, step: int) -> float:
+    """Learning rate of optimisation step ``step`` (counted from 0).
+
+    Warm-up: ``lr * (step + 1) / warmup_steps`` for ``step < warmup_steps``. Then ``lr``
+    (constant) or ``min_lr + (lr - min_lr) * (1 + cos(pi * t)) / 2`` with
+    ``t = (step - warmup_steps) / (total_steps - warmup_steps)`` clipped to ``[0, 1]`` (cosine;
+    the nanoGPT schedule).
+    """
+    if step < s.warmup_steps:
+        return s.lr * (step + 1) / s.warmup_steps
+    if s.schedule == "constant":
+        return s.lr
+    t = min(1.0, (step - s.warmup_steps) / max(1, s.total_steps - s.warmup_steps))
+    return s.min_lr + (s.lr - s.min_lr) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW parameter groups: ``decay`` (>= 2-D weights) and ``no_decay`` (the rest).
+
+    A parameter takes no weight decay when it has fewer than two dimensions (biases, norm weights,
+    a scalar temperature) or when ``model.no_weight_decay()`` (optional, timm's convention) names
+    it. Frozen parameters (``requires_grad=False``) are left out; empty groups are dropped.
+
+    Raises:
+        ValueError: ``no_weight_decay()`` names something that is not a parameter of ``model``.
+    """
+    params = dict(model.named_parameters())
+    hook = getattr(model, "no_weight_decay", None)
+    named = set(hook()) if hook is not None else set()
+    unknown = sorted(named - params.keys())
+    if unknown:
+        raise ValueError(f"{type(model).__name__}.no_weight_decay() names {unknown}, which are not "
+                         f"parameters of the model; use names from named_parameters(), e.g. "
+                         f"{sorted(params)[:4]}")
+    trained = {n: p for n, p in params.items() if p.requires_grad}
+    no_decay = [p for n, p in trained.items() if p.ndim < 2 or n in named]
+    decay = [p for n, p in trained.items() if not (p.ndim < 2 or n in named)]
+    groups = [{"name": "decay", "params": decay, "weight_decay": weight_decay},
+              {"name": "no_decay", "params": no_decay, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
 
 
 @dataclass
@@ -209,6 +340,19 @@ def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def _with_last(items: Iterable[Any]) -> Iterator[tuple[Any, bool]]:
+    """``(item, is_last)`` pairs, drawing one item ahead."""
+    it = iter(items)
+    try:
+        prev = next(it)
+    except StopIteration:
+        return
+    for item in it:
+        yield prev, False
+        prev = item
+    yield prev, True
+
+
 class Trainer:
     """Train ``task.model`` with AdamW, logging and atomic checkpoints in ``run_dir``.
 
@@ -219,39 +363,45 @@ class Trainer:
         config: the resolved experiment configuration as a dict, stored in every checkpoint.
         dist_ctx: this process's place in the run; default :func:`init_distributed` on the device
             of the model's parameters.
-        scheduler: optional ``optimizer -> LR scheduler`` factory; the scheduler is stepped after
-            every optimisation step and checkpointed.
 
     Raises:
-        ValueError: ``cfg.mode`` is not ``max``/``min``.
-        TypeError: more than one rank but the task has no ``set_rank`` (it could not shard its data).
+        TypeError: more than one rank but the task has no ``set_dist`` (it could not shard its
+            data), or a cosine schedule but no ``num_train_batches`` (its length is unknown).
+        ValueError: the model's ``no_weight_decay()`` names an unknown parameter.
     """
 
     def __init__(self, task: Task, cfg: TrainerConfig, run_dir: str | Path, config: dict[str, Any],
-                 dist_ctx: DistContext | None = None,
-                 scheduler: Callable[[torch.optim.Optimizer], Any] | None = None):
-        if cfg.mode not in ("max", "min"):
-            raise ValueError(f"mode must be 'max' or 'min', got {cfg.mode!r}")
+                 dist_ctx: DistContext | None = None):
         self.task, self.cfg, self.config = task, cfg, config
-        self.model = task.model  # the bare module: what checkpoints hold
+        self.model = task.model  # the bare module: what checkpoints hold and validation runs
         self.dist = dist_ctx or init_distributed(next(self.model.parameters()).device)
-        if self.dist.world_size > 1 and not hasattr(task, "set_rank"):
-            raise TypeError(f"{type(task).__name__} has no set_rank(rank, world_size): under DDP "
-                            "every rank would train on the same samples; add it to shard the data")
+        if self.dist.world_size > 1 and not hasattr(task, "set_dist"):
+            raise TypeError(f"{type(task).__name__} has no set_dist(ctx): under DDP every rank "
+                            "would train on the same samples; add it to shard the data by ctx.rank")
+        if cfg.schedule == "cosine" and not hasattr(task, "num_train_batches"):
+            raise TypeError(f"{type(task).__name__} has no num_train_batches(): the cosine "
+                            "schedule needs the number of steps; add it or use schedule='constant'")
         self.run_dir = Path(run_dir)
         if self.dist.master:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
-        )
-        self.scheduler = scheduler(self.optimizer) if scheduler is not None else None
+        self.optimizer = torch.optim.AdamW(param_groups(self.model, cfg.weight_decay), lr=cfg.lr)
+        self.schedule: LRSchedule | None = None  # set by fit (needs the task's shard size)
         self.rows: list[dict[str, Any]] = []
         self.step = 0
+        self._ddp: torch.nn.Module | None = None
 
     def _better(self, value: float, best: float) -> bool:
         if math.isnan(value):
             return False
         return value > best if self.cfg.mode == "max" else value < best
+
+    def _make_schedule(self) -> LRSchedule:
+        cfg = self.cfg
+        total = 0
+        count = getattr(self.task, "num_train_batches", None)
+        if count is not None:
+            total = cfg.epochs * -(-count() // cfg.grad_accum_steps)
+        return LRSchedule(cfg.schedule, cfg.lr, cfg.min_lr, cfg.warmup_steps, total)
 
     def _rank_state(self) -> dict[str, Any]:
         """This rank's RNG states and the task's training state (the per-rank part of a checkpoint)."""
@@ -272,7 +422,7 @@ class Trainer:
             "format": CHECKPOINT_FORMAT,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "lr_schedule": asdict(self.schedule) if self.schedule is not None else None,
             "epoch": epoch,
             "step": self.step,
             "best_metric": best,
@@ -305,12 +455,16 @@ class Trainer:
         path = self.run_dir / "last.pt"
         ckpt = load_checkpoint(path, map_location=self.dist.device)
         self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        if self.scheduler is not None:
-            if ckpt.get("scheduler") is None:
-                raise RuntimeError(f"{path} holds no scheduler state but this run has a scheduler; "
-                                   "resume with the configuration the run was started with")
-            self.scheduler.load_state_dict(ckpt["scheduler"])
+        try:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        except ValueError as exc:  # parameter groups that do not match this model's
+            raise RuntimeError(f"{path}: its optimizer state does not fit this model's parameter "
+                               f"groups ({exc}); resume with the code and configuration the run "
+                               "was started with") from exc
+        saved = ckpt.get("lr_schedule")
+        if saved != asdict(self.schedule) and self.dist.master:
+            log.warning("%s was trained with the learning-rate schedule %s, this run has %s: the "
+                        "run continues but is not the same run", path, saved, asdict(self.schedule))
         self.step, self.rows = ckpt["step"], ckpt["rows"]
         ranks = ckpt.get("ranks") or [{"rng": ckpt["rng"], "task": None}]
         if len(ranks) == self.dist.world_size:
@@ -333,15 +487,17 @@ class Trainer:
         """Run the epochs; return where the best checkpoint is (the same on every rank).
 
         Raises:
-            RuntimeError: a non-finite loss (names epoch, step and rank), or no epoch with a finite
-                validation metric.
+            RuntimeError: a non-finite loss (names epoch, step and rank), or no epoch with a
+                finite validation metric.
+            ValueError: the validation has no ``monitor`` (or ``floor_metric``) key.
             CheckpointError: ``resume`` with an unreadable ``last.pt``.
             FileNotFoundError: ``resume`` without ``last.pt``.
         """
         cfg, ctx, task = self.cfg, self.dist, self.task
         seed_everything(cfg.seed + ctx.rank)  # per-rank offset: dropout etc. differ across ranks
-        if hasattr(task, "set_rank"):
-            task.set_rank(ctx.rank, ctx.world_size)
+        if hasattr(task, "set_dist"):
+            task.set_dist(ctx)
+        self.schedule = self._make_schedule()
         best = -math.inf if cfg.mode == "max" else math.inf
         best_epoch, start_epoch, stale = -1, 0, 0
         if resume:
@@ -353,8 +509,9 @@ class Trainer:
             writer = SummaryWriter(str(self.run_dir / "tb"))
         if ctx.ddp:
             ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-            task.model = torch.nn.parallel.DistributedDataParallel(
+            self._ddp = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=ids, static_graph=cfg.static_graph)
+            task.model = self._ddp
         autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                     if cfg.bf16 and ctx.device.type == "cuda" else nullcontext())
         kill_at = int(os.environ.get(KILL_AT_STEP_ENV, 0))
@@ -367,7 +524,7 @@ class Trainer:
                 if stop:
                     break
         finally:
-            task.model = self.model
+            task.model, self._ddp = self.model, None
             if writer is not None:
                 writer.close()
         if best_epoch < 0:
@@ -377,64 +534,100 @@ class Trainer:
         return TrainSummary(self.run_dir / "best.pt", best, best_epoch, epoch + 1,
                             time.perf_counter() - t0)
 
+    def _batch_size(self, batch: Any) -> int:
+        hook = getattr(self.task, "batch_size", None)
+        if hook is not None:
+            return int(hook(batch))
+        try:
+            return len(batch)
+        except TypeError:
+            raise TypeError(f"{type(self.task).__name__}'s batches ({type(batch).__name__}) have "
+                            "no len(); add a batch_size(batch) -> int hook to the task") from None
+
+    def _train_step(self, k: int, logs: dict[str, float], writer: Any) -> None:
+        """Clip, set the LR and take the optimiser step over ``k`` accumulated micro-batches."""
+        cfg = self.cfg
+        if k < cfg.grad_accum_steps:  # the epoch's short last step: gradient = mean over k
+            for p in self.model.parameters():
+                if p.grad is not None:
+                    p.grad.mul_(cfg.grad_accum_steps / k)
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        lr = learning_rate(self.schedule, self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.step()
+        self.step += 1
+        after = getattr(self.task, "after_step", None)
+        if after is not None:
+            after(self.step)
+        if writer is not None:
+            for key, v in logs.items():
+                writer.add_scalar(f"train/{key}", v / k, self.step)
+            writer.add_scalar("train/lr", lr, self.step)
+
     def _epoch(self, epoch: int, writer: Any, autocast: Any, kill_at: int, best: float,
                best_epoch: int, stale: int) -> tuple[float, int, int, bool]:
         """Train one epoch, validate, log and checkpoint; return (best, best epoch, stale, stop)."""
         cfg, ctx, task = self.cfg, self.dist, self.task
+        accum = cfg.grad_accum_steps
         task.model.train()
         t_epoch = time.perf_counter()
-        sums: dict[str, float] = {}
-        n = 0
+        sums: dict[str, float] = {}  # per micro-batch figures, summed over the epoch
+        step_logs: dict[str, float] = {}  # the same, summed over the current step
+        n = samples = k = 0  # micro-batches and samples of the epoch, micro-batches of the step
         total = getattr(task, "num_train_batches", None)
-        bar = tqdm(task.train_batches(epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
-                   total=total() if total else None, leave=False, dynamic_ncols=True,
-                   disable=not ctx.master)
-        for batch in bar:
-            # 1) forward + loss (the task may execute tests here)
-            with autocast:
-                loss, logs = task.training_step(batch, epoch)
-            if not torch.isfinite(loss):
-                raise RuntimeError(
-                    f"non-finite loss {loss.item()} at epoch {epoch + 1}, step {self.step + 1} "
-                    f"(rank {ctx.rank}); lower train.lr or check the inputs of this batch"
-                )
-            # 2) backward (DDP all-reduces gradients), clip, update
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-            self.optimizer.step()
-            if self.scheduler is not None:
-                self.scheduler.step()
-            self.step += 1
-            if self.step == kill_at:  # test hook (KILL_AT_STEP_ENV): simulate kill -9 mid-epoch
-                os.kill(os.getpid(), signal.SIGKILL)
-            logs = {"loss": loss.item(), **logs}
-            for k, v in logs.items():
-                sums[k] = sums.get(k, 0.0) + v
-                if writer is not None:
-                    writer.add_scalar(f"train/{k}", v, self.step)
+        bar = tqdm(_with_last(task.train_batches(epoch)), desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                   unit="batch", total=total() if total else None, leave=False,
+                   dynamic_ncols=True, disable=not ctx.master)
+        for batch, last in bar:
+            if k == 0:
+                self.optimizer.zero_grad(set_to_none=True)
+            k += 1
+            sync = last or k == accum
+            no_sync = self._ddp is not None and not sync and not cfg.static_graph
+            with self._ddp.no_sync() if no_sync else nullcontext():
+                # 1) forward + loss (the task may execute tests or gather across ranks here)
+                with autocast:
+                    loss, logs = task.training_step(batch, epoch)
+                if not torch.isfinite(loss):
+                    part = f", micro-batch {k}/{accum}" if accum > 1 else ""
+                    raise RuntimeError(
+                        f"non-finite loss {loss.item()} at epoch {epoch + 1}, step "
+                        f"{self.step + 1}{part} (rank {ctx.rank}); lower the learning rate or "
+                        "check the inputs of this batch"
+                    )
+                # 2) backward: gradients accumulate; DDP averages them over ranks when synced
+                (loss / accum).backward()
+            samples += self._batch_size(batch)
+            for key, v in {"loss": loss.item(), **logs}.items():
+                sums[key] = sums.get(key, 0.0) + v
+                step_logs[key] = step_logs.get(key, 0.0) + v
             n += 1
-            bar.set_postfix(loss=f"{logs['loss']:.3f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if sync:
+                # 3) clip, learning rate, update, the task's after_step
+                self._train_step(k, step_logs, writer)
+                k, step_logs = 0, {}
+                if self.step == kill_at:  # test hook (KILL_AT_STEP_ENV): simulate kill -9
+                    os.kill(os.getpid(), signal.SIGKILL)
         train_s = time.perf_counter() - t_epoch
         summary = getattr(task, "epoch_summary", None)
-        whole = summary(epoch) if summary is not None else {}
-        # 3) figures of all ranks: per-step means over every rank's steps, epoch summaries averaged
-        per_rank = self._gather((sums, n, whole))
+        counts = summary(epoch) if summary is not None else {}
+        # 4) figures of all ranks: micro-batch means over every rank, epoch counts summed
+        per_rank = self._gather((sums, n, counts, samples, train_s))
         steps = sum(r[1] for r in per_rank)
         train = {k: sum(r[0].get(k, 0.0) for r in per_rank) / max(steps, 1) for k in sums}
-        whole = {k: sum(r[2][k] for r in per_rank) / len(per_rank) for k in whole}
-        # 4) validation, best and early stopping: decided on rank 0, broadcast to every rank
+        whole = {k: float(sum(r[2][k] for r in per_rank)) for k in counts}
+        derive = getattr(task, "derive_summary", None)
+        if derive is not None:
+            whole.update(derive(dict(whole)))
+        samples = sum(r[3] for r in per_rank)
+        train_s = max(r[4] for r in per_rank)
+        # 5) validation, best and early stopping: decided on rank 0, broadcast to every rank
         decision: list[Any] = [None]
         if ctx.master:
-            val = task.validate(epoch)
-            metric = val.get(cfg.monitor, float("nan"))
-            improved = self._better(metric, best)
-            if improved:
-                best, best_epoch, stale = metric, epoch, 0
-            else:
-                stale += 1
-            decision = [(val, improved, best, best_epoch, stale)]
+            decision = [self._decide(epoch, best, best_epoch, stale)]
         if ctx.ddp:
             dist.broadcast_object_list(decision, src=0)
         val, improved, best, best_epoch, stale = decision[0]
@@ -442,14 +635,18 @@ class Trainer:
         row.update({f"train/{k}": v for k, v in train.items()})
         row.update({f"train/{k}": v for k, v in whole.items()})
         row.update({f"val/{k}": v for k, v in val.items()})
+        row["lr"] = self.optimizer.param_groups[0]["lr"]
+        row["samples"] = samples
+        row["samples/s"] = round(samples / max(train_s, 1e-9), 2)
         row["train_seconds"] = round(train_s, 2)
         row["epoch_seconds"] = round(time.perf_counter() - t_epoch, 2)
         self.rows.append(row)
-        # 5) checkpoint: every rank's RNG/task state, written by rank 0 alone
+        # 6) checkpoint: every rank's RNG/task state, written by rank 0 alone
         ranks = self._gather(self._rank_state())
         if ctx.master:
             for k, v in whole.items():
                 writer.add_scalar(f"train/{k}", v, epoch + 1)
+            writer.add_scalar("train/samples_per_s", row["samples/s"], epoch + 1)
             for k, v in val.items():
                 writer.add_scalar(f"val/{k}", v, epoch + 1)
             self._write_csv()
@@ -457,17 +654,52 @@ class Trainer:
             if improved:
                 self._save(self.run_dir / "best.pt", ranks, epoch, best, best_epoch, stale, val)
             log.info(
-                "epoch %d/%d  loss %.4f%s  val %s  %.1f s%s", epoch + 1, cfg.epochs,
-                row.get("train/loss", float("nan")),
+                "epoch %d/%d  loss %.4f%s  val %s  %.1f samples/s  %.1f s%s", epoch + 1,
+                cfg.epochs, row.get("train/loss", float("nan")),
                 "".join(f"  {k}={v:.4g}" for k, v in whole.items()),
-                "  ".join(f"{k}={v:.4f}" for k, v in val.items()), row["epoch_seconds"],
-                "  (best)" if improved else "",
+                "  ".join(f"{k}={v:.4f}" for k, v in val.items()), row["samples/s"],
+                row["epoch_seconds"], "  (best)" if improved else "",
             )
         stop = bool(cfg.patience and stale >= cfg.patience)
         if stop and ctx.master:
             log.info("early stop: %s did not improve for %d epochs", cfg.monitor, stale)
-        below = val.get(cfg.floor_metric, math.inf) < cfg.floor if cfg.floor_metric else False
+        below = val[cfg.floor_metric] < cfg.floor if cfg.floor_metric else False
         if below and ctx.master:
             log.warning("early stop: %s = %.4f fell below its floor %.4f", cfg.floor_metric,
                         val[cfg.floor_metric], cfg.floor)
         return best, best_epoch, stale, stop or below
+
+    def _validate(self, epoch: int) -> dict[str, float]:
+        """``task.validate`` on the bare module, in eval mode, without gradients (rank 0)."""
+        task, wrapped, was_training = self.task, self.task.model, self.model.training
+        task.model = self.model  # never the DDP wrapper: its forward would communicate
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                return task.validate(epoch)
+        finally:
+            task.model = wrapped
+            self.model.train(was_training)
+
+    def _decide(self, epoch: int, best: float, best_epoch: int,
+                stale: int) -> tuple[dict[str, float], bool, float, int, int]:
+        """Rank 0: validate and decide; return ``(val, improved, best, best_epoch, stale)``.
+
+        Raises:
+            ValueError: the validation has no ``monitor`` (or ``floor_metric``) key. (Under
+                torchrun the other ranks are then stopped by torchrun.)
+        """
+        cfg = self.cfg
+        val = self._validate(epoch)
+        missing = [k for k in (cfg.monitor, cfg.floor_metric) if k and k not in val]
+        if missing:
+            raise ValueError(f"the validation of {type(self.task).__name__} has no {missing}, "
+                             f"which the trainer monitors; it returned {sorted(val)}: set "
+                             "monitor / floor_metric to one of these")
+        metric = val[cfg.monitor]
+        improved = self._better(metric, best)
+        if improved:
+            best, best_epoch, stale = metric, epoch, 0
+        else:
+            stale += 1
+        return val, improved, best, best_epoch, stale

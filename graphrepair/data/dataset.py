@@ -21,7 +21,7 @@ import numpy as np
 from graphrepair.config import ExperimentConfig
 from graphrepair.data.corruption import corrupt, corruption_rng
 from graphrepair.data.dedup import deduplicate_splits, normalized_hash
-from graphrepair.data.problems import load_problems, split_problems
+from graphrepair.data.problems import DataError, load_problems, split_problems
 from graphrepair.features.encoding import EncodedProgram
 from graphrepair.graphs.cache import GraphCache
 from graphrepair.graphs.vocab import UnknownReport, Vocabulary
@@ -151,9 +151,9 @@ def add_heldout_split(
         FileNotFoundError: the dataset file is missing (see :func:`graphrepair.data.problems.ensure_file`).
     """
     if name not in HELDOUT_SPLITS:
-        raise ValueError(f"unknown held-out split {name!r}; valid: {', '.join(HELDOUT_SPLITS)}")
+        raise DataError(f"unknown held-out split {name!r}; valid: {', '.join(HELDOUT_SPLITS)}")
     if cfg.data.dataset == name:
-        raise ValueError(f"the model was trained on {name!r}: it is not held out; use --split val|test")
+        raise DataError(f"the model was trained on {name!r}: it is not held out; use --split val|test")
     problems = load_problems(name, cfg.data.data_dir)
     cache = graph_cache if graph_cache is not None else GraphCache.default()
     pairs = [(p, g) for p, g in zip(problems, cache.graphs([p.source for p in problems]))

@@ -31,7 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from harness.cli import InputError
+
 __all__ = [
+    "DataError",
     "DATA_FILES",
     "DATASETS",
     "FileSpec",
@@ -44,6 +47,11 @@ __all__ = [
     "resolve_data_dir",
     "split_problems",
 ]
+
+
+class DataError(InputError):
+    """A dataset file or record that cannot be used (wrong SHA-256, malformed line, unknown name);
+    a :class:`ValueError`, and a bad-input error (exit code 2) for the command-line tools."""
 
 ENV_VAR = "GRAPHREPAIR_DATA"
 DOWNLOAD_TIMEOUT_S = 60.0
@@ -156,19 +164,19 @@ def ensure_file(
         The file's path.
 
     Raises:
-        ValueError: ``name`` is unknown, or the file (existing or downloaded) has the wrong SHA-256.
+        DataError: ``name`` is unknown, or the file (existing or downloaded) has the wrong SHA-256.
         FileNotFoundError: the file is missing and could not be downloaded (or ``download`` is
             false); the message names the file, the directory, and how to point at another one.
     """
     if name not in DATA_FILES:
-        raise ValueError(f"unknown data file {name!r}; known files: {sorted(DATA_FILES)}")
+        raise DataError(f"unknown data file {name!r}; known files: {sorted(DATA_FILES)}")
     spec = DATA_FILES[name]
     directory = resolve_data_dir(data_dir)
     path = directory / name
     if path.is_file():
         found = _sha256(path)
         if found != spec.sha256:
-            raise ValueError(
+            raise DataError(
                 f"{path} has SHA-256 {found}, expected {spec.sha256}: the file is corrupt or a "
                 f"different version; delete it to download it again, or replace it with the "
                 f"file from {spec.url}"
@@ -198,7 +206,7 @@ def ensure_file(
             ) from exc
         found = _sha256(tmp)
         if found != spec.sha256:
-            raise ValueError(
+            raise DataError(
                 f"downloaded {spec.url} has SHA-256 {found}, expected {spec.sha256}; "
                 f"put a verified copy of {name} in {directory}"
             )
@@ -211,16 +219,16 @@ def ensure_file(
 def _field(record: object, key: str, kind: type, where: str):
     """``record[key]`` checked to be a ``kind`` (lists: of ``str``); ValueError naming ``where``."""
     if not isinstance(record, dict):
-        raise ValueError(f"{where}: expected a JSON object, found {type(record).__name__}")
+        raise DataError(f"{where}: expected a JSON object, found {type(record).__name__}")
     if key not in record:
-        raise ValueError(f"{where}: missing key {key!r} (keys: {sorted(record)})")
+        raise DataError(f"{where}: missing key {key!r} (keys: {sorted(record)})")
     value = record[key]
     ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
     if ok and kind is list:
         ok = all(isinstance(v, str) for v in value)
     if not ok:
         want = "list of str" if kind is list else kind.__name__
-        raise ValueError(f"{where}: {key!r} should be {want}, found {value!r:.80}")
+        raise DataError(f"{where}: {key!r} should be {want}, found {value!r:.80}")
     return value
 
 
@@ -235,7 +243,7 @@ def _read_jsonl(path: Path, opener=open) -> list[tuple[str, dict]]:
             try:
                 records.append((where, json.loads(line)))
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{where}: invalid JSON: {exc}") from exc
+                raise DataError(f"{where}: invalid JSON: {exc}") from exc
     return records
 
 
@@ -277,9 +285,9 @@ def load_sanitized_mbpp(data_dir: str | os.PathLike | None = None) -> list[Probl
     try:
         records = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: invalid JSON: {exc}") from exc
+        raise DataError(f"{path}: invalid JSON: {exc}") from exc
     if not isinstance(records, list):
-        raise ValueError(f"{path}: expected a JSON array, found {type(records).__name__}")
+        raise DataError(f"{path}: expected a JSON array, found {type(records).__name__}")
     problems = []
     for index, rec in enumerate(records):
         where = f"{path}, record {index}"
@@ -300,10 +308,10 @@ def _humaneval_tests(test: str, entry_point: str, where: str) -> tuple[tuple[str
     try:
         module = ast.parse(test)
     except SyntaxError as exc:
-        raise ValueError(f"{where}: 'test' does not parse: {exc}") from exc
+        raise DataError(f"{where}: 'test' does not parse: {exc}") from exc
     checks = [n for n in module.body if isinstance(n, ast.FunctionDef) and n.name == "check"]
     if len(checks) != 1:
-        raise ValueError(f"{where}: expected one top-level 'def check', found {len(checks)}")
+        raise DataError(f"{where}: expected one top-level 'def check', found {len(checks)}")
     body = checks[0].body
     if all(isinstance(stmt, ast.Assert) for stmt in body):
         tests = tuple(ast.get_source_segment(test, stmt) for stmt in body)
@@ -354,11 +362,11 @@ def load_problems(dataset: str, data_dir: str | os.PathLike | None = None) -> li
     """Load a dataset by name (a key of :data:`DATASETS`).
 
     Raises:
-        ValueError: unknown ``dataset`` (the message lists the valid names); see the loaders.
+        DataError: unknown ``dataset`` (the message lists the valid names); see the loaders.
         FileNotFoundError: see :func:`ensure_file`.
     """
     if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; valid names: {', '.join(DATASETS)}")
+        raise DataError(f"unknown dataset {dataset!r}; valid names: {', '.join(DATASETS)}")
     return DATASETS[dataset](data_dir)
 
 
@@ -383,18 +391,18 @@ def split_problems(
         ``{"train": [...], "val": [...], "test": [...]}``.
 
     Raises:
-        ValueError: fractions are not three non-negative numbers summing to 1, or task ids repeat.
+        DataError: fractions are not three non-negative numbers summing to 1, or task ids repeat.
     """
     fractions = tuple(float(f) for f in fractions)
     if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-9:
-        raise ValueError(
+        raise DataError(
             f"fractions must be three non-negative numbers (train, val, test) summing to 1, "
             f"got {fractions}"
         )
     ids = [p.task_id for p in problems]
     if len(set(ids)) != len(ids):
         dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
-        raise ValueError(f"split_problems needs unique task ids; repeated: {dup}")
+        raise DataError(f"split_problems needs unique task ids; repeated: {dup}")
 
     def key(p: Problem) -> bytes:
         return hashlib.sha256(f"{seed}:{p.task_id}".encode()).digest()

@@ -32,14 +32,13 @@ from graphrepair.data.dataset import (
     fixed_states,
     prepare,
 )
+from graphrepair.data.problems import DataError
 from graphrepair.evaluation.report import report_plots, report_tables, summarize
-from graphrepair.graphs.vocab import Vocabulary
 from graphrepair.loop.refine import ProgramState, Refiner, refine, state_metrics
-from graphrepair.models import build_model, load_weights
-from harness.config import from_dict, to_dict
-from harness.io import atomic_write_json
+from graphrepair.models import from_checkpoint
+from harness import runs
+from harness.config import describe, to_dict
 from harness.report import markdown_table, write_report
-from harness.trainer import load_checkpoint
 
 __all__ = ["evaluate", "evaluate_checkpoint", "find_checkpoint", "load_for_eval", "run_unit"]
 
@@ -76,7 +75,8 @@ def evaluate(
         checkpoint: path recorded in the report; its directory's ``metrics.csv`` (if any) gives
             the training-curve plot.
         device: where the model runs.
-        progress: tqdm bars over (seed, level) units and iterations.
+        progress: tqdm bars over (seed, level) units and iterations, shown when stderr is a
+            terminal.
 
     Returns:
         (results dict, report.json path, report.md path, the summary table as Markdown).
@@ -100,32 +100,32 @@ def evaluate(
     if split not in data.splits and split in HELDOUT_SPLITS:
         add_heldout_split(cfg, data, split)
     if not data.splits.get(split):
-        raise ValueError(f"the {split!r} split is empty or unknown (have {sorted(data.splits)}); "
+        raise DataError(f"the {split!r} split is empty or unknown (have {sorted(data.splits)}); "
                          f"choose another --split")
     pool = data.splits[split]
     pool = pool[:n_programs] if n_programs else pool
     refiner = Refiner.from_config(model, data.vocab, cfg, device)
     base_fp = _fingerprint(model, data.vocab, cfg, split, pool, iterations, zeroed)
-    partial = Path(out_dir) / "partial"
+    partial = runs.UnitStore(Path(out_dir) / "partial")
     t0 = time.perf_counter()
     units, resumed = [], 0
     todo = [(s, lv) for s in range(n_seeds) for lv in levels]
-    for s, level in tqdm(todo, desc="evaluate", unit="level", disable=not progress):
-        path = partial / f"seed{ev.seed + s}-level{level:g}.json"
+    for s, level in tqdm(todo, desc="evaluate", unit="level", disable=None if progress else True):
+        name = f"seed{ev.seed + s}-level{level:g}"
         fp = f"{base_fp}:{ev.seed + s}:{level!r}"
-        unit = _load_partial(path, fp)
+        unit = partial.load(name, fp)
         if unit is None:
             log.info("seed %d, %g%% corruption: %d programs, %d iterations", ev.seed + s, level * 100,
                      len(pool), iterations)
             unit = run_unit(refiner, cfg, data, pool, level, ev.seed + s, iterations,
                             feedback_zeroed=zeroed, progress=progress)
-            unit["fingerprint"] = fp
-            atomic_write_json(path, unit)
+            unit = partial.save(name, fp, unit)
         else:
             resumed += 1
         units.append(unit)
     if resumed:
-        log.info("resumed: %d of %d (seed, level) results read from %s", resumed, len(todo), partial)
+        log.info("resumed: %d of %d (seed, level) results read from %s", resumed, len(todo),
+                 partial.directory)
     results = {
         "schema": RESULTS_SCHEMA,
         "checkpoint": checkpoint,
@@ -167,7 +167,13 @@ def run_unit(refiner: Refiner, cfg: ExperimentConfig, data: PreparedData, pool: 
 
     Returns:
         ``{"level", "corruption_seed", "programs", "masked_leaves", "seconds", "methods": {name:
-        per-iteration rows}}``; rows hold the four metrics and ``program_runs`` (cumulative).
+        per-iteration rows}, "per_program": ...}``; rows hold the four metrics and
+        ``program_runs`` (cumulative). ``per_program`` keeps each program's outcome, for paired
+        comparisons of methods on the same programs (:mod:`graphrepair.evaluation.report`):
+        ``{"task_ids": [n], "masked": [n] corrupted leaves, "leaves": [n], "methods": {name:
+        {"one_shot" | "final": {"restored": [n] corrupted leaves back to the reference,
+        "correct": [n] leaves equal to the reference, "exact": [n] 0/1, "passed": [n] 0/1}}}}``,
+        in pool order (one-shot = after iteration 0; unigram and copy have one iteration).
     """
     t0 = time.perf_counter()
     states = [s for _, s in fixed_states(pool, [level], len(pool), corruption_seed, data.vocab)]
@@ -175,39 +181,69 @@ def run_unit(refiner: Refiner, cfg: ExperimentConfig, data: PreparedData, pool: 
     def fresh() -> list[ProgramState]:
         return [ProgramState.start(s.enc, s.masked, data.vocab) for s in states]
 
+    def outcome(s: ProgramState) -> tuple[int, int, int, int]:  # restored, correct, exact, passed
+        ok = s.correct()
+        return int(ok[s.masked].sum()), int(ok.sum()), int(ok.all()), int(s.passed)
+
+    def outcomes(per_state: list[tuple[int, int, int, int]]) -> dict[str, list[int]]:
+        return dict(zip(("restored", "correct", "exact", "passed"), map(list, zip(*per_state))))
+
+    class OneShot:
+        """``refiner`` for :func:`refine`, noting each program's outcome once iteration 0 is tested."""
+
+        def __init__(self) -> None:
+            self.seen: dict[int, tuple[int, int, int, int]] = {}
+
+        def __getattr__(self, name: str):
+            return getattr(refiner, name)
+
+        def run_tests(self, group: list[ProgramState], progress: bool = False) -> None:
+            refiner.run_tests(group, progress)
+            for s in group:  # iteration == 1: iteration 0 applied (0 = tests of the corrupted input)
+                if s.iteration == 1:
+                    self.seen.setdefault(id(s), outcome(s))
+
+    def refined(group: list[ProgramState], **kwargs) -> tuple[list[dict], dict]:
+        rec = OneShot()
+        rows = refine(rec, group, iterations, progress=progress, **kwargs)
+        assert len(rec.seen) == len(group), "a program's iteration 0 was not tested"
+        return rows, {"one_shot": outcomes([rec.seen[id(s)] for s in group]),
+                      "final": outcomes([outcome(s) for s in group])}
+
     copy, unigram = fresh(), fresh()
     zeroed = fresh() if feedback_zeroed else None
-    methods = {"model": refine(refiner, states, iterations, progress=progress,
-                               feedback_at_iteration0=cfg.feedback.feedback_at_iteration0)}
+    methods, per_method = {}, {}
+    methods["model"], per_method["model"] = refined(
+        states, feedback_at_iteration0=cfg.feedback.feedback_at_iteration0)
     if zeroed is not None:
-        methods["feedback_zeroed"] = refine(refiner, zeroed, iterations, with_feedback=False,
-                                            progress=progress)
+        methods["feedback_zeroed"], per_method["feedback_zeroed"] = refined(zeroed, with_feedback=False)
     for b in unigram:  # every mask -> the most frequent eligible training token
         b.texts = [data.unigram if t is None else t for t in b.texts]
     for name, group in (("unigram", unigram), ("copy", copy)):
         refiner.run_tests(group)
         methods[name] = [state_metrics(group) | {"program_runs": float(len(group))}]
+        once = outcomes([outcome(s) for s in group])
+        per_method[name] = {"one_shot": once, "final": once}
     for rows in methods.values():
         for row in rows:
             row.pop("test_runs", None)  # cache-dependent; program_runs is the method's cost
+    per_program = {"task_ids": [s.enc.problem.task_id for s in states],
+                   "masked": [int(s.masked.sum()) for s in states],
+                   "leaves": [len(s.texts) for s in states], "methods": per_method}
     return {"level": level, "corruption_seed": corruption_seed, "programs": len(states),
             "masked_leaves": int(sum(s.masked.sum() for s in states)),
-            "seconds": round(time.perf_counter() - t0, 2), "methods": methods}
+            "seconds": round(time.perf_counter() - t0, 2), "methods": methods,
+            "per_program": per_program}
 
 
 def _fingerprint(model, vocab, cfg, split, pool, iterations, zeroed) -> str:
-    """SHA-256 of everything a (seed, level) result depends on, except the seed and level."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    """Fingerprint of everything a (seed, level) result depends on, except the seed and level."""
     settings = {"vocab": vocab.to_dict(), "feedback": to_dict(cfg.feedback), "eligible": cfg.corruption.eligible,
                 "timeout_s": cfg.sandbox.timeout_s, "memory_mb": cfg.sandbox.memory_mb,
                 "max_tests": cfg.data.max_tests, "max_iteration": cfg.train.trajectory_iterations,
                 "model": to_dict(cfg.model), "split": split, "tasks": [e.problem.task_id for e in pool],
                 "iterations": iterations, "feedback_zeroed": zeroed, "schema": RESULTS_SCHEMA}
-    h.update(json.dumps(settings, sort_keys=True, default=str).encode())
-    return h.hexdigest()[:32]
+    return runs.fingerprint(settings, model.state_dict())
 
 
 def _inputs_id(split, pool, levels, seeds, iterations) -> str:
@@ -216,21 +252,11 @@ def _inputs_id(split, pool, levels, seeds, iterations) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def _load_partial(path: Path, fingerprint: str) -> dict | None:
-    if not path.is_file():
-        return None
-    unit = json.loads(path.read_text())
-    if unit.get("fingerprint") != fingerprint:
-        log.warning("%s was written for another model, data or settings: recomputing it", path)
-        return None
-    return unit
-
-
 def _notes(cfg: ExperimentConfig, results: dict, data: PreparedData) -> list[str]:
     split = results["split"]
     where = (f"Held-out dataset `{split}`" if split in HELDOUT_SPLITS
              else f"Split `{split}` of {results['dataset']}")
-    notes = [f"**{cfg.description}**" if cfg.description else "",
+    notes = [f"**{describe(cfg)}**" if cfg.description else "",
              f"{where}: {results['programs']} programs per level, "
              f"{results['iterations']} iterations, corruption seeds {results['corruption_seeds']} "
              f"(seed s corrupts with eval.seed + s; inputs id `{results['inputs_id']}`); every "
@@ -251,36 +277,31 @@ def _notes(cfg: ExperimentConfig, results: dict, data: PreparedData) -> list[str
 
 
 def find_checkpoint(exp: str, runs_root: str | Path = "runs") -> Path:
-    """The newest ``<runs_root>/<exp>-*/best.pt`` (by modification time).
+    """The newest ``<runs_root>/<exp>-*/best.pt`` (:func:`harness.runs.find_checkpoint`).
 
     Raises:
-        FileNotFoundError: none exists; the message lists the runs found under ``runs_root``.
+        FileNotFoundError: none exists; the message lists the runs found and how to train one.
     """
-    found = sorted(Path(runs_root).glob(f"{exp}-*/best.pt"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        have = sorted(str(p.parent.name) for p in Path(runs_root).glob("*/best.pt"))
-        raise FileNotFoundError(f"no {runs_root}/{exp}-*/best.pt; runs with a best.pt: "
-                                f"{have or 'none'}; train it first: python -m graphrepair.train --exp {exp}")
-    return found[-1]
+    try:
+        return runs.find_checkpoint(runs_root, exp)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{exc}; train it first: python -m graphrepair.train --exp {exp}") from None
 
 
 def load_for_eval(path: str | Path, data_dir: str | None = None, device: str = "cpu"):
     """Load a checkpoint: (config, model with weights, prepared data encoded with its vocabulary).
 
     Raises:
-        FileNotFoundError / RuntimeError: missing or corrupt checkpoint (see
-            :func:`harness.trainer.load_checkpoint`), or weights that do not fit the model its
-            config describes (:func:`graphrepair.models.load_weights`).
+        FileNotFoundError: no such checkpoint, or a dataset file is missing.
+        harness.checkpoint.CheckpointError: a damaged checkpoint or weights that do not fit
+            (:func:`graphrepair.models.from_checkpoint`).
     """
-    ckpt = load_checkpoint(path)
-    cfg = from_dict(ExperimentConfig, ckpt["config"])
+    loaded = from_checkpoint(path, device=device)
+    cfg = loaded.config
     if data_dir:
         cfg.data.data_dir = data_dir
-    vocab = Vocabulary.from_dict(ckpt["extra"]["vocab"])
-    data = prepare(cfg, vocab=vocab)
-    model = build_model(cfg, vocab)
-    load_weights(model, ckpt["model"], str(path))
-    return cfg, model.to(device), data
+    data = prepare(cfg, vocab=loaded.vocab)
+    return cfg, loaded.model, data
 
 
 def evaluate_checkpoint(path: str | Path, out_dir: str | Path | None = None, *,

@@ -342,7 +342,7 @@ def refine(
     evaluated0 = refiner.test_runs + refiner.cache_hits
     if feedback_at_iteration0:
         refiner.run_tests(states)
-    bar = tqdm(range(iterations), desc="refine", unit="iter", leave=False, disable=not progress)
+    bar = tqdm(range(iterations), desc="refine", unit="iter", leave=False, disable=None if progress else True)
     for k in bar:
         active = [s for s in states if not s.passed] if k else list(states)
         if active:

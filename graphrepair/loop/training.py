@@ -29,6 +29,7 @@ from graphrepair.data.corruption import corrupt, corruption_rng
 from graphrepair.data.dataset import PreparedData, draw_training_problems, fixed_states
 from graphrepair.loop.curriculum import sample_rate
 from graphrepair.loop.refine import ProgramState, Refiner, split_predictions, state_metrics
+from harness.distributed import DistContext
 from harness.sandbox import OUTCOMES
 
 __all__ = ["RefinementTask"]
@@ -62,18 +63,26 @@ class RefinementTask:
         )
 
     def epoch_summary(self, epoch: int) -> dict[str, float]:
-        """Programs executed during the epoch and the share of program runs the cache served."""
+        """This rank's counts of the epoch: programs executed and program runs the cache served.
+
+        The trainer sums them over ranks and passes the totals to :meth:`derive_summary`.
+        """
         hits = self.refiner.cache_hits - self._epoch_start[0]
         runs = self.refiner.test_runs - self._epoch_start[1]
-        return {"program_runs": float(runs),
-                "cache_hit_rate": hits / (hits + runs) if hits + runs else 0.0}
+        return {"program_runs": float(runs), "cache_hits": float(hits)}
+
+    @staticmethod
+    def derive_summary(totals: dict[str, float]) -> dict[str, float]:
+        """``cache_hit_rate``: the share of program runs the cache served, from the summed counts."""
+        hits, runs = totals["cache_hits"], totals["program_runs"]
+        return {"cache_hit_rate": hits / (hits + runs) if hits + runs else 0.0}
 
     def state_extra(self) -> dict:
         """The vocabulary travels with every checkpoint."""
         return {"vocab": self.data.vocab.to_dict()}
 
-    def set_rank(self, rank: int, world_size: int) -> None:
-        """Train on rank ``rank``'s share of every epoch from now on (see :meth:`train_batches`).
+    def set_dist(self, ctx: DistContext) -> None:
+        """Train on rank ``ctx.rank``'s share of every epoch from now on (see :meth:`train_batches`).
 
         The scheduled-sampling generator is reseeded per rank (rank 0 keeps the single-process
         stream, seeded by ``train.seed``; rank ``r`` > 0 uses ``[train.seed, r]``).
@@ -82,6 +91,7 @@ class RefinementTask:
             ValueError: ``rank`` is not in ``[0, world_size)``, or an epoch's ``data.train_samples``
                 cannot give every rank at least one sample.
         """
+        rank, world_size = ctx.rank, ctx.world_size
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
         if self.cfg.data.train_samples < world_size:
@@ -114,7 +124,7 @@ class RefinementTask:
         """``train_samples`` programs (see :func:`draw_training_problems`), freshly corrupted, in batches.
 
         The epoch's samples (problem, corruption rate, corruption draw) come from a generator
-        seeded by ``[train.seed, epoch]``, identical on every rank. After :meth:`set_rank` this rank
+        seeded by ``[train.seed, epoch]``, identical on every rank. After :meth:`set_dist` this rank
         takes samples ``rank, rank + world_size, ...`` of the first ``world_size * (train_samples //
         world_size)`` (so every rank runs the same number of batches; the last
         ``train_samples % world_size`` samples of the epoch are dropped), in batches of

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.utils import scatter, to_dense_batch
 
+from graphrepair.config import ExperimentConfig
 from graphrepair.features.encoding import (
     MAX_DEPTH,
     MAX_ITERATIONS,
@@ -29,6 +30,8 @@ from graphrepair.features.encoding import (
     NUM_EDGE_TYPES,
     NUM_OUTCOMES,
 )
+from graphrepair.features.variants import FeatureVariant
+from graphrepair.models.registry import register
 from graphrepair.models.unet_body import GraphUNetBody
 
 __all__ = ["GuidedIterativeGraphUNet"]
@@ -55,6 +58,7 @@ class _FeedbackCrossAttention(nn.Module):
         return self.norm(x + self.dropout(out[node_mask]))  # back to (N, H)
 
 
+@register
 class GuidedIterativeGraphUNet(nn.Module):
     r"""Iterative refiner over program graphs with cross-attention to test feedback (Exp 3/3b/3c/3d).
 
@@ -83,6 +87,19 @@ class GuidedIterativeGraphUNet(nn.Module):
         - data.trace_index: ``[2, C]`` (test, node) pairs
         - output: ``[L, V]`` logits for the ``L = leaf_mask.sum()`` leaves, in node order
     """
+
+    name = "guided_unet"
+    variant = FeatureVariant.FIVE
+
+    @classmethod
+    def from_config(cls, cfg: ExperimentConfig, vocab_size: int,
+                    output_mask: Tensor) -> GuidedIterativeGraphUNet:
+        """The model ``cfg.model`` describes (``max_tests`` from ``cfg.data``); see the registry."""
+        m = cfg.model
+        return cls(vocab_size, hidden=m.hidden, depth=m.depth, gat_heads=m.gat_heads,
+                   attention_heads=m.attention_heads, pool_ratio=m.pool_ratio, dropout=m.dropout,
+                   use_test_guidance=m.use_test_guidance, max_tests=cfg.data.max_tests,
+                   output_mask=output_mask)
 
     def __init__(
         self,

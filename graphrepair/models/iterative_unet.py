@@ -19,12 +19,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from graphrepair.config import ExperimentConfig
 from graphrepair.features.encoding import MAX_DEPTH, MAX_ITERATIONS, NUM_EDGE_TYPES
+from graphrepair.features.variants import FeatureVariant
+from graphrepair.models.registry import register
 from graphrepair.models.unet_body import GraphUNetBody
 
 __all__ = ["IterativeGraphUNet"]
 
 
+@register
 class IterativeGraphUNet(nn.Module):
     r"""Iterative refiner over program graphs with a per-node test signal (Exp 1, 2, 4).
 
@@ -49,6 +53,17 @@ class IterativeGraphUNet(nn.Module):
     Raises:
         ValueError: if ``hidden`` is not divisible by ``gat_heads``.
     """
+
+    name = "iterative_unet"
+    variant = FeatureVariant.SIX
+
+    @classmethod
+    def from_config(cls, cfg: ExperimentConfig, vocab_size: int,
+                    output_mask: Tensor) -> IterativeGraphUNet:
+        """The model ``cfg.model`` describes; see the registry."""
+        m = cfg.model
+        return cls(vocab_size, hidden=m.hidden, depth=m.depth, gat_heads=m.gat_heads,
+                   pool_ratio=m.pool_ratio, dropout=m.dropout, output_mask=output_mask)
 
     def __init__(
         self,

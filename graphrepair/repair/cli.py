@@ -6,7 +6,7 @@ Usage::
                                  [--formula tarantula|ochiai|dstar] [--timeout S] [--out PATH]
                                  [--json]
 
-TESTS.py is split by :func:`harness.sandbox.parse_tests_file` exactly as for ``python -m
+TESTS.py is split by :func:`harness.run.parse_tests_file` exactly as for ``python -m
 harness.run``. The loop (:mod:`graphrepair.repair.loop`): run the tests, localize with the spectrum
 formula, mask the most suspicious lines' leaves, let the model refill them, run the tests on each
 candidate, widen to less suspicious lines or move to a candidate that passes more tests, until
@@ -45,9 +45,10 @@ from pathlib import Path
 from graphrepair.data.problems import Problem
 from graphrepair.repair.loop import REPAIR_FORMULAS, RepairResult
 from graphrepair.repair.loop import repair as run_repair
-from graphrepair.repair.proposer import find_checkpoint, load_proposer
+from graphrepair.repair.proposer import load_proposer
 from harness.io import atomic_write_text
 from harness.run import InputError, read_tests, read_text
+from harness.runs import find_checkpoint
 
 log = logging.getLogger("graphrepair.repair")
 
@@ -125,9 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         setup, tests, names = read_tests(args.tests)
         checkpoint, how = args.checkpoint, "given"
         if checkpoint is None:
-            found = find_checkpoint("runs")
-            if found is None:
-                raise InputError(_NO_CHECKPOINT.format(root=Path("runs").resolve()))
+            try:
+                found = find_checkpoint("runs")
+            except FileNotFoundError as exc:
+                raise InputError(_NO_CHECKPOINT.format(root=Path("runs").resolve())) from exc
             checkpoint, how = str(found), "newest runs/**/best.pt"
         try:
             proposer = load_proposer(checkpoint)

@@ -1,9 +1,7 @@
 """The trained refiner as the repair loop's proposer: checkpoint loading and masked-leaf refills.
 
 :class:`ModelProposer` implements :class:`graphrepair.repair.loop.Proposer` with a checkpoint of
-``graphrepair.train``; :func:`load_proposer` loads one without preparing a dataset, and
-:func:`find_checkpoint` finds the newest ``best.pt`` (the default of ``python -m
-graphrepair.repair.cli``).
+``graphrepair.train``; :func:`load_proposer` loads one without preparing a dataset.
 """
 
 from __future__ import annotations
@@ -21,12 +19,10 @@ from graphrepair.features.variants import FeatureVariant
 from graphrepair.graphs.graph import ProgramGraph
 from graphrepair.graphs.vocab import UNK, Vocabulary
 from graphrepair.loop.refine import ProgramState, Refiner, signal_from_result
-from graphrepair.models import build_model, load_weights
-from harness.config import from_dict
+from graphrepair.models import from_checkpoint
 from harness.sandbox import ProgramResult
-from harness.trainer import load_checkpoint
 
-__all__ = ["ModelProposer", "find_checkpoint", "load_proposer"]
+__all__ = ["ModelProposer", "load_proposer"]
 
 
 class ModelProposer:
@@ -94,22 +90,13 @@ class ModelProposer:
         return out
 
 
-def find_checkpoint(root: str | Path = "runs") -> Path | None:
-    """The most recently modified ``best.pt`` under ``root`` (recursively), or ``None``."""
-    found = [p for p in Path(root).glob("**/best.pt") if p.is_file()]
-    return max(found, key=lambda p: p.stat().st_mtime) if found else None
-
-
 def load_proposer(path: str | Path, device: str = "cpu", top_k: int = 10) -> ModelProposer:
     """A :class:`ModelProposer` from a checkpoint of ``graphrepair.train`` (no dataset needed).
 
     Raises:
-        FileNotFoundError: no such file. RuntimeError: not a readable checkpoint, or weights that
-            do not fit the model its config describes (:func:`graphrepair.models.load_weights`).
+        FileNotFoundError: no such file.
+        harness.checkpoint.CheckpointError: a damaged checkpoint or weights that do not fit
+            (:func:`graphrepair.models.from_checkpoint`).
     """
-    ckpt = load_checkpoint(path)
-    cfg = from_dict(ExperimentConfig, ckpt["config"])
-    vocab = Vocabulary.from_dict(ckpt["extra"]["vocab"])
-    model = build_model(cfg, vocab)
-    load_weights(model, ckpt["model"], str(path))
-    return ModelProposer(model.to(device), vocab, cfg, top_k=top_k, device=device)
+    loaded = from_checkpoint(path, device=device)
+    return ModelProposer(loaded.model, loaded.vocab, loaded.config, top_k=top_k, device=device)

@@ -14,7 +14,7 @@ from graphrepair.data.dataset import prepare
 from graphrepair.loop.refine import Refiner
 from graphrepair.loop.training import RefinementTask
 from graphrepair.models import build_model
-from harness.trainer import KILL_AT_STEP_ENV, load_checkpoint
+from harness.trainer import KILL_AT_STEP_ENV, DistContext, load_checkpoint
 from tests.graphrepair.conftest import data_dir
 from tests.graphrepair.test_end_to_end import TINY
 
@@ -42,7 +42,7 @@ def test_each_rank_gets_a_disjoint_equal_share_of_the_epoch():
     task = RefinementTask(cfg, data, model, Refiner.from_config(model, data.vocab, cfg))
 
     def epoch(rank: int, world: int) -> list[list[tuple]]:
-        task.set_rank(rank, world)
+        task.set_dist(DistContext(rank=rank, world_size=world))
         batches = [[(s.enc.problem.task_id, tuple(s.masked)) for s in b] for b in task.train_batches(1)]
         assert len(batches) == task.num_train_batches()  # the progress bar's total
         return batches
@@ -53,12 +53,12 @@ def test_each_rank_gets_a_disjoint_equal_share_of_the_epoch():
     assert [len(b) for b in shards[0]] == [len(b) for b in shards[1]] == [2, 2]  # 9 // 2 = 4 each
     flat = [[s for b in shard for s in b] for shard in shards]
     assert flat[0] == whole[0:8:2] and flat[1] == whole[1:8:2]
-    task.set_rank(1, 2)
+    task.set_dist(DistContext(rank=1, world_size=2))
     rng1 = task.training_state()["rng"]
-    task.set_rank(0, 2)
+    task.set_dist(DistContext(rank=0, world_size=2))
     assert task.training_state()["rng"] != rng1  # per-rank scheduled-sampling streams
     with pytest.raises(ValueError, match="rank must be in"):
-        task.set_rank(2, 2)
+        task.set_dist(DistContext(rank=2, world_size=2))
 
 
 @pytest.mark.slow

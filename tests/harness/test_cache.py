@@ -77,3 +77,15 @@ def test_run_batch_uses_the_cache_and_runs_duplicates_once(tmp_path):
     assert second == first
     third = run_batch(jobs, cache=cache, timeout_s=3.0)  # other limits: other keys
     assert [r.n_passed for r in third] == [1, 1, 1] and cache.misses == 4
+
+
+def test_disk_records_are_the_results_modules_json(tmp_path):
+    import json
+    import sqlite3
+
+    cache = ResultCache(tmp_path / "cache.sqlite")
+    cache.put(key(), RESULT)
+    cache.close()
+    with sqlite3.connect(tmp_path / "cache.sqlite") as conn:
+        (text,) = conn.execute("SELECT value FROM results").fetchone()
+    assert json.loads(text) == RESULT.to_json()

@@ -1,19 +1,38 @@
-"""Tests for the harness.run CLI (single and batch mode)."""
+"""Tests for the harness.run CLI (single and batch mode, exit codes) and TESTS.py parsing."""
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from harness.run import main
+from harness.run import main, parse_tests_file
+from harness.sandbox import run_tests
 
 REPO = Path(__file__).resolve().parents[2]
 
 # MBPP task 17.
 PROGRAM = "def square_perimeter(a):\r\n  perimeter=4*a\r\n  return perimeter"
 TESTS = "assert square_perimeter(10)==40\nassert square_perimeter(5)==20\nassert square_perimeter(4)==16\n"
+
+# MBPP task 20: branches, so tests cover different lines.
+WOODALL = ("def is_woodall(x): \r\n"        # 1
+           "\tif (x % 2 == 0): \r\n"        # 2
+           "\t\treturn False\r\n"           # 3
+           "\tif (x == 1): \r\n"            # 4
+           "\t\treturn True\r\n"            # 5
+           "\tx = x + 1 \r\n"               # 6
+           "\tp = 0\r\n"                    # 7
+           "\twhile (x % 2 == 0): \r\n"     # 8
+           "\t\tx = x/2\r\n"                # 9
+           "\t\tp = p + 1\r\n"              # 10
+           "\t\tif (p == x): \r\n"          # 11
+           "\t\t\treturn True\r\n"          # 12
+           "\treturn False")                # 13
 
 
 def write(tmp_path, program=PROGRAM, tests=TESTS):
@@ -26,7 +45,7 @@ def test_json_output_schema_and_exit_code(tmp_path, capsys):
     code = main([*write(tmp_path), "--json"])
     data = json.loads(capsys.readouterr().out)
     assert code == 0
-    assert set(data) == {"tests", "load", "guarantees"}
+    assert set(data) == {"tests", "load", "stdout_tail", "stderr_tail", "guarantees"}
     assert data["load"] == {"outcome": "passed", "message": "", "covered_lines": [1]}
     assert [(t["name"], t["outcome"], t["covered_lines"]) for t in data["tests"]] == [
         ("test_0", "passed", [2, 3]), ("test_1", "passed", [2, 3]), ("test_2", "passed", [2, 3])]
@@ -69,7 +88,7 @@ def test_batch_mode_prints_results_in_input_order(tmp_path, capsys):
     assert [line["id"] for line in lines] == ["ok", 7, "fail"]
     assert [line["tests"][0]["outcome"] for line in lines] == ["passed", "error", "failed"]
     assert lines[1]["load"]["outcome"] == "error"
-    assert set(lines[0]) == {"id", "tests", "load", "guarantees"}
+    assert set(lines[0]) == {"id", "tests", "load", "stdout_tail", "stderr_tail", "guarantees"}
 
 
 @pytest.mark.parametrize("bad, expected", [
@@ -91,14 +110,90 @@ def test_module_entry_point_end_to_end(tmp_path):
     assert json.loads(proc.stdout)["load"]["outcome"] == "passed"
 
 
-def test_non_utf8_program_is_a_load_error_verdict(tmp_path, capsys):
+def test_non_utf8_program_exits_2_naming_the_file_byte_and_offset(tmp_path, capsys, caplog):
+    """As graphrepair.localize and graphrepair.repair do (it used to run, every test failing
+    with a UnicodeEncodeError)."""
     program, tests = write(tmp_path)
     Path(program).write_bytes(b"def square_perimeter(a):\n  return 4*a  # \xff\xfe\n")
-    assert main([program, tests, "--json"]) == 1
-    data = json.loads(capsys.readouterr().out)
-    assert data["load"]["outcome"] == "error"
-    assert "utf-8" in data["load"]["message"].lower()
-    assert {t["outcome"] for t in data["tests"]} == {"error"}
+    with caplog.at_level(logging.INFO, logger="harness.run"):
+        assert main([program, tests, "--json"]) == 2
+    assert capsys.readouterr().out == ""
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [f"{program} is not valid UTF-8 (byte 0xff at offset 41); save it as UTF-8"]
+
+
+def test_batch_program_with_escaped_bytes_is_a_verdict_other_lone_surrogates_exit_2(
+        tmp_path, capsys, caplog):
+    """Batch mode: undecodable bytes (surrogateescape) give a load error verdict, as in
+    run_tests; a lone surrogate no encoding carries is bad input naming its line."""
+    path = tmp_path / "jobs.jsonl"
+    good = {"id": "ok", "program": PROGRAM, "tests": ["assert square_perimeter(1) == 4"]}
+    escaped = {"id": "bytes", "program": "x = 1  # \udcff\n", "tests": ["assert x == 1"]}
+    path.write_text(json.dumps(good) + "\n" + json.dumps(escaped) + "\n")
+    assert main(["--batch", str(path)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["tests"][0]["outcome"] for line in lines] == ["passed", "error"]
+    assert "surrogates not allowed" in lines[1]["load"]["message"]
+    lone = {"id": "lone", "program": "x = 1  # \ud800\n", "tests": ["assert x == 1"]}
+    path.write_text(json.dumps(good) + "\n" + json.dumps(lone) + "\n")
+    assert main(["--batch", str(path)]) == 2
+    assert capsys.readouterr().out == ""
+    assert f"{path}:2: 'program' holds a lone surrogate U+D800 at character 9" in caplog.text
+
+
+def test_batch_duplicate_ids_exit_2_naming_each_id_and_its_lines(tmp_path, capsys, caplog):
+    path = tmp_path / "jobs.jsonl"
+    ids = ["a", 7, "b", "a", "7", 7, "a"]  # 7 and "7" are different ids
+    path.write_text("".join(json.dumps({"id": i, "program": PROGRAM, "tests": ["pass"]}) + "\n"
+                            for i in ids))
+    assert main(["--batch", str(path)]) == 2
+    assert capsys.readouterr().out == ""  # nothing ran
+    assert (f'{path}: duplicate job id(s): "a" on lines 1, 4, 7; 7 on lines 2, 6; every job '
+            "needs its own id") in caplog.text
+
+
+def test_batch_cache_that_cannot_be_opened_exits_2(tmp_path, caplog):
+    path = tmp_path / "jobs.jsonl"
+    path.write_text(json.dumps({"id": 0, "program": PROGRAM, "tests": ["pass"]}) + "\n")
+    (tmp_path / "dir.sqlite").mkdir()
+    assert main(["--batch", str(path), "--cache", str(tmp_path / "dir.sqlite")]) == 2
+    assert f"cannot open the cache {tmp_path / 'dir.sqlite'}" in caplog.text
+
+
+def _few_descriptors() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (9, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+
+def test_sandbox_that_cannot_start_exits_3_with_one_error_line(tmp_path):
+    """Too few file descriptors for a worker: exit 3 (environment), not a traceback and 1 (the
+    code of a failing test), as before."""
+    proc = subprocess.run([sys.executable, "-m", "harness.run", *write(tmp_path)], cwd=REPO,
+                          capture_output=True, text=True, timeout=60,
+                          preexec_fn=_few_descriptors)
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout == "" and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("ERROR harness.run: the sandbox could not start: sandbox "
+                                  "worker could not be started: [Errno 24] Too many open files")
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_help_documents_every_flag_and_the_exit_codes(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--batch", "--workers", "--timeout", "--memory-mb", "--json", "--cache",
+                 "--progress"):
+        assert flag in text
+    assert "exit codes:" in text
+    for code in ("0  ok:", "1  a failed outcome", "2  bad input:", "3  environment:"):
+        assert code in text
+    import harness.run
+
+    for flag in ("--memory-mb M", "--cache PATH", "--progress WHEN"):
+        assert flag in harness.run.__doc__
 
 
 def test_non_utf8_tests_file_and_jobs_file_exit_2(tmp_path, caplog):
@@ -160,3 +255,52 @@ def test_batch_progress_bar_and_cache(tmp_path, capsys):
         "passed"] * 3
     assert main(["--batch", str(path), "--progress", "never", "--cache", cache]) == 0
     assert "sandbox:" not in capsys.readouterr().err
+
+
+def test_parse_tests_file_statement_mode():
+    text = ("import math\n"
+            "from collections import Counter\n"
+            "assert math.sqrt(4) == 2\n"
+            "assert Counter('aab') == {\n"
+            "    'a': 2, 'b': 1}\n"
+            "x = 1; assert x == 1\n")
+    setup, tests, names = parse_tests_file(text)
+    assert setup == "import math\nfrom collections import Counter\n"
+    assert tests == ["assert math.sqrt(4) == 2", "assert Counter('aab') == {\n    'a': 2, 'b': 1}",
+                     "x = 1", "assert x == 1"]
+    assert names == ["test_0", "test_1", "test_2", "test_3"]
+
+
+def test_parse_tests_file_function_mode():
+    text = ("import pytest\n\n"
+            "def helper():\n    return 1\n\n"
+            "def test_one():\n    assert helper() == 1\n\n"
+            "def test_two():\n    assert False\n")
+    setup, tests, names = parse_tests_file(text)
+    assert setup == text
+    assert tests == ["test_one()", "test_two()"]
+    assert names == ["test_one", "test_two"]
+
+
+def test_parse_tests_file_function_mode_runs_end_to_end():
+    setup, tests, names = parse_tests_file(
+        "def test_pass():\n    assert is_woodall(1)\n\ndef test_fail():\n    assert is_woodall(2)\n")
+    result = run_tests(WOODALL, tests, setup, test_names=names)
+    assert [(t.name, t.outcome) for t in result.tests] == [("test_pass", "passed"),
+                                                          ("test_fail", "failed")]
+    assert result.tests[0].covered_lines == (2, 4, 5)
+    assert 'File "<setup>", line 5, in test_fail' in result.tests[1].message
+
+
+def test_parse_tests_file_syntax_error_names_the_line():
+    with pytest.raises(ValueError, match="line 2"):
+        parse_tests_file("assert True\nassert (\n")
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(-10**6, 10**6), st.sampled_from(["==", "!=", "<"])),
+                max_size=8))
+def test_parse_tests_file_statement_mode_round_trips(asserts):
+    lines = [f"assert {n} {op} 0" for n, op in asserts]
+    setup, tests, names = parse_tests_file("\n".join(lines) + "\n")
+    assert setup == "" and tests == lines and len(names) == len(lines)

@@ -1,4 +1,4 @@
-"""Tests for harness.sandbox: verdicts, per-test coverage, limits, recovery, TESTS.py parsing."""
+"""Tests for harness.sandbox: verdicts, per-test coverage, limits, recovery, start failures."""
 
 import json
 import os
@@ -8,17 +8,15 @@ import time
 import uuid
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import harness
 from harness.sandbox import (
     OUTCOMES,
     Job,
     ProgramResult,
+    SandboxStartError,
     TestResult,
     guarantees,
-    parse_tests_file,
     run_batch,
     run_tests,
 )
@@ -118,7 +116,7 @@ def test_error_messages_give_every_frame_its_source_line_and_chained_exceptions(
     assert context.endswith("ZeroDivisionError: division by zero")
     assert "raise JSONDecodeError" in library  # a library frame's line, read from its file
     assert library.splitlines()[-1].startswith("json.decoder.JSONDecodeError")
-    # carets would need ``ast`` (~5 ms to import in every failing program's fresh runner)
+    # carets would need ``ast``, imported cold in every failing program's fresh runner
     assert result.tests[4].outcome == "passed", result.tests[4].message
 
 
@@ -292,12 +290,12 @@ def test_forged_garbage_on_the_result_pipe_does_not_crash_the_caller():
 def test_names_and_json_schema():
     result = run_tests(SIMILAR, SIMILAR_TESTS[:2], test_names=["first", "second"])
     data = json.loads(json.dumps(result.to_json()))
-    assert set(data) == {"tests", "load", "guarantees"}
+    assert set(data) == {"tests", "load", "stdout_tail", "stderr_tail"}
     assert data["load"] == {"outcome": "passed", "message": "", "covered_lines": [1]}
     assert [t["name"] for t in data["tests"]] == ["first", "second"]
     assert set(data["tests"][0]) == {"name", "outcome", "message", "duration_s", "covered_lines"}
     assert data["tests"][0]["covered_lines"] == [2, 3]
-    assert data["guarantees"] == guarantees()
+    assert ProgramResult.from_json(data) == result
 
 
 def test_guarantees_are_honest():
@@ -384,64 +382,42 @@ def test_result_types_are_frozen_and_outcomes_fixed():
         t.outcome = "failed"
 
 
-def test_parse_tests_file_statement_mode():
-    text = ("import math\n"
-            "from collections import Counter\n"
-            "assert math.sqrt(4) == 2\n"
-            "assert Counter('aab') == {\n"
-            "    'a': 2, 'b': 1}\n"
-            "x = 1; assert x == 1\n")
-    setup, tests, names = parse_tests_file(text)
-    assert setup == "import math\nfrom collections import Counter\n"
-    assert tests == ["assert math.sqrt(4) == 2", "assert Counter('aab') == {\n    'a': 2, 'b': 1}",
-                     "x = 1", "assert x == 1"]
-    assert names == ["test_0", "test_1", "test_2", "test_3"]
-
-
-def test_parse_tests_file_function_mode():
-    text = ("import pytest\n\n"
-            "def helper():\n    return 1\n\n"
-            "def test_one():\n    assert helper() == 1\n\n"
-            "def test_two():\n    assert False\n")
-    setup, tests, names = parse_tests_file(text)
-    assert setup == text
-    assert tests == ["test_one()", "test_two()"]
-    assert names == ["test_one", "test_two"]
-
-
-def test_parse_tests_file_function_mode_runs_end_to_end():
-    setup, tests, names = parse_tests_file(
-        "def test_pass():\n    assert is_woodall(1)\n\ndef test_fail():\n    assert is_woodall(2)\n")
-    result = run_tests(WOODALL, tests, setup, test_names=names)
-    assert [(t.name, t.outcome) for t in result.tests] == [("test_pass", "passed"),
-                                                          ("test_fail", "failed")]
-    assert result.tests[0].covered_lines == (2, 4, 5)
-    assert 'File "<setup>", line 5, in test_fail' in result.tests[1].message
-
-
-def test_parse_tests_file_syntax_error_names_the_line():
-    with pytest.raises(ValueError, match="line 2"):
-        parse_tests_file("assert True\nassert (\n")
-
-
-@settings(max_examples=30, deadline=None)
-@given(st.lists(st.tuples(st.integers(-10**6, 10**6), st.sampled_from(["==", "!=", "<"])),
-                max_size=8))
-def test_parse_tests_file_statement_mode_round_trips(asserts):
-    lines = [f"assert {n} {op} 0" for n, op in asserts]
-    setup, tests, names = parse_tests_file("\n".join(lines) + "\n")
-    assert setup == "" and tests == lines and len(names) == len(lines)
+def test_a_worker_that_cannot_start_raises_sandbox_start_error():
+    """Too few file descriptors for a worker's pipes: a SandboxStartError (a RuntimeError) that
+    says why, not the bare OSError it was before."""
+    code = ("import resource\n"
+            "from harness.sandbox import SandboxStartError, run_tests\n"
+            "resource.setrlimit(resource.RLIMIT_NOFILE, (9, resource.getrlimit("
+            "resource.RLIMIT_NOFILE)[1]))\n"
+            "try:\n"
+            "    run_tests('x = 1', ['assert x == 1'])\n"
+            "except SandboxStartError as exc:\n"
+            "    print(type(exc).__name__, isinstance(exc, RuntimeError), exc)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=os.path.dirname(os.path.dirname(harness.__file__)))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("SandboxStartError True sandbox worker could not be started")
+    assert "Too many open files" in done.stdout
+    assert issubclass(SandboxStartError, RuntimeError)
 
 
 def _sandbox_child_module() -> dict:
-    """The runner's module (``_sandbox_child.py``, a plain script) loaded without running main."""
+    """The runner's module (``_sandbox_child.py``, a plain script) loaded without running main.
+
+    Loading it deletes ``sys.path[0]`` (the runner hides its own folder from programs): the
+    test process's ``sys.path`` is put back, else a few loads empty it and later imports fail.
+    """
     import runpy
     from pathlib import Path
 
     import harness.sandbox
 
-    return runpy.run_path(str(Path(harness.sandbox.__file__).with_name("_sandbox_child.py")),
-                          run_name="sandbox_child_under_test")
+    saved = list(sys.path)
+    try:
+        return runpy.run_path(str(Path(harness.sandbox.__file__).with_name("_sandbox_child.py")),
+                              run_name="sandbox_child_under_test")
+    finally:
+        sys.path[:] = saved
 
 
 def test_runner_record_mac_is_stdlib_hmac_sha256():
@@ -490,8 +466,8 @@ EXCEPTION_CASES = [
 
 @pytest.mark.parametrize("source", EXCEPTION_CASES)
 def test_exception_lines_are_those_of_traceback_format_exception_only(source):
-    """The runner writes an exception's own lines itself (importing traceback costs ~8 ms in a
-    runner); they must be the standard library's, line for line."""
+    """The runner writes an exception's own lines itself (importing traceback in a runner is
+    costly, docs/sandbox.md); they must be the standard library's, line for line."""
     import traceback
 
     exc = _raised(source)

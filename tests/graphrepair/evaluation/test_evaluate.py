@@ -101,7 +101,7 @@ def test_interrupted_evaluation_resumes_with_identical_numbers(loaded, two_seeds
     # results written for other settings (here: 1 iteration) are recomputed, with a warning
     calls.clear()
     ev.evaluate(cfg, model, data, tmp_path, seeds=1, **(FAST | {"iterations": 1}))
-    assert len(calls) == 2 and "written for another model" in caplog.text
+    assert len(calls) == 2 and "computed from other inputs" in caplog.text
 
 
 def test_feedback_zeroed_gives_the_model_no_feedback_at_any_iteration(loaded, monkeypatch):

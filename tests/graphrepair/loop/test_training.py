@@ -38,8 +38,9 @@ def test_pipelined_halves_give_the_loss_and_trajectories_of_the_whole_batch():
     assert torch.allclose(loss_a, loss_b, rtol=1e-4), (loss_a.item(), loss_b.item())
     assert texts_a == texts_b  # the same model/ground-truth choices, the same programs
     assert logs_a["test_runs"] == logs_b["test_runs"] >= 1  # iterations 1 and 2 were executed
-    summary = task.epoch_summary(1)
+    summary = task.epoch_summary(1)  # counts, which the trainer sums over ranks
     assert summary["program_runs"] == logs_b["test_runs"]
+    summary.update(task.derive_summary(summary))
     assert 0.0 <= summary["cache_hit_rate"] < 1.0
     loss_b.backward()  # gradients flow through both halves
     grads = [p.grad for p in task.model.parameters() if p.grad is not None]
