@@ -49,7 +49,8 @@ from graphrepair.repair.loop import (  # noqa: E402
     text_category,
 )
 from graphrepair.repair.mutants import COMPARISON_SWAPS, KINDS, OPERATOR_SWAPS, make_mutants  # noqa: E402
-from graphrepair.repair.proposer import ModelProposer, find_checkpoint, load_proposer  # noqa: E402
+from graphrepair.repair.proposer import ModelProposer, load_proposer  # noqa: E402
+from harness.runs import find_checkpoint  # noqa: E402
 
 log = logging.getLogger("real_bugs")
 _ARITH = sorted({k for k in OPERATOR_SWAPS if not k.endswith("=")})
@@ -164,9 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="also write the figures (and per-bug rows) to this file")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    checkpoint = args.checkpoint or find_checkpoint("runs")
-    if checkpoint is None:
-        print("error: no --checkpoint and no runs/**/best.pt", file=sys.stderr)
+    try:
+        checkpoint = args.checkpoint or find_checkpoint("runs")
+    except FileNotFoundError as exc:
+        print(f"error: no --checkpoint and {exc}", file=sys.stderr)
         return 2
     model = load_proposer(checkpoint)
     cfg = model.cfg

@@ -98,7 +98,8 @@ def _verify(path: Path) -> None:
         raise CheckpointError(
             f"checkpoint {path} is damaged: its SHA-256 is {actual[:16]}..., but {sidecar.name} "
             f"recorded {expected[:16]}... when it was written (bytes changed since: a bad copy or "
-            "disk); use another checkpoint of the run (best.pt / last.pt) or train again")
+            "disk); use another checkpoint of the run (best.pt / last.pt; to resume from best.pt, "
+            "copy it and its .sha256 over last.pt) or train again")
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:

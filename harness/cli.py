@@ -32,6 +32,7 @@ import torch
 
 from harness.checkpoint import CheckpointError
 from harness.config import ConfigError, available_experiments
+from harness.errors import EnvironmentProblem, InputError
 from harness.runs import RunDirError
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_ENVIRONMENT", "EXIT_FAILED", "EXIT_OK", "EnvironmentProblem",
@@ -41,14 +42,6 @@ __all__ = ["EXIT_BAD_INPUT", "EXIT_ENVIRONMENT", "EXIT_FAILED", "EXIT_OK", "Envi
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_ENVIRONMENT = 0, 1, 2, 3
 EXIT_CODES_HELP = ("exit codes: 0 success, 1 the outcome failed, 2 bad input (one 'error:' line), "
                    "3 the environment cannot run it (no CUDA, the sandbox cannot start)")
-
-
-class InputError(ValueError):
-    """Bad input a user can fix: a missing or malformed file, an absurd option value (exit 2)."""
-
-
-class EnvironmentProblem(RuntimeError):
-    """The machine cannot run the command as asked: no CUDA, a sandbox that cannot start (exit 3)."""
 
 
 #: Exceptions that are the user's input, shown as one ``error:`` line with exit code 2.
@@ -63,10 +56,10 @@ def is_master() -> bool:
 def setup_logging(level: int = logging.INFO) -> None:
     """Log to stderr as plain messages: ``level`` on rank 0, WARNING on the other ranks.
 
-    Call once at the start of an entry point; a second call replaces the first configuration.
+    Call once at the start of an entry point; it does nothing when the root logger already has
+    handlers (an application or a test harness embedding the entry point configured them).
     """
-    logging.basicConfig(level=level if is_master() else logging.WARNING, format="%(message)s",
-                        force=True)
+    logging.basicConfig(level=level if is_master() else logging.WARNING, format="%(message)s")
 
 
 def progress_disabled(master: bool = True) -> bool | None:

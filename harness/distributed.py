@@ -4,7 +4,7 @@ nanoGPT's set-up: when ``RANK``/``LOCAL_RANK``/``WORLD_SIZE`` are set (``torchru
 process group with NCCL on CUDA (one GPU per local rank) or gloo on CPU; otherwise run as rank 0
 of 1. Entry points call :func:`init_distributed` once at the start and
 :func:`cleanup_distributed` once at the end; :class:`harness.trainer.Trainer` takes the
-:class:`DistContext`.
+:class:`DistContext` and hands it to the task (``set_dist``), which shards its data by rank.
 """
 
 from __future__ import annotations

@@ -493,7 +493,8 @@ def write_report(
     Args:
         out_dir: directory (created if needed).
         title: report title.
-        results: every number of the evaluation (JSON-serialisable; NaN is written as null).
+        results: every number of the evaluation (JSON-serialisable; NaN is written as null, an
+            :class:`Estimate` as ``{"value", "low", "high"}``).
         tables: tables for ``report.md``, in order.
         config: the resolved configuration that produced the numbers.
         notes: paragraphs shown after the title (e.g. "CPU preset, not the full run").

@@ -62,6 +62,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from harness.errors import InputError
 from harness.sandbox import (
     OUTCOMES,
     Job,
@@ -73,10 +74,6 @@ from harness.sandbox import (
 )
 
 log = logging.getLogger("harness.run")
-
-
-class InputError(Exception):
-    """Bad command-line input (missing file, unparsable TESTS.py, malformed JOBS.jsonl)."""
 
 
 def read_text(path: str) -> str:
@@ -234,7 +231,9 @@ def _exit_codes() -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m harness.run", description=__doc__.split("\n")[0],
+    p = argparse.ArgumentParser(prog="python -m harness.run",
+                                description="Run a program's tests in the sandbox, with per-test "
+                                            "outcome and coverage.",
                                 epilog=_exit_codes(),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("program", nargs="?", help="program source file (PROGRAM.py, UTF-8)")
@@ -251,8 +250,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", metavar="PATH",
                    help="batch: SQLite results cache (harness.cache); reused across runs")
     p.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
-                   help="batch: tqdm progress bar on stderr (auto: when stderr is a terminal "
-                        "and there are more than 20 jobs)")
+                   metavar="WHEN", help="batch: tqdm progress bar on stderr: auto (default; when "
+                   "stderr is a terminal and there are more than 20 jobs), always or never")
     return p
 
 

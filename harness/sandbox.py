@@ -84,6 +84,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.errors import EnvironmentProblem
 from harness.results import OUTCOMES, ProgramResult, TestResult
 
 if TYPE_CHECKING:
@@ -280,7 +281,7 @@ def _above_stdio(fd: int) -> int:
     return moved
 
 
-class SandboxStartError(RuntimeError):
+class SandboxStartError(EnvironmentProblem):
     """No sandbox worker could be started (the machine, not the program: too few file
     descriptors or processes, no interpreter, coverage.py's C tracer missing, a worker that did
     not say hello in time). ``python -m harness.run`` exits 3 on it."""

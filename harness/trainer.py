@@ -5,11 +5,11 @@ function (the shape of minGPT's trainer); the trainer does the rest. One optimis
 ``grad_accum_steps`` micro-batches (the task's batches); per step, in this order::
 
     optimizer.zero_grad()
-    for each of the step's micro-batches:             # DDP: no_sync() on all but the last
+    for each of the step's micro-batches:              # DDP: no_sync() but for the last one
         loss, logs = task.training_step(batch, epoch)  # forward (bf16 autocast on CUDA)
         check loss is finite                           # NaN/inf stops the run, naming the step
-        (loss / grad_accum_steps).backward()           # DDP: gradients averaged over ranks
-    clip_grad_norm_
+        (loss / grad_accum_steps).backward()           # DDP: the last one averages over ranks
+    clip_grad_norm_(grad_clip)
     set the learning rate of this step                 # warm-up, then constant or cosine
     optimizer.step()                                   # AdamW; 1-D parameters take no decay
     task.after_step(step)                              # optional (e.g. clamp a temperature)
@@ -27,22 +27,24 @@ two or more dimensions decay; 1-D and scalar ones (biases, norm weights, a learn
 and those the model names in an optional ``no_weight_decay() -> set[str]`` (e.g. embeddings) do
 not — nanoGPT's ``configure_optimizers`` and timm's ``no_weight_decay()``. The learning rate of
 step ``s`` (counted from 0) is :func:`learning_rate`: linear warm-up over ``warmup_steps``, then
-constant (``schedule="constant"``) or a cosine decay to ``min_lr`` at the last step
-(``schedule="cosine"``; total steps = ``epochs`` x steps per epoch, from the task's
-``num_train_batches()``). It is a function of the step alone, so a resumed run follows the same
-sequence.
+constant (``schedule="constant"``) or a cosine decay from ``lr`` towards ``min_lr`` over the rest
+of the run (``schedule="cosine"``; total steps = ``epochs`` x steps per epoch, from the task's
+``num_train_batches()``). It is a function of the step alone, checkpointed as ``lr_schedule``, so
+a resumed run follows the same sequence.
 
 **Distributed data parallel.** Launched by ``torchrun`` (``RANK``/``LOCAL_RANK``/``WORLD_SIZE`` set),
 :func:`init_distributed` joins the process group the nanoGPT way: backend NCCL on CUDA (one GPU
 per local rank), gloo on CPU. Every rank builds the same model from the same seed; during
 :meth:`Trainer.fit` the trainer wraps it in :class:`~torch.nn.parallel.DistributedDataParallel`
-and sets ``task.model`` to the wrapper for training (the bare module while ``validate`` runs, and
-after ``fit``), so the task's forward pass synchronises gradients. Each rank is seeded with
-``seed + rank`` and given its :class:`DistContext` through the task's ``set_dist(ctx)``: the task
+and sets ``task.model`` to the wrapper for training (the bare module while ``validate`` and
+``after_step`` run, and after ``fit``), so the task's forward pass synchronises gradients (with
+``static_graph`` every micro-batch synchronises; see :class:`TrainerConfig`). Each rank is seeded
+with ``seed + rank`` and given its :class:`DistContext` through the task's ``set_dist(ctx)``: the task
 yields only that rank's share of the epoch (the same number of batches on every rank). The batch
 size is per rank, so one optimisation step sees ``world_size x grad_accum_steps`` micro-batches.
 Rank 0 alone validates, decides "best" and "stop early" and broadcasts the decision, writes
-checkpoints, ``metrics.csv`` and TensorBoard, logs at INFO and shows the progress bar. ``train/*``
+checkpoints, ``metrics.csv`` and TensorBoard, logs at INFO and shows the progress bar (when stderr
+is a terminal). ``train/*``
 per-step figures are means over all ranks' micro-batches; ``epoch_summary`` values are sums over
 ranks (counts), from which the task's ``derive_summary`` computes rates; ``samples`` counts the
 epoch's samples over all ranks and ``samples/s`` divides them by the slowest rank's training
@@ -55,8 +57,10 @@ NumPy global, torch CPU, CUDA when present) and the task's own training state
 ``last.pt`` and continues with the next epoch: a run killed mid-epoch repeats that epoch from its
 start and reaches the same weights, bit for bit, as an uninterrupted run with the same seed,
 configuration and world size (with another world size or schedule the run continues, with a warning
-that it is no longer the same run). Checkpoints are written atomically (a crash leaves the previous
-file), and :func:`load_checkpoint` turns an unreadable file into an error naming it.
+that it is no longer the same run). Checkpoints are written through :mod:`harness.checkpoint`:
+atomically (a crash leaves the previous file) with a SHA-256 beside each, verified on load; a
+damaged file, or a ``last.pt`` holding another model's weights, is a
+:class:`~harness.checkpoint.CheckpointError` naming it.
 """
 
 from __future__ import annotations
@@ -80,23 +84,25 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
+from harness.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+)
 from harness.distributed import DistContext, cleanup_distributed, init_distributed
-from harness.io import atomic_write, atomic_write_text
+from harness.io import atomic_write_text
 
 __all__ = ["CheckpointError", "DistContext", "LRSchedule", "Task", "Trainer", "TrainerConfig",
            "TrainSummary", "cleanup_distributed", "init_distributed", "learning_rate",
            "load_checkpoint", "param_groups", "seed_everything"]
 
 log = logging.getLogger(__name__)
-CHECKPOINT_FORMAT = 1
 
 #: Test hook, for tests only: when set to ``N``, the training process sends itself SIGKILL right
 #: after optimisation step ``N`` (global, counted from 1) — a reproducible ``kill -9`` mid-epoch.
 KILL_AT_STEP_ENV = "HARNESS_TRAINER_TEST_KILL_AT_STEP"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file that cannot be used (unreadable, truncated, or not written by :class:`Trainer`)."""
 
 
 def seed_everything(seed: int) -> None:
@@ -109,9 +115,10 @@ def seed_everything(seed: int) -> None:
 class Task(Protocol):
     """What a research track gives the trainer.
 
-    Under DDP the trainer sets ``task.model`` to the ``DistributedDataParallel`` wrapper while it
-    trains (and to the bare module while ``validate`` runs and after :meth:`Trainer.fit`): call
-    ``self.model`` for the training forward pass and gradients are averaged over ranks.
+    Under DDP the trainer sets ``task.model`` to the ``DistributedDataParallel`` wrapper for
+    ``train_batches`` and ``training_step`` (and to the bare module while ``validate`` and
+    ``after_step`` run, and after :meth:`Trainer.fit`): call ``self.model`` for the training
+    forward pass and gradients are averaged over ranks.
     """
 
     model: torch.nn.Module
@@ -150,7 +157,8 @@ class Task(Protocol):
     #       it the trainer takes ``len(batch)``, right for a list of samples or a tensor whose
     #       first dimension is the batch, wrong for an ``(inputs, targets)`` tuple or a dict.
     #   after_step(step: int) -> None: called after every optimiser step (``step`` counted from 1)
-    #       on every rank, e.g. to clamp a parameter into a range.
+    #       on every rank, with ``task.model`` the bare module, e.g. to clamp a parameter into a
+    #       range (every rank applies the same clamp to the same values, so ranks stay equal).
     # And on the model (the bare module): no_weight_decay() -> set[str], names of parameters
     # (as in named_parameters()) that take no weight decay besides the 1-D ones.
 
@@ -296,34 +304,6 @@ class TrainSummary:
     seconds: float
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :class:`Trainer`.
-
-    Raises:
-        FileNotFoundError: the file does not exist.
-        CheckpointError: the file is not a readable checkpoint of this format (truncated, corrupt,
-            or written by something else); the message says which file and what to do.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:  # torch raises several types for corrupt zips/pickles
-        raise CheckpointError(
-            f"checkpoint {path} could not be read ({type(exc).__name__}: {exc}); it is corrupt or "
-            "truncated (the trainer writes checkpoints atomically, so it was damaged afterwards: "
-            "an incomplete copy, a full disk) — use another checkpoint of the run (best.pt / "
-            "last.pt; to resume from best.pt, copy it over last.pt) or train again"
-        ) from exc
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(
-            f"{path} is not a trainer checkpoint of format {CHECKPOINT_FORMAT} "
-            f"(found {type(ckpt).__name__} with format {getattr(ckpt, 'get', lambda k: None)('format')})"
-        )
-    return ckpt
-
-
 def _rng_state(device: torch.device) -> dict[str, Any]:
     state = {"python": random.getstate(), "numpy": np.random.get_state(),
              "torch": torch.get_rng_state()}
@@ -396,11 +376,10 @@ class Trainer:
         return value > best if self.cfg.mode == "max" else value < best
 
     def _make_schedule(self) -> LRSchedule:
-        cfg = self.cfg
-        total = 0
-        count = getattr(self.task, "num_train_batches", None)
-        if count is not None:
-            total = cfg.epochs * -(-count() // cfg.grad_accum_steps)
+        """The run's schedule; ``total_steps`` is 0 for ``constant`` (which does not use it)."""
+        cfg, total = self.cfg, 0
+        if cfg.schedule == "cosine":
+            total = cfg.epochs * -(-self.task.num_train_batches() // cfg.grad_accum_steps)
         return LRSchedule(cfg.schedule, cfg.lr, cfg.min_lr, cfg.warmup_steps, total)
 
     def _rank_state(self) -> dict[str, Any]:
@@ -436,9 +415,7 @@ class Trainer:
             "rng": ranks[0]["rng"],  # rank 0's, kept at the top level for readers of format 1
             "ranks": ranks,
         }
-        buf = io.BytesIO()
-        torch.save(state, buf)
-        atomic_write(path, lambda f: f.write(buf.getbuffer()))
+        save_checkpoint(path, state)
 
     def _write_csv(self) -> None:
         keys: list[str] = []
@@ -454,11 +431,11 @@ class Trainer:
         """Restore everything from ``last.pt``; return (start epoch, best, best epoch, stale)."""
         path = self.run_dir / "last.pt"
         ckpt = load_checkpoint(path, map_location=self.dist.device)
-        self.model.load_state_dict(ckpt["model"])
+        load_weights(self.model, ckpt["model"], str(path))
         try:
             self.optimizer.load_state_dict(ckpt["optimizer"])
         except ValueError as exc:  # parameter groups that do not match this model's
-            raise RuntimeError(f"{path}: its optimizer state does not fit this model's parameter "
+            raise CheckpointError(f"{path}: its optimizer state does not fit this model's parameter "
                                f"groups ({exc}); resume with the code and configuration the run "
                                "was started with") from exc
         saved = ckpt.get("lr_schedule")
@@ -560,7 +537,11 @@ class Trainer:
         self.step += 1
         after = getattr(self.task, "after_step", None)
         if after is not None:
-            after(self.step)
+            wrapped, self.task.model = self.task.model, self.model  # the bare module's parameters
+            try:
+                after(self.step)
+            finally:
+                self.task.model = wrapped
         if writer is not None:
             for key, v in logs.items():
                 writer.add_scalar(f"train/{key}", v / k, self.step)
@@ -579,7 +560,7 @@ class Trainer:
         total = getattr(task, "num_train_batches", None)
         bar = tqdm(_with_last(task.train_batches(epoch)), desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    unit="batch", total=total() if total else None, leave=False,
-                   dynamic_ncols=True, disable=not ctx.master)
+                   dynamic_ncols=True, disable=None if ctx.master else True)
         for batch, last in bar:
             if k == 0:
                 self.optimizer.zero_grad(set_to_none=True)

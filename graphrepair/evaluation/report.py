@@ -1,9 +1,17 @@
-"""Aggregation over seeds, tables and plots of an iterative-refinement evaluation.
+"""Aggregation over seeds and programs, tables and plots of an iterative-refinement evaluation.
 
 :mod:`graphrepair.evaluation.evaluate` produces one *unit* per (seed, corruption level): the per-iteration
-metric rows of every method on the same corrupted inputs. This module turns the units into the
-``results`` of ``report.json`` (means with Student-t 95% CIs over seeds, :func:`summarize`), the
-tables of the Phase 1.5 record (:func:`report_tables`) and the PNG plots (:func:`report_plots`).
+metric rows of every method on the same corrupted inputs, and each program's outcome. This module
+turns the units into the ``results`` of ``report.json`` (:func:`summarize`), the tables of the
+Phase 1.5 record (:func:`report_tables`) and the PNG plots (:func:`report_plots`).
+
+Two sources of variance are reported separately (DESIGN.md "Metrics"):
+
+* over corruption seeds: means with Student-t 95% CIs (:func:`method_summary`), in every table;
+* over programs: the model minus each baseline on the same programs, with a paired-bootstrap 95%
+  CI (:func:`paired_differences`; the table "Model vs baselines (paired bootstrap over
+  programs)"). A program's outcomes are pooled over the seeds before resampling, so a resample
+  draws whole programs (every seed's corruption of them), for both rows alike.
 
 Methods (every table carries all four, DESIGN.md "Metrics"):
 
@@ -20,14 +28,26 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from graphrepair.loop.refine import METRICS
-from harness.report import Table, ci_cell, line_plot, mean_ci, training_curves
+from harness.report import (
+    Estimate,
+    Format,
+    Interval,
+    Table,
+    ci_cell,
+    line_plot,
+    mean_ci,
+    paired_bootstrap_ci,
+    training_curves,
+)
 
-__all__ = ["BASELINES", "METHOD_LABELS", "iterative_cell", "level_label", "method_summary", "report_plots",
-           "report_tables", "summarize"]
+__all__ = ["BASELINES", "DIFFERENCE", "METHOD_LABELS", "PAIRED_METRICS", "iterative_cell", "level_label", "method_summary",
+           "paired_differences", "pool_programs", "report_plots", "report_tables", "summarize"]
 
 BASELINES = ("feedback_zeroed", "unigram", "copy")
 METHOD_LABELS = {"feedback_zeroed": "same model, feedback zeroed", "unigram": "unigram baseline",
                  "copy": "copy baseline (corrupted input)"}
+DIFFERENCE = Format(scale=100.0, decimals=1, unit=" pp", signed=True)
+"""Table format of a difference of two fractions, in percentage points: ``0.0194 -> "+1.9 pp"``."""
 
 
 def level_label(level: float | str) -> str:
@@ -67,6 +87,90 @@ def method_summary(histories: Sequence[Sequence[dict[str, float]]]) -> dict:
     }
 
 
+PAIRED_METRICS = ("repair_accuracy", "pass_rate")
+"""The metrics of the paired model-vs-baseline table (all four are in ``results``)."""
+
+# per-program counts behind each metric: (numerator, weight); weight "seeds" = the number of seeds
+_METRIC_PARTS = {"repair_accuracy": ("restored", "masked"), "token_accuracy": ("correct", "leaves"),
+                 "exact_match": ("exact", "seeds"), "pass_rate": ("passed", "seeds")}
+
+
+def pool_programs(units: Sequence[dict]) -> dict | None:
+    """Each program's outcomes summed over the seeds of one level's ``units``.
+
+    Args:
+        units: the (seed, level) results of one level, each with ``per_program`` (see
+            :func:`graphrepair.evaluation.evaluate.run_unit`) over the same programs.
+
+    Returns:
+        ``{"task_ids": [n], "masked": [n], "leaves": [n], "seeds": S, "methods": {name:
+        {"one_shot" | "final": {"restored", "correct", "exact", "passed": [n] sums over the S
+        seeds}}}}``; ``None`` when a unit has no ``per_program`` (written by an older evaluate).
+
+    Raises:
+        ValueError: units over different programs.
+    """
+    if not units or any("per_program" not in u for u in units):
+        return None
+    first = units[0]["per_program"]
+    for u in units[1:]:
+        if u["per_program"]["task_ids"] != first["task_ids"]:
+            raise ValueError(f"seeds {units[0]['corruption_seed']} and {u['corruption_seed']} were "
+                             f"evaluated on different programs; they cannot be pooled per program")
+
+    def total(get) -> list[int]:
+        return [sum(vals) for vals in zip(*(get(u["per_program"]) for u in units))]
+
+    methods = {m: {stage: {k: total(lambda p, m=m, st=stage, k=k: p["methods"][m][st][k])
+                           for k in first["methods"][m][stage]}
+                   for stage in ("one_shot", "final")}
+               for m in first["methods"] if all(m in u["per_program"]["methods"] for u in units)}
+    return {"task_ids": list(first["task_ids"]), "masked": total(lambda p: p["masked"]),
+            "leaves": total(lambda p: p["leaves"]), "seeds": len(units), "methods": methods}
+
+
+def paired_differences(pooled: dict, method: str = "model") -> dict[str, dict]:
+    """``method`` minus each other method on the same programs, with paired-bootstrap 95% CIs.
+
+    Each metric is the one of :func:`~graphrepair.loop.refine.state_metrics` computed over the
+    programs of all seeds: repair_accuracy = restored / corrupted leaves summed over programs
+    (a program weighs by its corrupted leaves), token_accuracy likewise over all leaves,
+    exact_match and pass_rate = mean over programs of the share of seeds. Programs are resampled
+    with :func:`harness.report.paired_bootstrap_ci` (its default resamples, method and seed).
+
+    Args:
+        pooled: :func:`pool_programs` of one level.
+        method: the row the others are subtracted from.
+
+    Returns:
+        ``{other: {"one_shot" | "final": {metric: {"value", "low", "high"}}}}``: fractions (the
+        difference of two fractions; x100 = percentage points); bounds ``None`` with one program.
+    """
+    n = len(pooled["task_ids"])
+    weights = {"masked": pooled["masked"], "leaves": pooled["leaves"], "seeds": [pooled["seeds"]] * n}
+
+    def rates(counts: dict, metric: str) -> list[float]:
+        num, den = _METRIC_PARTS[metric]
+        return [c / w if w else 0.0 for c, w in zip(counts[num], weights[den])]
+
+    ours = pooled["methods"][method]
+    out = {}
+    for other, theirs in pooled["methods"].items():
+        if other == method:
+            continue
+        out[other] = {stage: {metric: _paired(rates(ours[stage], metric), rates(theirs[stage], metric),
+                                              weights[_METRIC_PARTS[metric][1]])
+                              for metric in _METRIC_PARTS}
+                      for stage in ("one_shot", "final")}
+    return out
+
+
+def _paired(a: list[float], b: list[float], w: list[float]) -> dict:
+    if not any(w):  # e.g. repair_accuracy at corruption 0: nothing corrupted, no value
+        return {"value": float("nan"), "low": None, "high": None}
+    return paired_bootstrap_ci(a, b, weights=w).to_dict()
+
+
 def summarize(units: Sequence[dict]) -> dict[str, dict]:
     """Per corruption level (key ``f"{level:g}"``): the model's summary plus ``baselines``.
 
@@ -76,7 +180,9 @@ def summarize(units: Sequence[dict]) -> dict[str, dict]:
     Returns:
         ``{level: {<method_summary of model>, "baselines": {name: method_summary},
         "test_runs": programs evaluated over all methods and seeds, "masked_leaves": per seed,
-        "corruption_seeds": [...], "n_seeds": n}}`` in the order levels first appear.
+        "corruption_seeds": [...], "n_seeds": n, "per_program": pool_programs(...),
+        "paired": paired_differences(...)}}`` in the order levels first appear; ``per_program``
+        and ``paired`` are ``None`` for units written before evaluate kept per-program outcomes.
     """
     levels: dict[str, list[dict]] = {}
     for u in units:
@@ -92,6 +198,8 @@ def summarize(units: Sequence[dict]) -> dict[str, dict]:
         entry["masked_leaves"] = us[0]["masked_leaves"]
         entry["corruption_seeds"] = [u["corruption_seed"] for u in us]
         entry["n_seeds"] = len(us)
+        entry["per_program"] = pool_programs(us)
+        entry["paired"] = None if entry["per_program"] is None else paired_differences(entry["per_program"])
         out[lv] = entry
     return out
 
@@ -112,15 +220,16 @@ def _cells(s: dict, metric: str) -> list[str]:
 
 
 def report_tables(exp: str, results: dict) -> list[Table]:
-    """The record's tables: summary across levels, per-level one-shot/final/improvement, all metrics.
+    """The record's tables: summary across levels, per-level one-shot/final/improvement, all metrics,
+    and the model against each baseline on the same programs.
 
-    Cells are ``mean ± 95% CI half-width`` over seeds (percent / percentage points); with one seed
-    the ``±`` part is absent.
+    Cells are ``mean ± 95% CI half-width`` over seeds (percent / percentage points; with one seed
+    the ``±`` part is absent), except in "Model vs baselines", where they are differences in
+    percentage points with a paired-bootstrap 95% CI over programs; each table says which
+    (:class:`harness.report.Interval`).
     """
     levels = results["levels"]
-    n = results["n_seeds"]
-    ci_note = (f"mean ± 95% CI (Student t over n={n} seeds)" if n > 1
-               else "n=1 seed: no confidence interval")
+    seeds = Interval.student_t(results["n_seeds"])
     rows_of = {"model": (f"Exp {exp}", None)} | {b: (METHOD_LABELS[b], b) for b in BASELINES}
     cols, rows = ["Model"], {k: [label] for k, (label, _) in rows_of.items()}
     for lv, r in levels.items():
@@ -130,21 +239,23 @@ def report_tables(exp: str, results: dict) -> list[Table]:
             s = r if base is None else r["baselines"].get(base)
             rows[key] += ([ci_cell(s["one_shot"]["repair_accuracy"], s["ci95"]["one_shot"]["repair_accuracy"]),
                            iterative_cell(s, "repair_accuracy")] if s else ["n/a"] * 2)
-    tables = [Table(f"Summary (repair_accuracy; {ci_note})", cols,
+    tables = [Table("Summary (repair_accuracy)", cols,
                     [v for k, v in rows.items() if k == "model" or k in next(iter(levels.values()))["baselines"]],
                     caption="repair_accuracy = fraction of corrupted leaves restored to the reference "
                             "token. Iterative = after the last iteration (in brackets: its improvement "
-                            "over one-shot, percentage points; CI in the per-level tables).")]
+                            "over one-shot, percentage points; CI in the per-level tables).",
+                    interval=seeds)]
     head = ["Corruption", "One-shot", "Final", "Improvement"]
     tables.append(Table("Iterative refinement", head,
                         [[level_label(lv), *_cells(r, "repair_accuracy")] for lv, r in levels.items()],
-                        caption=f"Exp {exp}, repair_accuracy; {ci_note}."))
+                        caption=f"Exp {exp}, repair_accuracy.", interval=seeds))
     if all("feedback_zeroed" in r["baselines"] for r in levels.values()):
         tables.append(Table("Iterative refinement, feedback zeroed", head,
                             [[level_label(lv), *_cells(r["baselines"]["feedback_zeroed"], "repair_accuracy")]
                              for lv, r in levels.items()],
                             caption="The same model and loop given empty test feedback at every "
-                                    "iteration: what the model does without the test signal."))
+                                    "iteration: what the model does without the test signal.",
+                            interval=seeds))
     tables.append(Table("Functional repair (pass_rate: programs whose tests all pass)",
                         ["Corruption", "One-shot", "Final", "Improvement",
                          *[f"{METHOD_LABELS[b]} (final)" for b in BASELINES], "Program runs"],
@@ -154,7 +265,10 @@ def report_tables(exp: str, results: dict) -> list[Table]:
                             if b in r["baselines"] else "n/a" for b in BASELINES],
                           r["test_runs"]] for lv, r in levels.items()],
                         caption="Program runs: programs evaluated in the sandbox over all methods and "
-                                "seeds (cache hits included)."))
+                                "seeds (cache hits included).", interval=seeds))
+    paired = _paired_table(exp, results)
+    if paired is not None:
+        tables.append(paired)
     for lv, r in levels.items():
         detail = [[f"iteration {i}", *[ci_cell(h[m], c[m]) for m in METRICS], f"{h['program_runs']:.0f}"]
                   for i, (h, c) in enumerate(zip(r["per_iteration"], r["ci95"]["per_iteration"]))]
@@ -167,8 +281,45 @@ def report_tables(exp: str, results: dict) -> list[Table]:
         tables.append(Table(
             f"Corruption {level_label(lv)}: all metrics per iteration", ["Row", *METRICS, "program runs so far"],
             detail, caption=f"{r['masked_leaves']} masked leaves per seed; pass_rate = fraction of "
-                            f"programs whose tests already pass; program runs per seed (mean); {ci_note}."))
+                            f"programs whose tests already pass; program runs per seed (mean).",
+            interval=seeds))
     return tables
+
+
+def _paired_table(exp: str, results: dict) -> Table | None:
+    """"Model vs baselines (paired bootstrap over programs)", or None when no level has outcomes."""
+    levels = results["levels"]
+    if not any(r.get("paired") for r in levels.values()):
+        return None
+    cols = ["Corruption", "Baseline", *[f"{m} {stage}" for m in PAIRED_METRICS
+                                         for stage in ("one-shot", "final")]]
+    rows, missing = [], []
+    for lv, r in levels.items():
+        if not r.get("paired"):
+            missing.append(level_label(lv))
+            continue
+        for b in BASELINES:
+            d = r["paired"].get(b)
+            if d is not None:
+                rows.append([level_label(lv), METHOD_LABELS[b],
+                             *[Estimate(**_nan_if_none(d[stage][m])) for m in PAIRED_METRICS
+                               for stage in ("one_shot", "final")]])
+    seeds = results["n_seeds"]
+    caption = (f"Exp {exp} minus each baseline on the same corrupted programs, in percentage points "
+               f"(> 0: the model is better); one-shot = after iteration 0, final = after the last. "
+               f"repair_accuracy pools corrupted leaves over programs"
+               + (f" and over the {seeds} seeds (a resampled program brings every seed's corruption "
+                  f"of it; the pooled value can differ slightly from the seed tables' mean of "
+                  f"per-seed values)" if seeds > 1 else "") + ".")
+    if missing:
+        caption += (f" No per-program outcomes at {', '.join(missing)} (results resumed from an older "
+                    f"evaluate): evaluate again to get them.")
+    return Table("Model vs baselines (paired bootstrap over programs)", cols, rows, caption=caption,
+                 fmt=DIFFERENCE, interval=Interval.bootstrap(results["programs"], "programs", paired=True))
+
+
+def _nan_if_none(d: dict) -> dict:
+    return {"value": float("nan") if d["value"] is None else d["value"], "low": d["low"], "high": d["high"]}
 
 
 def report_plots(out_dir: Path, exp: str, results: dict, metrics_csv: Path | None) -> list[str]:

@@ -64,12 +64,15 @@ def test_resume_from_a_damaged_last_checkpoint_is_a_clear_error(tmp_path, damage
     last = tmp_path / "last.pt"
     data = last.read_bytes()
     last.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"\x00garbage" * 64)
-    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+    with pytest.raises(CheckpointError, match="is damaged: its SHA-256"):
         load_checkpoint(last)
     capsys.readouterr()
     assert train_main(["--resume", str(tmp_path), "--no-eval"]) == 2
     err = capsys.readouterr().err
-    assert str(last) in err and "corrupt or truncated" in err and "copy it over last.pt" in err
+    assert str(last) in err and "is damaged" in err and "copy it and its .sha256 over last.pt" in err
+    (tmp_path / "last.pt.sha256").unlink()  # a checkpoint without its digest is still read
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_checkpoint(last)
 
 
 def test_resume_without_a_checkpoint_names_the_missing_file(tmp_path, capsys):

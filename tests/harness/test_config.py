@@ -5,7 +5,15 @@ from dataclasses import dataclass, field
 import pytest
 import yaml
 
-from harness.config import ConfigError, from_dict, load_experiment, parse_override, save_resolved
+from harness.config import (
+    ConfigError,
+    check_range,
+    describe,
+    from_dict,
+    load_experiment,
+    parse_override,
+    save_resolved,
+)
 
 
 @dataclass
@@ -106,3 +114,54 @@ def test_every_graphrepair_config_loads():
     assert (full.data.train_samples, full.data.val_samples, full.train.epochs) == (1000, 200, 50)
     assert full.model.hidden == 256 and full.model.depth == 3 and full.model.attention_heads == 4
     assert full.feedback.feedback_at_iteration0 is False
+
+
+@dataclass
+class Ranged:
+    lr: float = 1e-3
+    epochs: int = 2
+    description: str = ""
+
+    def __post_init__(self):
+        check_range("lr", self.lr, low=0, low_open=True)
+        check_range("epochs", self.epochs, low=1)
+
+
+@dataclass
+class WithRanged:
+    exp: str = ""
+    description: str = ""
+    train: Ranged = field(default_factory=Ranged)
+
+
+def test_scientific_notation_is_a_float_in_files_and_overrides(tmp_path):
+    _write(tmp_path, "e", {"inner": {"lr": "3E-5"}})
+    assert yaml.safe_load("lr: 1e-4")["lr"] == "1e-4"  # what YAML 1.1 alone would give
+    cfg = load_experiment(Outer, tmp_path, "e")
+    assert cfg.inner.lr == 3e-5
+    assert load_experiment(Outer, tmp_path, "e", ["inner.lr=1e-4"]).inner.lr == 1e-4
+    assert load_experiment(Outer, tmp_path, "e", ["inner.name=1e-4"]).inner.name == "1e-4"
+    with pytest.raises(ConfigError, match="inner.lr: expected float"):
+        load_experiment(Outer, tmp_path, "e", ["inner.lr=fast"])
+
+
+def test_ranges_are_checked_with_the_key_named(tmp_path):
+    _write(tmp_path, "e", {})
+    with pytest.raises(ConfigError, match=r"train\.lr must be in \(0, inf\), got -0\.1"):
+        load_experiment(WithRanged, tmp_path, "e", ["train.lr=-0.1"])
+    with pytest.raises(ConfigError, match=r"train\.epochs must be in \[1, inf\), got 0"):
+        load_experiment(WithRanged, tmp_path, "e", ["train.epochs=0"])
+    with pytest.raises(ConfigError, match="must be in"):
+        check_range("x", float("nan"), low=0)
+    check_range("rate", 1.0, low=0, high=1, low_open=True)  # the closed end is inside
+
+
+def test_description_placeholders_follow_the_configuration(tmp_path):
+    _write(tmp_path, "e", {"description": "{train.epochs} epochs at lr {train.lr}"})
+    cfg = load_experiment(WithRanged, tmp_path, "e", ["train.epochs=3"])
+    assert describe(cfg) == "3 epochs at lr 0.001"
+    cfg.train.epochs = 7  # e.g. a resumed run extended
+    assert describe(cfg) == "7 epochs at lr 0.001"
+    _write(tmp_path, "bad", {"description": "{train.steps} steps"})
+    with pytest.raises(ConfigError, match=r"\{train.steps\}, which is not a key"):
+        load_experiment(WithRanged, tmp_path, "bad")

@@ -1,4 +1,4 @@
-"""Tests for harness.results: JSON round trips, errors that say what was found, no worker started."""
+"""Tests for harness.results: JSON round trips, errors that name what they found, no worker."""
 
 import json
 import subprocess
@@ -24,9 +24,9 @@ test_results = st.builds(TestResult, name=st.text(max_size=20), outcome=st.sampl
                          message=st.text(max_size=200),
                          duration_s=st.floats(0, 1e6, allow_nan=False), covered_lines=lines)
 program_results = st.builds(ProgramResult, tests=st.lists(test_results, max_size=6).map(tuple),
-                            load_outcome=st.sampled_from(OUTCOMES), load_message=st.text(max_size=50),
-                            load_covered_lines=lines, stdout_tail=st.text(max_size=50),
-                            stderr_tail=st.text(max_size=50))
+                            load_outcome=st.sampled_from(OUTCOMES),
+                            load_message=st.text(max_size=50), load_covered_lines=lines,
+                            stdout_tail=st.text(max_size=50), stderr_tail=st.text(max_size=50))
 
 
 @settings(max_examples=200, deadline=None)

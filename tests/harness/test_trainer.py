@@ -104,12 +104,13 @@ def test_stopped_and_resumed_run_equals_an_uninterrupted_one(tmp_path):
     assert [r["train/loss"] for r in a["rows"]] == [r["train/loss"] for r in b["rows"]]
 
 
-def test_patience_counts_across_a_resume(tmp_path):
+def test_patience_counts_across_a_resume(tmp_path, caplog):
     val = [1.0, 2.0, 2.0, 2.0, 2.0]  # best at epoch 1, never better: patience 2 stops after 3
     assert trainer(Toy(val), tmp_path / "a", 5, patience=2).fit().epochs_run == 3
     trainer(Toy(val), tmp_path / "b", 2, patience=2).fit()
     summary = trainer(Toy(val), tmp_path / "b", 5, patience=2).fit(resume=True)
     assert summary.epochs_run == 3 and summary.best_epoch == 0
+    assert "not the same run" not in caplog.text  # more epochs: the constant schedule is unchanged
 
 
 def test_non_finite_loss_stops_the_run_naming_epoch_and_step(tmp_path):

@@ -98,8 +98,9 @@ class Contrastive:
         return F.cross_entropy(logits, labels), {"temperature": tau.item()}
 
     def after_step(self, step: int) -> None:
+        assert self.model is self.encoder  # the bare module, not the DDP wrapper
         with torch.no_grad():
-            self.encoder.log_temperature.clamp_(math.log(TAU_MIN), math.log(TAU_MAX))
+            self.model.log_temperature.clamp_(math.log(TAU_MIN), math.log(TAU_MAX))
         if self.record_dir is not None:
             lr = self.trainer.optimizer.param_groups[0]["lr"]
             with open(self.record_dir / f"rank{self.ctx.rank}.txt", "a") as f:
@@ -186,7 +187,8 @@ def runs(tmp_path_factory) -> tuple[Path, Path]:
 @pytest.mark.slow
 def test_contrastive_training_on_two_ranks(runs, tmp_path):
     run_dir = runs[0]
-    assert sorted(p.name for p in run_dir.iterdir()) == ["best.pt", "last.pt", "metrics.csv", "tb"]
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "best.pt", "best.pt.sha256", "last.pt", "last.pt.sha256", "metrics.csv", "tb"]
     ckpt = load_checkpoint(run_dir / "last.pt")
     rows = ckpt["rows"]
     assert ckpt["step"] == 12  # 3 epochs x 8 micro-batches / 2 per step

@@ -1,0 +1,87 @@
+"""graphrepair.evaluation.report: pooling programs over seeds, paired model-vs-baseline differences
+with bootstrap CIs, and the tables that show them (hand-made units, checked by hand)."""
+
+import copy
+
+import pytest
+
+import harness.plots as plots
+from graphrepair.evaluation.report import paired_differences, report_plots, report_tables, summarize
+from harness.report import markdown_table
+from tests.graphrepair.evaluation import synthetic
+
+
+def test_programs_are_pooled_over_seeds():
+    pooled = summarize(synthetic.units())["0.2"]["per_program"]
+    assert pooled["task_ids"] == synthetic.TASKS and pooled["seeds"] == 2
+    assert pooled["masked"] == [8, 4, 12] and pooled["leaves"] == [40, 20, 60]
+    final = pooled["methods"]["model"]["final"]
+    assert final["restored"] == [8, 3, 11] and final["passed"] == [2, 1, 2] and final["exact"] == [2, 1, 1]
+    assert pooled["methods"]["model"]["one_shot"]["restored"] == [5, 3, 7]
+
+
+def test_paired_differences_by_hand():
+    level = summarize(synthetic.units())["0.2"]
+    d = level["paired"]
+    # final repair_accuracy: model 22/24 restored, feedback zeroed 15/24 (pooled over both seeds)
+    fz = d["feedback_zeroed"]["final"]["repair_accuracy"]
+    assert fz["value"] == pytest.approx(7 / 24)
+    # every program gains 0 .. 3/8: any resample's pooled difference lies there
+    assert 0 <= fz["low"] <= fz["value"] <= fz["high"] <= 3 / 8
+    # pass_rate: per program the share of seeds passing, model (1, .5, 1) vs zeroed (0, .5, 0)
+    assert d["feedback_zeroed"]["final"]["pass_rate"]["value"] == pytest.approx(2 / 3)
+    # one-shot: the same prediction with and without feedback (no feedback at iteration 0)
+    assert d["feedback_zeroed"]["one_shot"]["repair_accuracy"] == {"value": 0.0, "low": 0.0, "high": 0.0}
+    # copy restores nothing: the difference is the model's own pooled repair_accuracy
+    assert d["copy"]["final"]["repair_accuracy"]["value"] == pytest.approx(22 / 24)
+    assert set(d) == {"feedback_zeroed", "unigram", "copy"}
+    again = paired_differences(level["per_program"])
+    assert again == d  # a fixed bootstrap seed: the same report every time
+
+
+def test_report_has_the_paired_table_beside_the_seed_tables():
+    res = synthetic.results()
+    md = "\n".join(markdown_table(t) for t in report_tables("3d", res))
+    assert "### Model vs baselines (paired bootstrap over programs)" in md
+    assert ("| Corruption | Baseline | repair_accuracy one-shot | repair_accuracy final | "
+            "pass_rate one-shot | pass_rate final |") in md
+    assert "| 20% | same model, feedback zeroed | +0.0 pp [+0.0, +0.0] | +29.2 pp [" in md
+    assert "Intervals: 95% CI [low, high], paired bootstrap over n=3 programs" in md
+    assert "over the 2 seeds" in md
+    # every seed table says which interval it shows, in one place
+    assert md.count("Intervals: mean ± 95% CI, Student t over n=2 seeds.") == 4 + 2  # + 2 levels
+
+
+def test_units_from_an_older_evaluate_have_no_paired_difference():
+    old = copy.deepcopy(synthetic.units())
+    for u in old[2:]:  # the 50% units, resumed from partial/ written before per_program
+        del u["per_program"]
+    res = synthetic.results(old)
+    assert res["levels"]["0.5"]["per_program"] is None and res["levels"]["0.5"]["paired"] is None
+    md = "\n".join(markdown_table(t) for t in report_tables("3d", res))
+    assert "No per-program outcomes at 50%" in md and "evaluate again" in md
+    assert "| 50% | same model" not in md and "| 20% | same model" in md
+    for u in old[:2]:
+        del u["per_program"]
+    tables = report_tables("3d", synthetic.results(old))
+    assert not any("paired" in t.title for t in tables)
+
+
+def test_pooling_refuses_seeds_over_different_programs():
+    us = copy.deepcopy(synthetic.units()[:2])
+    us[1]["per_program"]["task_ids"] = ["mbpp/11", "mbpp/12", "mbpp/99"]
+    with pytest.raises(ValueError, match="seeds 1234 and 1235 were evaluated on different programs"):
+        summarize(us)
+
+
+def test_plots_spell_out_their_labels(tmp_path, monkeypatch):
+    labels, real = [], plots._save
+
+    def keep(fig, path, **kw):
+        labels.extend(line.get_label() for ax in fig.axes for line in ax.get_lines())
+        return real(fig, path, **kw)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    names = report_plots(tmp_path, "3d", synthetic.results(), None)
+    assert names == ["refinement.png", "pass_rate.png"]
+    assert "20% feedback zeroed" in labels and not any("fb0" in lab for lab in labels)
