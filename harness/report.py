@@ -11,16 +11,9 @@ for differences in percentage points) and say which interval their cells show
 (:class:`Interval`, rendered under the table). Cells may be numbers, text or :class:`Estimate`
 (a value with its interval).
 
-Two sources of variance, reported separately (DESIGN.md "Metrics"):
-
-* over seeds (independent runs): :func:`mean_ci`, mean and Student-t 95% half-width, shown with
-  :func:`ci_cell` or as ``Estimate(mean, half_width=...)``;
-* over items (programs, queries) of one run: :func:`bootstrap_ci` (a mean over items) and
-  :func:`paired_bootstrap_ci` (the difference of two rows measured on the same items, both
-  resampled with the same indices), through :func:`scipy.stats.bootstrap` with a fixed seed so a
-  report is reproducible.
-
-The PNG plots live in :mod:`harness.plots` and are re-exported here.
+The intervals are computed in :mod:`harness.stats` (Student t over seeds, bootstrap over items;
+re-exported here) and shown with :func:`ci_cell` or as ``Estimate(mean, half_width=...)``. The PNG
+plots live in :mod:`harness.plots` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -37,6 +30,16 @@ from typing import Any
 from harness.config import git_commit
 from harness.io import atomic_write_json, atomic_write_text
 from harness.plots import grouped_bar_plot, line_plot, training_curves
+from harness.stats import (
+    BOOTSTRAP_METHOD,
+    BOOTSTRAP_RESAMPLES,
+    BOOTSTRAP_SEED,
+    Estimate,
+    bootstrap_ci,
+    mean_ci,
+    paired_bootstrap_ci,
+    t_quantile_975,
+)
 
 __all__ = ["BOOTSTRAP_METHOD", "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "COSINE", "NUMBER", "PERCENT",
            "POINTS", "SCHEMA_VERSION", "Estimate", "Format", "Interval", "Table", "bootstrap_ci",
@@ -44,14 +47,6 @@ __all__ = ["BOOTSTRAP_METHOD", "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "COSINE"
            "paired_bootstrap_ci", "t_quantile_975", "training_curves", "write_report"]
 
 SCHEMA_VERSION = 1
-
-BOOTSTRAP_RESAMPLES = 9999
-"""Bootstrap resamples drawn by :func:`bootstrap_ci` / :func:`paired_bootstrap_ci` by default."""
-BOOTSTRAP_METHOD = "percentile"
-"""Default interval method of :func:`scipy.stats.bootstrap` (``"percentile"``, ``"basic"`` or ``"BCa"``)."""
-BOOTSTRAP_SEED = 0
-"""Default seed of the bootstrap resampling: the same data always gives the same interval."""
-
 
 @dataclass(frozen=True)
 class Format:
@@ -108,34 +103,6 @@ COSINE = Format(decimals=3)
 """A cosine similarity in [-1, 1] with 3 decimals: ``0.8 -> "0.800"``."""
 POINTS = Format(decimals=1, unit=" pp", signed=True)
 """A difference already in percentage points, signed: ``1.94 -> "+1.9 pp"``."""
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A table cell: a value with its 95% interval, shown by its column's :class:`Format`.
-
-    Give either ``half_width`` (a symmetric interval: Student t over seeds, shown ``± hw``) or
-    ``low`` and ``high`` (bounds: bootstrap over items, shown ``[low, high]``), or neither (n = 1).
-    All in the unit of ``value`` (a fraction for :data:`PERCENT` columns).
-    """
-
-    value: float
-    half_width: float | None = None
-    low: float | None = None
-    high: float | None = None
-
-    def render(self, fmt: Format) -> str:
-        """The cell text in format ``fmt``."""
-        if self.half_width is not None:
-            return fmt.ci(self.value, self.half_width)
-        return fmt.interval(self.value, self.low, self.high)
-
-    def to_dict(self) -> dict[str, float | None]:
-        """``{"value", "low", "high"}`` (bounds from the half-width when that is given)."""
-        low, high = self.low, self.high
-        if self.half_width is not None:
-            low, high = self.value - self.half_width, self.value + self.half_width
-        return {"value": self.value, "low": low, "high": high}
 
 
 def _plural_to_singular(noun: str) -> str:
@@ -229,186 +196,6 @@ class Table:
 
 
 # two-sided 95% Student t quantiles t_{0.975, df} for df = 1..30 (the published 3-decimal table)
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-         2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-         2.052, 2.048, 2.045, 2.042)
-
-
-def t_quantile_975(df: int) -> float:
-    """``t_{0.975}`` of Student's t with ``df`` degrees of freedom.
-
-    The published 3-decimal table for ``df <= 30`` (so a CI can be checked by hand; a test checks
-    it against :func:`scipy.stats.t.ppf`), :func:`scipy.stats.t.ppf` beyond.
-
-    Raises:
-        ValueError: ``df < 1``.
-    """
-    if df < 1:
-        raise ValueError(f"Student t needs df >= 1, got {df}")
-    if df <= len(_T975):
-        return _T975[df - 1]
-    from scipy.stats import t
-
-    return float(t.ppf(0.975, df))
-
-
-def mean_ci(values: Sequence[float]) -> tuple[float, float | None]:
-    """Mean and half-width of its two-sided 95% confidence interval (Student t over ``values``).
-
-    The interval is ``mean ± t_{0.975, n-1} · s / sqrt(n)`` with ``s`` the sample standard deviation
-    (n - 1 in the denominator): the spread over independent seeds, not over programs.
-
-    Args:
-        values: one number per seed (NaN values are left out).
-
-    Returns:
-        ``(mean, half_width)``; ``half_width`` is ``None`` when fewer than two values are left
-        (n = 1 has no interval); ``(nan, None)`` when none is.
-    """
-    xs = [float(v) for v in values if v is not None and not math.isnan(float(v))]
-    if not xs:
-        return float("nan"), None
-    mean = sum(xs) / len(xs)
-    if len(xs) < 2:
-        return mean, None
-    var = sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)
-    return mean, t_quantile_975(len(xs) - 1) * math.sqrt(var / len(xs))
-
-
-def _weighted_mean(x, w, axis=-1):
-    import numpy as np
-
-    return np.sum(x * w, axis=axis) / np.sum(w, axis=axis)
-
-
-def _weighted_mean_difference(a, b, w, axis=-1):
-    import numpy as np
-
-    return np.sum((a - b) * w, axis=axis) / np.sum(w, axis=axis)
-
-
-def _bootstrap(samples: list, statistic, paired: bool, *, n_resamples: int, method: str,
-               seed: int) -> tuple[float | None, float | None]:
-    """Bounds of the 95% bootstrap interval of ``statistic`` over the items of ``samples``."""
-    import numpy as np
-    from scipy.stats import bootstrap
-
-    n = len(samples[0])
-    res = bootstrap(tuple(samples), statistic, n_resamples=n_resamples, vectorized=True,
-                    paired=paired, method=method, confidence_level=0.95,
-                    batch=max(1, 2**21 // n),  # bounds memory: ~2M resampled items at a time
-                    rng=np.random.default_rng(seed))
-    low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
-    if math.isnan(low) or math.isnan(high):
-        raise RuntimeError(f"the {method} bootstrap interval of {n} items could not be computed "
-                           f"(scipy returned NaN); use method='percentile'")
-    return low, high
-
-
-def _items(name: str, values: Sequence[float], weights: Sequence[float] | None, n: int | None = None):
-    """``values`` (and ``weights``, default 1) as float arrays, validated."""
-    import numpy as np
-
-    x = np.asarray(values, dtype=np.float64).reshape(-1)
-    if n is not None and len(x) != n:
-        raise ValueError(f"paired samples must have one value per item: {name} has {len(x)}, "
-                         f"the other {n}")
-    if not np.isfinite(x).all():
-        raise ValueError(f"{name}: {int((~np.isfinite(x)).sum())} of {len(x)} values are NaN or "
-                         f"infinite; leave those items out (or give them weight 0) first")
-    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
-    if len(w) != len(x):
-        raise ValueError(f"weights: {len(w)} values for {len(x)} items; give one weight per item")
-    if not np.isfinite(w).all() or (w < 0).any():
-        raise ValueError("weights must be finite and >= 0")
-    return x, w
-
-
-def bootstrap_ci(values: Sequence[float], *, weights: Sequence[float] | None = None,
-                 n_resamples: int = BOOTSTRAP_RESAMPLES, method: str = BOOTSTRAP_METHOD,
-                 seed: int = BOOTSTRAP_SEED) -> Estimate:
-    """The mean of ``values`` over items with its 95% bootstrap interval (items resampled).
-
-    The statistic is the weighted mean ``sum(w * x) / sum(w)`` (``w = 1``: the plain mean); with
-    ``x = correct_i / total_i`` and ``w = total_i`` it is a micro-average (a ratio of sums) such as
-    an accuracy over leaves pooled across programs. Items of weight 0 are left out. Resampling by
-    :func:`scipy.stats.bootstrap` (``n_resamples`` resamples, interval ``method``, generator seeded
-    with ``seed``: the same data gives the same interval).
-
-    Args:
-        values: ``[n]`` one number per item (program, query).
-        weights: ``[n]`` non-negative weight per item (default: all 1).
-        n_resamples, method, seed: see :data:`BOOTSTRAP_RESAMPLES`, :data:`BOOTSTRAP_METHOD`,
-            :data:`BOOTSTRAP_SEED`.
-
-    Returns:
-        ``Estimate(mean, low=..., high=...)``; bounds ``None`` with fewer than two items (no
-        interval), equal to the mean when every item has the same value.
-
-    Raises:
-        ValueError: NaN/infinite values, weights of the wrong length or negative, no item of
-            positive weight.
-        RuntimeError: scipy could not compute the interval (possible with ``"BCa"``).
-    """
-    x, w = _items("values", values, weights)
-    keep = w > 0
-    x, w = x[keep], w[keep]
-    if not len(x):
-        raise ValueError("bootstrap_ci needs at least one item of positive weight, got none")
-    mean = float(_weighted_mean(x, w))
-    if len(x) < 2:
-        return Estimate(mean)
-    if (x == x[0]).all():
-        return Estimate(mean, low=mean, high=mean)
-    low, high = _bootstrap([x, w], _weighted_mean, True, n_resamples=n_resamples, method=method,
-                           seed=seed)
-    return Estimate(mean, low=low, high=high)
-
-
-def paired_bootstrap_ci(a: Sequence[float], b: Sequence[float], *,
-                        weights: Sequence[float] | None = None,
-                        n_resamples: int = BOOTSTRAP_RESAMPLES, method: str = BOOTSTRAP_METHOD,
-                        seed: int = BOOTSTRAP_SEED) -> Estimate:
-    """``mean(a) - mean(b)`` over the same items, with its 95% *paired* bootstrap interval.
-
-    ``a`` and ``b`` are two rows (a model and a baseline) measured on the same items; each
-    bootstrap resample draws item indices once and uses them for both rows, so the spread of the
-    difference excludes the variance the two rows share (Koehn, "Statistical Significance Tests for
-    Machine Translation Evaluation", EMNLP 2004). Means are weighted as in :func:`bootstrap_ci`
-    (the same ``weights`` for both rows); items of weight 0 are left out. Resampling by
-    :func:`scipy.stats.bootstrap` with ``paired=True``.
-
-    Args:
-        a, b: ``[n]`` one number per item, in the same item order.
-        weights: ``[n]`` non-negative weight per item (default: all 1).
-        n_resamples, method, seed: see :data:`BOOTSTRAP_RESAMPLES`, :data:`BOOTSTRAP_METHOD`,
-            :data:`BOOTSTRAP_SEED`.
-
-    Returns:
-        ``Estimate(difference, low=..., high=...)`` in the unit of ``a``; bounds ``None`` with
-        fewer than two items, equal to the difference when ``a - b`` is the same on every item.
-
-    Raises:
-        ValueError: rows of different lengths, NaN/infinite values, bad weights, no item of
-            positive weight.
-        RuntimeError: scipy could not compute the interval (possible with ``"BCa"``).
-    """
-    x, w = _items("a", a, weights)
-    y, _ = _items("b", b, None, n=len(x))
-    keep = w > 0
-    x, y, w = x[keep], y[keep], w[keep]
-    if not len(x):
-        raise ValueError("paired_bootstrap_ci needs at least one item of positive weight, got none")
-    diff = float(_weighted_mean_difference(x, y, w))
-    if len(x) < 2:
-        return Estimate(diff)
-    if ((x - y) == (x[0] - y[0])).all():
-        return Estimate(diff, low=diff, high=diff)
-    low, high = _bootstrap([x, y, w], _weighted_mean_difference, True, n_resamples=n_resamples,
-                           method=method, seed=seed)
-    return Estimate(diff, low=low, high=high)
-
-
 def ci_cell(mean: float, half_width: float | None, *, percent: bool = True, signed: bool = False) -> str:
     """A table cell for a mean with its 95% CI: ``"82.2% ± 1.3"`` (fractions) or ``"+1.9 ± 0.4"``.
 

@@ -44,7 +44,7 @@ __all__ = ["evaluate", "evaluate_checkpoint", "find_checkpoint", "load_for_eval"
 
 log = logging.getLogger(__name__)
 
-RESULTS_SCHEMA = "graphrepair.evaluate/2"
+RESULTS_SCHEMA = "graphrepair.evaluate/3"
 
 
 def evaluate(

@@ -1,5 +1,6 @@
 """DDP: a 2-process torchrun run on CPU (gloo), per-rank data shards, and its exact resume."""
 
+import csv
 import os
 import shutil
 import subprocess
@@ -69,10 +70,15 @@ def test_two_process_torchrun_run_on_cpu(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.count("run directory:") == 1  # rank 0 alone prints
     names = sorted(p.name for p in run_dir.iterdir())
-    assert names == ["best.pt", "config.yaml", "data.json", "last.pt", "metrics.csv", "run.json", "tb"]
+    assert names == ["best.pt", "best.pt.sha256", "config.yaml", "data.json", "last.pt",
+                     "last.pt.sha256", "metrics.csv", "run.json", "tb"]
     assert len(list((run_dir / "tb").iterdir())) == 1  # one TensorBoard writer (rank 0)
     rows = (run_dir / "metrics.csv").read_text().splitlines()
     assert [r.split(",")[:2] for r in rows[1:]] == [["1", "1"], ["2", "2"]]
+    for row in csv.DictReader(rows):
+        # one step per rank per epoch: the programs executed over both ranks are the sum of each
+        # rank's step count (train/test_runs is the mean over the two ranks' steps), not rank 0's
+        assert float(row["train/program_runs"]) == 2 * float(row["train/test_runs"]) > 0
     ckpt = load_checkpoint(run_dir / "last.pt")
     # 8 samples per epoch, batch 4 per rank: one step per epoch on each of 2 ranks (2 alone)
     assert ckpt["step"] == 2 and ckpt["world_size"] == 2 and len(ckpt["ranks"]) == 2

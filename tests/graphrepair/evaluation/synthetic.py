@@ -57,7 +57,7 @@ def units():
 def results(us=None, inputs_id="abc"):
     """The ``results`` of report.json that evaluate would write for ``us`` (default :func:`units`)."""
     us = units() if us is None else us
-    return {"schema": "graphrepair.evaluate/2", "split": "val", "programs": 3, "inputs_id": inputs_id,
+    return {"schema": "graphrepair.evaluate/3", "split": "val", "programs": 3, "inputs_id": inputs_id,
             "iterations": 2, "n_seeds": 2, "corruption_seeds": [1234, 1235], "levels": summarize(us)}
 
 

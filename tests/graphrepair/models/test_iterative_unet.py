@@ -64,7 +64,7 @@ def test_hidden_must_divide_heads():
 def test_models_and_their_feature_variants():
     assert model_variant("iterative_unet") is FeatureVariant.SIX
     assert model_variant("guided_unet") is FeatureVariant.FIVE
-    with pytest.raises(ValueError, match="valid: \\['guided_unet', 'iterative_unet'\\]"):
+    with pytest.raises(ValueError, match="registered: \\['guided_unet', 'iterative_unet'\\]"):
         model_variant("transformer")
 
 
