@@ -15,21 +15,22 @@ stderr naming the file, exit code 2.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from graphrepair.evaluation.compare import compare, load_report
+from harness.cli import EXIT_CODES_HELP, setup_logging
 
 __all__ = ["compare", "load_report", "main"]
 
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point (see module docstring); returns the exit code (0, or 2 for a bad report)."""
-    ap = argparse.ArgumentParser(prog="python -m graphrepair.compare", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m graphrepair.compare", epilog=EXIT_CODES_HELP,
+                                 description=__doc__.split("\n")[0])
     ap.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (or report.json files)")
     ap.add_argument("--out", default=".", help="where comparison.md and comparison.png go (default: .)")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    setup_logging()
     try:
         md_path, png, md = compare(args.runs, args.out)
     except (OSError, ValueError) as exc:  # FileNotFoundError is an OSError

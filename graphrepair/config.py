@@ -183,6 +183,12 @@ class TrainConfig:
             True)`` (see :class:`harness.trainer.TrainerConfig`). Trajectory replay calls the
             model once per iteration before one backward, which plain DDP cannot reduce, so every
             experiment config turns it on; ignored in a single process.
+        grad_accum_steps: micro-batches of ``batch_size`` trajectories per optimisation step.
+        schedule: learning rate over steps: ``constant`` (the record's) or ``cosine`` (linear
+            warm-up over ``warmup_steps``, then cosine decay to ``min_lr``; see
+            :class:`harness.trainer.TrainerConfig`).
+        warmup_steps: optimisation steps of linear warm-up (both schedules).
+        min_lr: the floor of the cosine decay.
     """
 
     epochs: int = 50
@@ -203,9 +209,15 @@ class TrainConfig:
     device: str = "auto"
     bf16: bool = True
     static_graph: bool = False
+    grad_accum_steps: int = 1
+    schedule: Literal["constant", "cosine"] = "constant"
+    warmup_steps: int = 0
+    min_lr: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "trajectory_iterations"):
+        check_range("warmup_steps", self.warmup_steps, low=0)
+        check_range("min_lr", self.min_lr, low=0, high=self.lr)
+        for name in ("epochs", "batch_size", "trajectory_iterations", "grad_accum_steps"):
             check_range(name, getattr(self, name), low=1)
         check_range("lr", self.lr, low=0, low_open=True)
         for name in ("weight_decay", "grad_clip", "test_weight", "patience"):

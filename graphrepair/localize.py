@@ -74,9 +74,13 @@ def _print_human(report: dict, result: ProgramResult, source: str) -> None:
               f"{row['passed']:>5}  {line}")
 
 
+_EXIT_CODES = ("exit codes: 0 printed, 2 bad input (one error line), 3 the sandbox could not "
+               "start")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m graphrepair.localize",
-                                description=__doc__.split("\n")[0])
+                                description=__doc__.split("\n")[0], epilog=_EXIT_CODES)
     p.add_argument("program", help="program source file (PROGRAM.py)")
     p.add_argument("tests", help="tests file (TESTS.py), as for python -m harness.run")
     p.add_argument("--formula", choices=sorted(FORMULAS), default="tarantula",

@@ -203,6 +203,8 @@ def run(cfg: ExperimentConfig, run_dir: Path, *, resume: bool = False, do_eval: 
         grad_clip=cfg.train.grad_clip, monitor="repair_accuracy", mode="max",
         patience=cfg.train.patience, floor_metric=cfg.train.floor_metric, floor=floor,
         seed=cfg.train.seed, bf16=cfg.train.bf16, static_graph=cfg.train.static_graph,
+        grad_accum_steps=cfg.train.grad_accum_steps, schedule=cfg.train.schedule,
+        warmup_steps=cfg.train.warmup_steps, min_lr=cfg.train.min_lr,
     )
     trainer = Trainer(task, tcfg, run_dir, to_dict(cfg), dist_ctx=ctx)
     summary = trainer.fit(resume=resume)

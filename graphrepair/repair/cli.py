@@ -85,9 +85,13 @@ def _print_human(out: RepairResult, checkpoint: str, how: str, name: str, budget
             print(_diff(out.original, out.best_source, name), end="")
 
 
+_EXIT_CODES = ("exit codes: 0 repaired (or already passing), 1 not repaired within the budget, "
+               "2 bad input (one error line), 3 the sandbox could not start")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m graphrepair.repair",
-                                description=__doc__.split("\n")[0])
+                                description=__doc__.split("\n")[0], epilog=_EXIT_CODES)
     p.add_argument("program", help="program source file (PROGRAM.py); never modified")
     p.add_argument("tests", help="tests file (TESTS.py), as for python -m harness.run")
     p.add_argument("--checkpoint", help="best.pt of graphrepair.train (default: the newest "
