@@ -215,11 +215,11 @@ class TrainConfig:
     min_lr: float = 0.0
 
     def __post_init__(self) -> None:
-        check_range("warmup_steps", self.warmup_steps, low=0)
-        check_range("min_lr", self.min_lr, low=0, high=self.lr)
         for name in ("epochs", "batch_size", "trajectory_iterations", "grad_accum_steps"):
             check_range(name, getattr(self, name), low=1)
         check_range("lr", self.lr, low=0, low_open=True)
+        check_range("min_lr", self.min_lr, low=0, high=self.lr)
+        check_range("warmup_steps", self.warmup_steps, low=0)
         for name in ("weight_decay", "grad_clip", "test_weight", "patience"):
             check_range(name, getattr(self, name), low=0)
         check_range("scheduled_sampling_warmup", self.scheduled_sampling_warmup, low=0, high=1)
