@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from harness.run import main, parse_tests_file
 from harness.sandbox import run_tests
+from tests.harness import test_sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -19,20 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 PROGRAM = "def square_perimeter(a):\r\n  perimeter=4*a\r\n  return perimeter"
 TESTS = "assert square_perimeter(10)==40\nassert square_perimeter(5)==20\nassert square_perimeter(4)==16\n"
 
-# MBPP task 20: branches, so tests cover different lines.
-WOODALL = ("def is_woodall(x): \r\n"        # 1
-           "\tif (x % 2 == 0): \r\n"        # 2
-           "\t\treturn False\r\n"           # 3
-           "\tif (x == 1): \r\n"            # 4
-           "\t\treturn True\r\n"            # 5
-           "\tx = x + 1 \r\n"               # 6
-           "\tp = 0\r\n"                    # 7
-           "\twhile (x % 2 == 0): \r\n"     # 8
-           "\t\tx = x/2\r\n"                # 9
-           "\t\tp = p + 1\r\n"              # 10
-           "\t\tif (p == x): \r\n"          # 11
-           "\t\t\treturn True\r\n"          # 12
-           "\treturn False")                # 13
+WOODALL = test_sandbox.WOODALL  # MBPP task 20: branches, so tests cover different lines
 
 
 def write(tmp_path, program=PROGRAM, tests=TESTS):
