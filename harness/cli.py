@@ -108,7 +108,9 @@ def experiment_parser(prog: str, description: str, config_dir: str | os.PathLike
     """
     exps = ", ".join(available_experiments(config_dir)) or "none"
     ap = argparse.ArgumentParser(prog=prog, description=description, epilog=EXIT_CODES_HELP)
-    ap.add_argument("--exp", help=f"experiment id (a file stem in {Path(config_dir).name}/): {exps}")
+    where = Path(config_dir)
+    ap.add_argument("--exp", help=f"experiment id (a file stem in {where.parent.name}/{where.name}/): "
+                                  f"{exps}")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override a config value, e.g. --set train.lr=1e-4 (repeatable); with "
                          "--resume only the keys that extend a run")

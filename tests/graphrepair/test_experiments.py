@@ -71,3 +71,13 @@ def test_exp2_fine_tunes_exp1s_latest_checkpoint_under_a_one_shot_floor(tmp_path
     tuned = load_checkpoint(out["best"])
     assert tuned["epoch"] == 0 and tuned["extra"]["vocab"] == start["extra"]["vocab"]
     assert tuned["config"]["train"]["init_checkpoint"] == "latest:1"
+
+
+def test_descriptions_follow_the_resolved_configuration():
+    """A preset's description said "4 epochs" after --set train.epochs=3; it names the values now."""
+    from harness.config import describe
+
+    text = describe(load_config("3d_cpu", ["train.epochs=3", "eval.programs=20"]))
+    assert "3 epochs" in text and "4 epochs" not in text and "20 test programs" in text
+    for exp in available_experiments(CONFIG_DIR):
+        assert "{" not in describe(load_config(exp)), exp
