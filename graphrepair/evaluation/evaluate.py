@@ -188,26 +188,16 @@ def run_unit(refiner: Refiner, cfg: ExperimentConfig, data: PreparedData, pool: 
     def outcomes(per_state: list[tuple[int, int, int, int]]) -> dict[str, list[int]]:
         return dict(zip(("restored", "correct", "exact", "passed"), map(list, zip(*per_state))))
 
-    class OneShot:
-        """``refiner`` for :func:`refine`, noting each program's outcome once iteration 0 is tested."""
-
-        def __init__(self) -> None:
-            self.seen: dict[int, tuple[int, int, int, int]] = {}
-
-        def __getattr__(self, name: str):
-            return getattr(refiner, name)
-
-        def run_tests(self, group: list[ProgramState], progress: bool = False) -> None:
-            refiner.run_tests(group, progress)
-            for s in group:  # iteration == 1: iteration 0 applied (0 = tests of the corrupted input)
-                if s.iteration == 1:
-                    self.seen.setdefault(id(s), outcome(s))
-
     def refined(group: list[ProgramState], **kwargs) -> tuple[list[dict], dict]:
-        rec = OneShot()
-        rows = refine(rec, group, iterations, progress=progress, **kwargs)
-        assert len(rec.seen) == len(group), "a program's iteration 0 was not tested"
-        return rows, {"one_shot": outcomes([rec.seen[id(s)] for s in group]),
+        one_shot: list[tuple[int, int, int, int]] = []
+
+        def keep_one_shot(k: int, states: list[ProgramState]) -> None:
+            if k == 0:
+                one_shot.extend(outcome(s) for s in states)
+
+        rows = refine(refiner, group, iterations, progress=progress,
+                      after_iteration=keep_one_shot, **kwargs)
+        return rows, {"one_shot": outcomes(one_shot),
                       "final": outcomes([outcome(s) for s in group])}
 
     copy, unigram = fresh(), fresh()

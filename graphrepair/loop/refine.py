@@ -15,7 +15,7 @@ Update policy (documented choice, configurable through ``feedback.min_confidence
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -305,6 +305,7 @@ def refine(
     feedback_at_iteration0: bool = False,
     with_feedback: bool = True,
     progress: bool = False,
+    after_iteration: Callable[[int, Sequence[ProgramState]], None] | None = None,
 ) -> list[dict[str, float]]:
     """Run the iterative loop for ``iterations`` iterations (iteration 0 = one-shot) on ``states``.
 
@@ -323,6 +324,8 @@ def refine(
             (no per-test records / a zero per-node signal) at every iteration; it isolates what
             test feedback adds.
         progress: show a tqdm bar over iterations.
+        after_iteration: called as ``after_iteration(k, states)`` once iteration ``k``'s programs
+            were executed (e.g. to keep each program's one-shot outcome).
 
     Returns:
         One metrics dict per iteration, each with the four metrics plus ``test_runs`` (cumulative
@@ -351,6 +354,8 @@ def refine(
             for s, (pred, conf) in zip(active, preds):
                 refiner.apply(s, pred, conf)
             refiner.run_tests(active)
+        if after_iteration is not None:
+            after_iteration(k, states)
         row = state_metrics(states)
         row["test_runs"] = float(refiner.test_runs)
         row["program_runs"] = float(refiner.test_runs + refiner.cache_hits - evaluated0)
