@@ -5,9 +5,9 @@
  * the zygote does all of that in Python, with ctypes.
  *
  * Why C: the zygote forks one runner per program, and after every fork each page the zygote
- * writes costs it a copy-on-write page fault. A Python loop touches ~150 pages per job (object
+ * writes costs it a copy-on-write page fault. A Python loop touches many pages per job (object
  * reference counts, frames, the allocator's pools); this loop touches a few (its stack and one
- * buffer). It is used only when the zygote is PID 1 of its own PID namespace, where
+ * buffer; docs/sandbox.md has the measurements). It is used only when the zygote is PID 1 of its own PID namespace, where
  * ``kill(-1, SIGKILL)`` reaches exactly the processes a program started.
  *
  * serve(sock, result_w, out_w, err_w, own_out, own_err, high_fd, workdir, program_path) lends
