@@ -30,3 +30,16 @@ def test_jepa_is_an_importable_documented_package():
     import jepa
 
     assert "teacher" in jepa.__doc__ and "student" in jepa.__doc__
+
+
+def test_graphrepair_has_the_packages_of_the_design_and_its_commands_at_the_top():
+    """DESIGN.md "Layout": one concept per subpackage; every documented command keeps its name."""
+    import importlib
+
+    for package in ("data", "graphs", "features", "feedback", "models", "loop", "evaluation", "repair"):
+        module = importlib.import_module(f"graphrepair.{package}")
+        assert module.__doc__ and (ROOT / "graphrepair" / package / "__init__.py").is_file()
+        assert (ROOT / "tests" / "graphrepair" / package).is_dir(), f"tests do not mirror {package}"
+    for command in ("train", "evaluate", "compare", "localize", "repair.cli"):
+        assert callable(importlib.import_module(f"graphrepair.{command}").main), command
+    assert (ROOT / "graphrepair" / "repair" / "__main__.py").is_file()  # python -m graphrepair.repair
