@@ -21,13 +21,14 @@ import hashlib
 import logging
 import os
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from jepa.corpus.extract import Function, SkippedFile, extract_functions
 
-__all__ = [
+__all__ = ["installed_search_path",
     "SKIPPED_DIRS",
     "SourceReport",
     "cap_repository",
@@ -119,6 +120,18 @@ def _normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def installed_search_path() -> list[str]:
+    """``sys.path`` without the working directory (``""`` or its absolute path).
+
+    ``python -m`` puts the working directory first on ``sys.path``; a checkout holding an
+    ``*.egg-info`` (this one does) would then add or shadow a distribution, so the installed corpus
+    would depend on where the command is run. Searching this path instead makes it the same from
+    every directory.
+    """
+    cwd = os.path.realpath(os.getcwd())
+    return [p for p in sys.path if p and os.path.realpath(p) != cwd]
+
+
 def installed_functions(*, cap: int | None = None, minimum: int = 0,
                         names: Sequence[str] | None = None,
                         path: Sequence[str] | None = None) -> SourceReport:
@@ -128,7 +141,8 @@ def installed_functions(*, cap: int | None = None, minimum: int = 0,
         cap: most functions kept per distribution (``None`` = no cap).
         minimum: distributions with fewer functions are dropped (and counted).
         names: only these distributions (any spelling of the name); ``None`` = all.
-        path: directories to search (``sys.path`` when ``None``).
+        path: directories to search (default :func:`installed_search_path`: ``sys.path`` without
+            the working directory, so the corpus is the same from every directory).
 
     Returns:
         A :class:`SourceReport`; repositories in sorted name order.
@@ -139,7 +153,8 @@ def installed_functions(*, cap: int | None = None, minimum: int = 0,
     from importlib import metadata
 
     dists = {}
-    for dist in metadata.distributions(**({"path": list(path)} if path is not None else {})):
+    search = list(path) if path is not None else installed_search_path()
+    for dist in metadata.distributions(path=search):
         name = _normalise(dist.metadata["Name"] or "")
         if name and name not in dists:
             dists[name] = dist
