@@ -36,20 +36,20 @@ from pathlib import Path
 
 import numpy as np
 import torch.distributed as dist
-import yaml
 
 from graphrepair.config import CONFIG_DIR, ExperimentConfig, load_config
 from graphrepair.data.dataset import draw_training_problems, duplication, prepare
 from graphrepair.evaluation.evaluate import evaluate, find_checkpoint
+from graphrepair.graphs.vocab import Vocabulary
 from graphrepair.loop.refine import Refiner
 from graphrepair.loop.training import RefinementTask
 from graphrepair.models import build_model, from_checkpoint
 from graphrepair.models.registry import model_class
 from harness import runs
-from harness.checkpoint import load_checkpoint
-from harness.cli import experiment_parser, resolve_device, run_cli, setup_logging
-from harness.config import ConfigError, describe, from_dict, save_resolved, to_dict
-from harness.io import atomic_write_json, atomic_write_text
+from harness.checkpoint import load_checkpoint, load_weights
+from harness.cli import experiment_parser, is_master, resolve_device, run_cli, setup_logging
+from harness.config import ConfigError, describe, save_resolved, to_dict
+from harness.io import atomic_write_json
 from harness.trainer import (
     Trainer,
     TrainerConfig,
@@ -108,16 +108,7 @@ def resolve_run(exp: str | None, overrides: list[str], *, run_dir: str | None = 
             raise ConfigError(f"--resume {resume} continues the run in that directory with its own "
                               "experiment and configuration: drop --exp and --run-dir")
         path = runs.claim_run_dir(resume, resume=True)
-        cfg_path = path / "config.yaml"
-        try:
-            data = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read {cfg_path} ({exc}): not a run of this code") from exc
-        for key, value in runs.resume_overrides(overrides, EXTENDABLE):
-            section, name = key.split(".")
-            changes[key] = value
-            data[section][name] = value
-        cfg = from_dict(ExperimentConfig, data)
+        cfg, changes = runs.resume_config(path, ExperimentConfig, overrides, EXTENDABLE)
     else:
         if not exp:
             raise ConfigError("--exp is required (or --resume RUN_DIR); run with --help for the "
@@ -139,9 +130,8 @@ def _record(cfg: ExperimentConfig, run_dir: Path, resume: bool, changes: dict, a
         save_resolved(cfg, run_dir, argv)
         return
     if changes:
-        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
         log.info("resume extends the run: %s", ", ".join(f"{k}={v}" for k, v in changes.items()))
-    runs.record_resume(run_dir, argv, changes)
+    runs.record_resume(run_dir, argv, changes, cfg)
 
 
 def run(cfg: ExperimentConfig, run_dir: Path, *, resume: bool = False, do_eval: bool = True,
@@ -167,7 +157,8 @@ def run(cfg: ExperimentConfig, run_dir: Path, *, resume: bool = False, do_eval: 
         vocab = init.vocab
         log.info("initialising from %s (its weights and vocabulary)", init.path)
     if resume:
-        vocab = from_checkpoint(run_dir / "last.pt").vocab  # also: its weights fit this config
+        # the vocabulary only; the trainer loads the weights (and says when they do not fit)
+        vocab = Vocabulary.from_dict(load_checkpoint(run_dir / "last.pt")["extra"]["vocab"])
     data = prepare(cfg, vocab=vocab)  # first: a missing dataset must not leave a run directory
     if ctx.master:
         _record(cfg, run_dir, resume, changes or {}, argv or sys.argv)
@@ -182,7 +173,7 @@ def run(cfg: ExperimentConfig, run_dir: Path, *, resume: bool = False, do_eval: 
         atomic_write_json(run_dir / "data.json", {**data.summary(), "training_samples": dup})
     model = build_model(cfg, data.vocab)
     if init is not None:
-        model.load_state_dict(init.model.state_dict())
+        load_weights(model, init.model.state_dict(), str(init.path))  # a message if they differ
     model = model.to(device)
     n_params = sum(p.numel() for p in model.parameters())
     log.info("model %r: %s parameters, device %s", model, f"{n_params:,}", device)
@@ -236,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args, command: list[str]) -> int:
-    master = int(os.environ.get("RANK", 0)) == 0
+    master = is_master()
     cfg, run_dir, changes = resolve_run(
         args.exp, args.overrides, run_dir=args.run_dir, resume=args.resume, force=args.force,
         data_dir=args.data_dir, master=master)

@@ -25,14 +25,15 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
-
-import torch
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from harness.config import ConfigError, from_dict
 from harness.io import atomic_write, atomic_write_text
 
-__all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "LoadedModel", "digest_path", "file_sha256",
+if TYPE_CHECKING:  # torch is imported where a checkpoint is read or written, not with the errors
+    import torch
+
+__all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "LoadedModel", "digest_path",
            "load_checkpoint", "load_model", "load_weights", "save_checkpoint"]
 
 log = logging.getLogger(__name__)
@@ -52,19 +53,6 @@ def digest_path(path: str | os.PathLike) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of the file at ``path``, read in ``chunk``-byte pieces.
-
-    Raises:
-        OSError: the file cannot be read.
-    """
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
     """Write ``state`` with ``torch.save`` atomically to ``path``, then its SHA-256 to ``<path>.sha256``.
 
@@ -74,6 +62,8 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
     Raises:
         OSError: the directory is not writable (the previous files are left untouched).
     """
+    import torch
+
     path = Path(path)
     buf = io.BytesIO()
     torch.save(dict(state), buf)
@@ -83,7 +73,8 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
     return path
 
 
-def _verify(path: Path) -> None:
+def _verify(path: Path, data: bytes) -> None:
+    """Check ``data`` (the bytes of ``path``) against ``<path>.sha256`` when that file exists."""
     sidecar = digest_path(path)
     if not sidecar.is_file():
         log.warning("%s has no %s beside it: loading it unverified", path, sidecar.name)
@@ -93,7 +84,7 @@ def _verify(path: Path) -> None:
     except (OSError, UnicodeDecodeError, IndexError) as exc:
         raise CheckpointError(f"{sidecar} (the SHA-256 of {path}) is unreadable ({exc}); "
                               f"delete it to load {path} unverified") from exc
-    actual = file_sha256(path)
+    actual = hashlib.sha256(data).hexdigest()
     if actual != expected:
         raise CheckpointError(
             f"checkpoint {path} is damaged: its SHA-256 is {actual[:16]}..., but {sidecar.name} "
@@ -111,12 +102,15 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             this format (truncated, corrupt, written by something else); the message names the
             file and says what to do.
     """
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    _verify(path)
+    data = path.read_bytes()  # read once: verified, then unpickled from memory
+    _verify(path, data)
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+        ckpt = torch.load(io.BytesIO(data), map_location=map_location, weights_only=False)
     except Exception as exc:  # torch raises several types for corrupt zips/pickles
         raise CheckpointError(
             f"checkpoint {path} could not be read ({type(exc).__name__}: {exc}); it is corrupt or "

@@ -16,7 +16,7 @@ code   meaning
 =====  ==========================================================================================
 
 Progress bars (tqdm) are shown on rank 0 only and turn themselves off when stderr is not a
-terminal (:func:`progress_disabled`), so logs of batch jobs stay readable.
+terminal (tqdm's ``disable=None``), so logs of batch jobs stay readable.
 """
 
 from __future__ import annotations
@@ -27,19 +27,27 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from harness.checkpoint import CheckpointError
 from harness.config import ConfigError, available_experiments
-from harness.errors import EnvironmentProblem, InputError
+from harness.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_ENVIRONMENT,
+    EXIT_FAILED,
+    EXIT_OK,
+    EnvironmentProblem,
+    InputError,
+)
 from harness.runs import RunDirError
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_ENVIRONMENT", "EXIT_FAILED", "EXIT_OK", "EnvironmentProblem",
-           "InputError", "experiment_parser", "is_master", "progress_disabled", "resolve_device",
-           "run_cli", "setup_logging"]
+if TYPE_CHECKING:  # torch only where a device is resolved: light commands start fast
+    import torch
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_ENVIRONMENT = 0, 1, 2, 3
+__all__ = ["EXIT_BAD_INPUT", "EXIT_ENVIRONMENT", "EXIT_FAILED", "EXIT_OK", "EnvironmentProblem",
+           "InputError", "experiment_parser", "is_master", "resolve_device", "run_cli",
+           "setup_logging"]
+
 EXIT_CODES_HELP = ("exit codes: 0 success, 1 the outcome failed, 2 bad input (one 'error:' line), "
                    "3 the environment cannot run it (no CUDA, the sandbox cannot start)")
 
@@ -62,11 +70,6 @@ def setup_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level if is_master() else logging.WARNING, format="%(message)s")
 
 
-def progress_disabled(master: bool = True) -> bool | None:
-    """tqdm's ``disable`` argument: ``True`` off rank 0, else ``None`` (off when stderr is not a TTY)."""
-    return None if master else True
-
-
 def resolve_device(name: str | torch.device) -> torch.device:
     """The torch device ``name`` means: ``auto`` = CUDA when available, else CPU.
 
@@ -75,6 +78,8 @@ def resolve_device(name: str | torch.device) -> torch.device:
             ``cuda:N`` names a GPU that is not visible.
         InputError: ``name`` is not ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
     """
+    import torch
+
     text = str(name)
     if text == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -55,8 +55,10 @@ __all__ = [
     "git_commit",
     "load_experiment",
     "parse_override",
+    "read_config",
     "save_resolved",
     "to_dict",
+    "write_config",
 ]
 
 
@@ -319,6 +321,28 @@ def git_commit(repo_dir: str | os.PathLike | None = None) -> str:
         return "unknown"
 
 
+def write_config(cfg: Any, path: str | os.PathLike) -> Path:
+    """Write the configuration ``cfg`` as YAML (keys in declaration order) atomically to ``path``."""
+    from harness.io import atomic_write_text
+
+    return atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def read_config(cls: type[T], path: str | os.PathLike) -> T:
+    """Read a configuration written by :func:`write_config` back into ``cls``.
+
+    Raises:
+        ConfigError: the file is unreadable, not YAML, or not a valid ``cls`` (the message names it).
+    """
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read {path} ({exc})") from exc
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return from_dict(cls, data)
+
+
 def save_resolved(cfg: Any, run_dir: str | os.PathLike, argv: Sequence[str]) -> Path:
     """Write ``config.yaml`` (the resolved config) and ``run.json`` (command line, git commit) to ``run_dir``.
 
@@ -328,9 +352,7 @@ def save_resolved(cfg: Any, run_dir: str | os.PathLike, argv: Sequence[str]) -> 
     from harness.io import atomic_write_text
 
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / "config.yaml"
-    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    path = write_config(cfg, run_dir / "config.yaml")
     meta = {"argv": list(argv), "git_commit": git_commit()}
     atomic_write_text(run_dir / "run.json", json.dumps(meta, indent=2) + "\n")
     return path

@@ -62,7 +62,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from harness.errors import InputError
+from harness.errors import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, InputError
 from harness.sandbox import (
     OUTCOMES,
     Job,
@@ -318,10 +318,10 @@ def main(argv: list[str] | None = None) -> int:
         return _run_batch(args) if args.batch is not None else _run_single(args)
     except (InputError, ValueError) as exc:
         log.error("%s", exc)
-        return 2
+        return EXIT_BAD_INPUT
     except SandboxStartError as exc:  # the machine, not the input
         log.error("the sandbox could not start: %s", exc)
-        return 3
+        return EXIT_ENVIRONMENT
 
 
 if __name__ == "__main__":

@@ -9,9 +9,9 @@ so that nothing already computed is lost:
   (``--resume``) or replaces it (``--force``, logged); it refuses a non-empty directory that holds
   no run at all. It is called after the configuration was validated, and creates nothing itself:
   a run directory appears only once the run really starts.
-* a resumed run keeps its configuration; :func:`resume_overrides` lets only the keys that extend
-  a run (more epochs, more patience) through, and :func:`record_resume` appends each resume to
-  ``run.json``.
+* a resumed run keeps its configuration; :func:`resume_config` reads it and lets only the keys
+  that extend a run (more epochs, more patience) through, and :func:`record_resume` appends each
+  resume to ``run.json`` (and writes the extended ``config.yaml``).
 
 :class:`UnitStore` keeps the finished *units* of a long evaluation (one JSON file each, written
 atomically, tagged with a :func:`fingerprint` of everything the unit depends on), so that an
@@ -28,17 +28,28 @@ import os
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import torch
-
-from harness.config import ConfigError, git_commit, parse_override
+from harness.config import (
+    ConfigError,
+    from_dict,
+    git_commit,
+    parse_override,
+    read_config,
+    to_dict,
+    write_config,
+)
 from harness.io import atomic_write_json
 
+if TYPE_CHECKING:
+    import torch
+
 __all__ = ["RUN_FILES", "RunDirError", "UnitStore", "claim_run_dir", "find_checkpoint",
-           "fingerprint", "holds_run", "record_resume", "resume_overrides", "timestamped_run_dir"]
+           "fingerprint", "holds_run", "record_resume", "resume_config", "resume_overrides",
+           "timestamped_run_dir"]
 
 log = logging.getLogger(__name__)
+C = TypeVar("C")
 
 #: Files whose presence makes a directory a run directory.
 RUN_FILES = ("config.yaml", "run.json", "metrics.csv", "last.pt", "best.pt")
@@ -104,6 +115,30 @@ def claim_run_dir(path: str | os.PathLike, *, resume: bool = False, force: bool 
     return path
 
 
+def resume_config(run_dir: str | os.PathLike, cls: type[C], overrides: Sequence[str],
+                  extendable: Iterable[str]) -> tuple[C, dict[str, Any]]:
+    """The configuration a resumed run continues with: ``run_dir/config.yaml`` read as ``cls``,
+    with the ``--set`` overrides that extend a run applied (:func:`resume_overrides`).
+
+    Returns:
+        (configuration, ``{dotted key: new value}`` of the overrides applied).
+
+    Raises:
+        ConfigError: an unreadable or invalid ``config.yaml``; an override a resume may not change;
+            a new value out of range.
+    """
+    path = Path(run_dir) / "config.yaml"
+    data = to_dict(read_config(cls, path))
+    changes = dict(resume_overrides(overrides, extendable))
+    for key, value in changes.items():
+        *sections, name = key.split(".")
+        node = data
+        for section in sections:
+            node = node[section]
+        node[name] = value
+    return from_dict(cls, data), changes
+
+
 def resume_overrides(overrides: Sequence[str], extendable: Iterable[str]) -> list[tuple[str, Any]]:
     """Check the ``--set`` overrides given with ``--resume``: only keys that extend a run pass.
 
@@ -132,9 +167,12 @@ def resume_overrides(overrides: Sequence[str], extendable: Iterable[str]) -> lis
     return out
 
 
-def record_resume(run_dir: str | os.PathLike, argv: Sequence[str],
-                  changes: Mapping[str, Any]) -> None:
-    """Append a resume (time, command line, git commit, changed keys) to ``run_dir/run.json``."""
+def record_resume(run_dir: str | os.PathLike, argv: Sequence[str], changes: Mapping[str, Any],
+                  cfg: Any = None) -> None:
+    """Append a resume (time, command line, git commit, changed keys) to ``run_dir/run.json``;
+    with ``changes``, also rewrite ``run_dir/config.yaml`` from ``cfg`` (the extended run's)."""
+    if changes and cfg is not None:
+        write_config(cfg, Path(run_dir) / "config.yaml")
     path = Path(run_dir) / "run.json"
     meta = json.loads(path.read_text()) if path.is_file() else {}
     meta.setdefault("resumes", []).append({
@@ -172,6 +210,8 @@ def fingerprint(settings: Any, tensors: Mapping[str, torch.Tensor] | None = None
     Returns:
         32 hex characters.
     """
+    import torch
+
     h = hashlib.sha256()
     for name, tensor in sorted((tensors or {}).items()):
         h.update(name.encode())

@@ -16,6 +16,7 @@ from harness.runs import (
     find_checkpoint,
     fingerprint,
     record_resume,
+    resume_config,
     resume_overrides,
     timestamped_run_dir,
 )
@@ -115,3 +116,27 @@ def test_fingerprint_depends_on_every_tensor_byte_and_setting():
     assert base != fingerprint({"k": 2}, w)
     assert base != fingerprint({"k": 1}, {"w": torch.tensor([0.0, 0.0, 1e-30])})
     assert len(base) == 32
+
+
+def test_resume_config_reads_the_run_and_applies_only_extending_keys(tmp_path):
+    from dataclasses import dataclass, field
+
+    from harness.config import write_config
+
+    @dataclass
+    class Train:
+        epochs: int = 1
+        lr: float = 0.1
+
+    @dataclass
+    class Cfg:
+        train: Train = field(default_factory=Train)
+
+    write_config(Cfg(Train(epochs=3)), tmp_path / "config.yaml")
+    cfg, changes = resume_config(tmp_path, Cfg, ["train.epochs=5"], {"train.epochs"})
+    assert cfg == Cfg(Train(epochs=5)) and changes == {"train.epochs": 5}
+    with pytest.raises(ConfigError, match="cannot change a resumed run"):
+        resume_config(tmp_path, Cfg, ["train.lr=1"], {"train.epochs"})
+    (tmp_path / "config.yaml").write_text("train: [not, a, section")
+    with pytest.raises(ConfigError, match=r"cannot read .*config\.yaml"):
+        resume_config(tmp_path, Cfg, [], {"train.epochs"})
