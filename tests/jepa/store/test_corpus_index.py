@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-import jepa.store as store
+import jepa.store.corpus as store
 from jepa.corpus.build import SPLITS, build_corpus
 from jepa.corpus.extract import extract_functions
 from jepa.store import SCHEMA_VERSION, CorpusIndex, StoreError
