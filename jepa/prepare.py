@@ -4,14 +4,23 @@ Stages run in order (:data:`STAGES`), each a function ``stage(cfg, data_dir, for
 that skips itself when its output is already there and built from the same configuration:
 
 1. ``corpus``: extract the functions of ``corpus.source`` (the installed distributions found on
-   :func:`installed_search_path`, i.e. ``sys.path`` without the working directory, or the
-   checkouts in ``corpus.directory``), filter, de-duplicate and split them
+   :func:`installed_search_path`, i.e. ``sys.path`` without the working directory, the
+   checkouts in ``corpus.directory``, or the pinned list ``corpus.packages`` of PyPI
+   distributions, downloaded once into ``<data directory>/pypi/`` with each file's SHA-256
+   recorded in the index's counts as ``pypi_files``), filter, de-duplicate and split them
    (:func:`jepa.corpus.build.build_corpus`), and write ``corpus.sqlite``
    (:class:`jepa.store.CorpusIndex`) and its summary ``corpus.json`` into the data directory.
    An index built from the same corpus configuration is kept ("cached"); one built from another
    configuration is refused (exit 2) unless ``--force`` rebuilds it.
 
-Teacher states come as a later stage.
+2. ``teacher``: load the teacher (``teacher`` section, :mod:`jepa.teacher`), compute the states
+   of every function of every split that the state store lacks (:mod:`jepa.teacher.extract`),
+   into ``states/<model>-layer<i>-<key>/`` (:mod:`jepa.store.states`), and write ``states.json``.
+   Resumable: a killed run continues where it stopped; damaged shards are recomputed; ``--force``
+   starts the state set over. Under ``torchrun --nproc_per_node=N`` rank 0 builds the corpus and
+   every rank computes its share of the shards.
+
+``--skip STAGE`` leaves a stage out (e.g. ``--skip teacher`` builds the corpus alone).
 
 The data directory is ``--data-dir`` if given, else ``$JEPA_DATA/<exp>`` when the environment
 variable ``JEPA_DATA`` is set, else ``~/.cache/jepa/<exp>``.
@@ -25,23 +34,30 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.cli import EXIT_OK, experiment_parser, run_cli, setup_logging
+from harness.cli import EXIT_OK, experiment_parser, resolve_device, run_cli, setup_logging
 from harness.config import load_experiment, to_dict
+from harness.distributed import DistContext, cleanup_distributed, init_distributed
 from harness.errors import InputError
 from harness.io import atomic_write_json
 from jepa.config import ExperimentConfig
 from jepa.corpus.build import SPLITS, build_corpus
+from jepa.corpus.pypi import archive_functions, download, read_pins
 from jepa.corpus.sources import directory_functions, installed_functions, installed_search_path
-from jepa.store import CorpusIndex, config_json, rebuild_command
+from jepa.store import CorpusIndex, StateSpec, StateStore, config_json, rebuild_command
+from jepa.teacher.extract import extract_states, state_spec
+from jepa.teacher.known import file_sha256
+from jepa.teacher.model import Teacher
 
-__all__ = ["CONFIG_DIR", "STAGES", "corpus_stage", "data_dir", "format_corpus_summary",
-           "main"]
+__all__ = ["CONFIG_DIR", "STAGES", "corpus_stage", "data_dir", "experiment_spec",
+           "format_corpus_summary", "format_teacher_summary", "load_teacher", "main", "open_states",
+           "teacher_stage"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +65,7 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "jepa"
 """Where ``--exp`` ids live."""
 
 CORPUS_INDEX, CORPUS_SUMMARY = "corpus.sqlite", "corpus.json"
+STATES, STATES_SUMMARY = "states", "states.json"
 
 
 def data_dir(exp: str, given: str | os.PathLike | None = None) -> Path:
@@ -92,10 +109,14 @@ def corpus_stage(cfg: ExperimentConfig, directory: Path, force: bool = False) ->
     Raises:
         InputError: an index built from another corpus configuration, without ``force``.
         StoreError: a damaged index, without ``force``.
-        InputError: ``corpus.directory`` is not a folder (directory source).
+        InputError: ``corpus.directory`` is not a folder (directory source); a bad pinned list or
+            a damaged download cache (pypi source).
+        EnvironmentProblem: pip could not download a pin (pypi source).
     """
     c = cfg.corpus
     config = to_dict(c)
+    if c.source == "pypi":  # an edited list is another corpus, even under the same file name
+        config["packages_sha256"] = file_sha256(CONFIG_DIR / c.packages)
     index_path, summary_path = directory / CORPUS_INDEX, directory / CORPUS_SUMMARY
     if index_path.exists() and not force:
         with CorpusIndex.open(index_path, exp=cfg.exp) as index:
@@ -113,23 +134,33 @@ def corpus_stage(cfg: ExperimentConfig, directory: Path, force: bool = False) ->
         return {**summary, "cached": True}
 
     start = time.perf_counter()
+    extra: dict[str, Any] = {}
     if c.source == "installed":
         path = installed_search_path()
         report = installed_functions(cap=c.cap, minimum=c.minimum, path=path)
         versions = _installed_versions(path)
-    else:
+    elif c.source == "directory":
         try:
             report = directory_functions(c.directory, cap=c.cap, minimum=c.minimum)
         except ValueError as exc:
             raise InputError(str(exc)) from exc
         versions = {}
+    else:  # pypi
+        t0 = time.perf_counter()
+        archives = download(read_pins(CONFIG_DIR / c.packages), directory / "pypi")
+        extra["download_seconds"] = round(time.perf_counter() - t0, 2)
+        report = archive_functions(archives, cap=c.cap, minimum=c.minimum)
+        versions = {a.pin.repository: a.pin.version for a in archives}
+        extra["pypi_files"] = {a.pin.repository: a.record() for a in archives}
     corpus = build_corpus(report.functions, min_body_lines=c.min_body_lines,
                           max_body_tokens=c.max_body_tokens, fractions=c.fractions, seed=c.seed)
     counts = {"files": report.files, "skipped_files": len(report.skipped),
               "dropped_repositories": dict(report.dropped_repositories),
               "capped_repositories": dict(report.capped_repositories),
               "extracted_functions": len(report.functions),
-              "seconds": round(time.perf_counter() - start, 2)}  # extraction + build
+              # extraction + build (downloads apart)
+              "seconds": round(time.perf_counter() - start - extra.get("download_seconds", 0), 2),
+              **extra}
     CorpusIndex.write(index_path, corpus, config=config, exp=cfg.exp, counts=counts,
                       source=c.source, versions={r: versions[r] for r in corpus.split_of if r in versions})
     summary = {"exp": cfg.exp, "config": config, **corpus.summary(), **counts,
@@ -153,16 +184,103 @@ def format_corpus_summary(summary: dict[str, Any]) -> str:
         f"skipped files {summary.get('skipped_files', 0):,} of {summary.get('files', 0):,}; "
         f"dropped repositories {len(summary.get('dropped_repositories', {})):,}",
         (f"cached (built earlier in {summary.get('seconds', 0):.1f} s)" if summary.get("cached")
-         else f"time {summary['total_seconds']:.1f} s (extract + build {summary['seconds']:.1f} s)"),
+         else f"time {summary['total_seconds']:.1f} s (extract + build {summary['seconds']:.1f} s"
+              + (f", download {summary['download_seconds']:.1f} s" if "download_seconds" in summary
+                 else "") + ")"),
         f"index {summary['index']}",
     ]
     return "\n".join(lines)
 
 
-Stage = Callable[[ExperimentConfig, Path, bool], dict[str, Any]]
+def load_teacher(cfg: ExperimentConfig, device: str | None = None) -> Teacher:
+    """The experiment's teacher (:class:`jepa.teacher.model.Teacher`), on ``device`` or
+    ``teacher.device``."""
+    t = cfg.teacher
+    return Teacher.load(t.model, layer=t.layer, kind=t.kind, dtype=t.dtype,
+                        device=resolve_device(device or t.device), gguf_file=t.gguf_file,
+                        sha256=t.sha256, revision=t.revision or None)
+
+
+def experiment_spec(cfg: ExperimentConfig, teacher: Teacher) -> StateSpec:
+    """The :class:`StateSpec` of the experiment's teacher reading (``teacher`` and ``store``)."""
+    return state_spec(teacher, max_signature_tokens=cfg.teacher.max_signature_tokens,
+                      max_body_tokens=cfg.teacher.max_body_tokens, tokens=cfg.store.tokens,
+                      token_dtype=cfg.store.token_dtype)
+
+
+def open_states(cfg: ExperimentConfig, directory: Path, teacher: Teacher, *,
+                create: bool = False) -> StateStore:
+    """The state set of the experiment's teacher reading under ``directory/states``.
+
+    Raises:
+        StoreError: no such state set (``create=False``) or a damaged index.
+    """
+    return StateStore.open(directory / STATES, experiment_spec(cfg, teacher), create=create,
+                           rebuild=f"python -m jepa.prepare --exp {cfg.exp}")
+
+
+def teacher_stage(cfg: ExperimentConfig, directory: Path, force: bool = False,
+                  dist: DistContext | None = None) -> dict[str, Any]:
+    """Compute the teacher states of every function of the corpus (all splits) into the store.
+
+    Resumable: shards already stored are kept, damaged ones (:meth:`StateStore.drop_damaged`)
+    are recomputed; ``force`` deletes the state set first. Under torchrun every rank computes its
+    share of the shards.
+
+    Returns:
+        The summary of :func:`jepa.teacher.extract.extract_states` and of the store, with
+        ``"cached": True`` when nothing had to be computed.
+
+    Raises:
+        StoreError: a missing or damaged corpus index or state index (without ``force``).
+        TeacherError, EnvironmentProblem: see :meth:`Teacher.load`.
+    """
+    dist = dist or DistContext()
+    with CorpusIndex.open(directory / CORPUS_INDEX, exp=cfg.exp) as index:
+        functions = [f for split in SPLITS for f in index.functions(split)]
+    teacher = load_teacher(cfg, str(dist.device) if dist.ddp else None)
+    if force and dist.master:
+        shutil.rmtree(directory / STATES / experiment_spec(cfg, teacher).dirname, ignore_errors=True)
+    _barrier(dist)
+    with open_states(cfg, directory, teacher, create=True) as store:
+        if dist.master:
+            store.drop_damaged()
+        _barrier(dist)
+        summary = extract_states(teacher, functions, store, shard_size=cfg.store.shard_size,
+                                 batch_size=cfg.teacher.batch_size, rank=dist.rank,
+                                 world_size=dist.world_size, progress=dist.master)
+        _barrier(dist)
+        summary.update({"teacher": repr(teacher), **store.summary(),
+                        "cached": summary["computed"] == 0})
+    if dist.master:
+        atomic_write_json(directory / STATES_SUMMARY, summary)
+    return summary
+
+
+def format_teacher_summary(summary: dict[str, Any]) -> str:
+    """A plain-text summary of the teacher stage: the teacher, counts, throughput and the store."""
+    rate = summary.get("functions_per_s")
+    return "\n".join([
+        summary["teacher"],
+        f"functions {summary['functions']:,} in {summary['shards']:,} shards; computed "
+        f"{summary['computed']:,}" + (f" in {summary['seconds']:.1f} s ({rate:,.1f} functions/s)"
+                                      if rate else "") + f", reused {summary['reused']:,}",
+        f"store {summary['directory']} ({summary['bytes'] / 2**20:,.1f} MiB)",
+    ])
+
+
+def _barrier(dist: DistContext) -> None:
+    if dist.ddp:
+        import torch.distributed
+
+        torch.distributed.barrier()
+
+
+Stage = Callable[[ExperimentConfig, Path, bool, DistContext], dict[str, Any]]
 
 STAGES: dict[str, tuple[Stage, Callable[[dict[str, Any]], str]]] = {
-    "corpus": (corpus_stage, format_corpus_summary),
+    "corpus": (lambda cfg, d, force, dist: corpus_stage(cfg, d, force), format_corpus_summary),
+    "teacher": (teacher_stage, format_teacher_summary),
 }
 """The stages in the order they run: name -> (stage, the table printed from its summary)."""
 
@@ -173,6 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                            CONFIG_DIR, run_dir=False)
     ap.add_argument("--force", action="store_true",
                     help="rebuild the outputs even when they exist (another configuration, damaged)")
+    ap.add_argument("--skip", nargs="+", default=[], choices=list(STAGES), metavar="STAGE",
+                    help=f"stages not to run (of {', '.join(STAGES)})")
     args = ap.parse_args(argv)
     setup_logging()
 
@@ -182,10 +302,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = load_experiment(ExperimentConfig, CONFIG_DIR, args.exp, args.overrides)
         directory = data_dir(cfg.exp, args.data_dir)
         logger.info("data directory %s", directory)
-        for name, (stage, table) in STAGES.items():
-            summary = stage(cfg, directory, args.force)
-            print(f"[{name}]" + (" cached" if summary.get("cached") else ""))
-            print(table(summary))
+        dist = init_distributed(cfg.teacher.device)
+        try:
+            for name, (stage, table) in STAGES.items():
+                if name in args.skip:
+                    continue
+                if name == "corpus" and not dist.master:  # rank 0 builds it; the others wait
+                    _barrier(dist)
+                    continue
+                summary = stage(cfg, directory, args.force, dist)
+                if name == "corpus":
+                    _barrier(dist)
+                if dist.master:
+                    print(f"[{name}]" + (" cached" if summary.get("cached") else ""))
+                    print(table(summary))
+        finally:
+            cleanup_distributed()
         return EXIT_OK
 
     return run_cli(run)

@@ -1,5 +1,8 @@
 """Where corpus functions come from: installed distributions, or a directory of checkouts.
 
+(The third source, a pinned list of PyPI distributions, is :mod:`jepa.corpus.pypi`; it reads
+archives through the same :func:`_collect`.)
+
 * :func:`installed_functions`: one *repository* per installed distribution (``importlib.metadata``),
   named by its normalised distribution name (PEP 503: lower case, runs of ``-_.`` as ``-``); its
   files are the ``.py`` entries of ``dist.files`` (the RECORD), in sorted order. A distribution
@@ -9,7 +12,9 @@
   directories named in :data:`SKIPPED_DIRS` and any directory holding a ``pyvenv.cfg`` (a virtual
   environment).
 
-Both apply the same per-repository limits (:func:`cap_repository`): a repository with more than
+Every source leaves out files under a vendored folder (:data:`VENDORED_DIRS`: copies of other
+projects, which would otherwise be counted under the project that ships them). All apply the same
+per-repository limits (:func:`cap_repository`): a repository with more than
 ``cap`` functions keeps the ``cap`` whose SHA-256 of ``"path::qualname"`` is smallest (deterministic,
 independent of file order), and a repository with fewer than ``minimum`` functions (before
 capping) is dropped and counted in :attr:`SourceReport.dropped_repositories`.
@@ -30,6 +35,7 @@ from jepa.corpus.extract import Function, SkippedFile, extract_functions
 
 __all__ = ["installed_search_path",
     "SKIPPED_DIRS",
+    "VENDORED_DIRS",
     "SourceReport",
     "cap_repository",
     "directory_functions",
@@ -41,6 +47,10 @@ logger = logging.getLogger(__name__)
 SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", "site-packages", "node_modules",
                           "venv", ".venv", "env", ".env", ".tox", ".nox"})
 """Directory names never entered by :func:`directory_functions`."""
+
+VENDORED_DIRS = frozenset({"_vendor", "vendor", "_vendored", "vendored", "extern", "_extern"})
+"""Folders holding copies of other projects (pip's ``_vendor`` holds requests, rich, urllib3, ...);
+files under them are left out by every source, so a function belongs to the project that wrote it."""
 
 
 @dataclass
@@ -84,18 +94,23 @@ def cap_repository(functions: Sequence[Function], cap: int | None) -> list[Funct
     return sorted(kept, key=lambda f: (f.path, f.start_line, f.qualname))
 
 
-def _collect(repositories: Iterable[tuple[str, Iterable[tuple[str, Path]]]], cap: int | None,
-             minimum: int) -> SourceReport:
-    """Extract every (repository, files) pair and apply the cap and minimum."""
+def _collect(repositories: Iterable[tuple[str, Iterable[tuple[str, Path | bytes]]]],
+             cap: int | None, minimum: int) -> SourceReport:
+    """Extract every (repository, files) pair and apply the cap and minimum.
+
+    Each file is (relative path, the file on disk or its bytes, as read from an archive).
+    """
     if cap is not None and cap < 1:
         raise ValueError(f"cap must be >= 1 or None, got {cap}")
     report = SourceReport()
     for repository, files in repositories:
         functions = []
         for rel, full in files:
+            if VENDORED_DIRS.intersection(Path(rel).parts[:-1]):
+                continue
             report.files += 1
             try:
-                data = full.read_bytes()
+                data = full if isinstance(full, bytes) else full.read_bytes()
             except OSError as exc:
                 report.skipped.append(SkippedFile(repository, rel, f"unreadable: {exc}"))
                 continue

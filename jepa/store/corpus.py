@@ -9,7 +9,8 @@ One SQLite file (``corpus.sqlite`` in the experiment's data directory, written b
   ``repository``, ``path``, ``qualname``, ``signature``, ``separator``, ``body``,
   ``enclosing_class``, ``start_line``, ``end_line``, ``is_async``, the static properties
   (``body_lines``, ``complexity``, ``n_params``, ``return_kind``, ``has_docstring``) and
-  ``text_sha256`` (hex SHA-256 of the UTF-8 text ``signature + separator + body``).
+  ``text_sha256`` (hex SHA-256 of the UTF-8 text ``signature + separator + body``) and ``churn``
+  (commits that touched the function's lines, :mod:`jepa.corpus.churn`; ``NULL`` without git).
 * ``meta``: ``key`` -> JSON ``value``: ``schema_version``, ``exp``, ``config`` (the corpus
   configuration as canonical JSON, compared to decide whether a stored index is still valid),
   ``counts`` (duplicates removed, filtered, skipped files, dropped repositories, ...).
@@ -39,7 +40,7 @@ import logging
 import os
 import secrets
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ __all__ = ["SCHEMA_VERSION", "CorpusIndex", "StoreError", "config_json", "rebuil
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Version of the tables below; an index of another version is refused (rebuild it)."""
 
 _SCHEMA = """
@@ -67,13 +68,13 @@ CREATE TABLE functions (
     body TEXT NOT NULL, enclosing_class TEXT, start_line INTEGER NOT NULL,
     end_line INTEGER NOT NULL, is_async INTEGER NOT NULL, body_lines INTEGER NOT NULL,
     complexity INTEGER NOT NULL, n_params INTEGER NOT NULL, return_kind TEXT NOT NULL,
-    has_docstring INTEGER NOT NULL, text_sha256 TEXT NOT NULL);
+    has_docstring INTEGER NOT NULL, text_sha256 TEXT NOT NULL, churn INTEGER);
 CREATE INDEX functions_repository ON functions(repository);
 """
 
 _COLUMNS = ("id", "repository", "path", "qualname", "signature", "separator", "body",
             "enclosing_class", "start_line", "end_line", "is_async", "body_lines", "complexity",
-            "n_params", "return_kind", "has_docstring", "text_sha256")
+            "n_params", "return_kind", "has_docstring", "text_sha256", "churn")
 
 
 class StoreError(InputError):
@@ -95,11 +96,11 @@ def text_sha256(function: Function) -> str:
     return hashlib.sha256(function.text.encode("utf-8")).hexdigest()
 
 
-def _function_row(i: int, f: Function) -> tuple:
+def _function_row(i: int, f: Function, churn: int | None = None) -> tuple:
     p = f.properties
     return (i, f.repository, f.path, f.qualname, f.signature, f.separator, f.body,
             f.enclosing_class, f.start_line, f.end_line, int(f.is_async), p.body_lines,
-            p.complexity, p.n_params, p.return_kind, int(p.has_docstring), text_sha256(f))
+            p.complexity, p.n_params, p.return_kind, int(p.has_docstring), text_sha256(f), churn)
 
 
 def _function_from_row(row: sqlite3.Row) -> Function:
@@ -145,7 +146,8 @@ class CorpusIndex:
     @staticmethod
     def write(path: str | os.PathLike, corpus: Corpus, *, config: Mapping[str, Any],
               exp: str = "", counts: Mapping[str, Any] | None = None, source: str = "",
-              versions: Mapping[str, str] | None = None) -> Path:
+              versions: Mapping[str, str] | None = None,
+              churn: Sequence[int | None] | None = None) -> Path:
         """Write ``corpus`` to a new index at ``path`` atomically (temporary file, then rename).
 
         Args:
@@ -157,6 +159,8 @@ class CorpusIndex:
                 the corpus' own counts (:meth:`Corpus.summary`) are always stored.
             source: the source kind of every repository (``installed`` / ``directory``).
             versions: repository -> version, when known.
+            churn: per function of ``corpus.functions``, the commits that touched its lines
+                (:mod:`jepa.corpus.churn`), ``None`` where unknown; ``None``: unknown for all.
 
         Returns:
             ``path``. On any failure the temporary file is removed and ``path`` is untouched.
@@ -178,7 +182,8 @@ class CorpusIndex:
                                    [(r, s, source, versions.get(r))
                                     for r, s in sorted(corpus.split_of.items())])
                     db.executemany(f"INSERT INTO functions VALUES ({', '.join('?' * len(_COLUMNS))})",
-                                   (_function_row(i, f) for i, f in enumerate(corpus.functions)))
+                                   (_function_row(i, f, churn[i] if churn else None)
+                                    for i, f in enumerate(corpus.functions)))
             finally:
                 db.close()
             with open(tmp, "rb+") as f:
@@ -282,3 +287,13 @@ class CorpusIndex:
             "SELECT f.* FROM functions f JOIN repositories r ON f.repository = r.name "
             "WHERE r.split = ? ORDER BY f.id", (split,))
         return [_function_from_row(r) for r in rows]
+
+    def churn(self, split: str) -> list[int | None]:
+        """Churn of the functions of ``split`` in the order of :meth:`functions` (``None`` where
+        the source has no git history)."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {list(SPLITS)}")
+        rows = self._db.execute(
+            "SELECT f.churn FROM functions f JOIN repositories r ON f.repository = r.name "
+            "WHERE r.split = ? ORDER BY f.id", (split,))
+        return [r[0] for r in rows]

@@ -109,7 +109,7 @@ def truncate(model: nn.Module, layer: int) -> nn.Module:
     n = model.config.num_hidden_layers
     if not 0 <= layer <= n:
         raise TeacherError(f"teacher.layer must be in 0..{n} (hidden_states[0] = embeddings, "
-                           f"[{n}] = last block), got {layer}")
+                           f"[{n}] = last block; -1 = last), got {layer}")
     owner, attr, blocks = find_blocks(model)
     setattr(owner, attr, nn.ModuleList(list(blocks)[:layer]))
     model.config.num_hidden_layers = layer
@@ -204,7 +204,8 @@ class Teacher:
         Args:
             model: a known name (:data:`jepa.teacher.known.KNOWN_TEACHERS`), a local directory
                 or a Hugging Face hub id (from the local cache; nothing is downloaded).
-            layer: the layer read; ``None`` takes a known teacher's default.
+            layer: the layer read; ``None`` takes a known teacher's default; negative counts from
+                the end (``-1``: the last layer, the whole stack).
             kind: ``auto`` (from the model type), ``causal`` or ``bidirectional``.
             dtype: ``auto`` (bf16 where :func:`bf16_supported`, else float32), ``bfloat16``,
                 ``float16`` or ``float32``.
@@ -251,6 +252,8 @@ class Teacher:
                                      f"({str(exc).splitlines()[0]}); {how}") from exc
         if not weights_hash:
             weights_hash = getattr(net.config, "_commit_hash", None) or ""
+        if layer < 0:  # counted from the end, as hidden_states[-1]
+            layer += net.config.num_hidden_layers + 1
         chosen = teacher_kind(net.config) if kind == "auto" else kind
         if chosen not in ("causal", "bidirectional"):
             raise TeacherError(f"teacher.kind must be auto, causal or bidirectional, got {kind!r}")
@@ -260,6 +263,27 @@ class Teacher:
                       weights_sha256=weights_hash)
         logger.info("teacher %r", teacher)
         return teacher
+
+    @torch.no_grad()
+    def encode_layers(self, signatures: Sequence[str], bodies: Sequence[str], *, batch_size: int = 32,
+                      max_signature_tokens: int = 128, max_body_tokens: int = 256
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean-pooled signature and body states at every layer up to the one read, as
+        :meth:`encode` pools them (for layer selection, Phase 0.1).
+
+        Returns:
+            ``(signature, body)``, each ``[L + 1, N, D]`` float32 (``[i]`` = ``hidden_states[i]``).
+        """
+        if len(signatures) != len(bodies):
+            raise ValueError(f"{len(signatures)} signatures but {len(bodies)} bodies")
+        seqs = self.sequences(signatures, bodies, max_signature_tokens=max_signature_tokens,
+                              max_body_tokens=max_body_tokens)
+        pooled = torch.zeros((self.layer + 1, len(seqs), self.dim), dtype=torch.float32)
+        for chunk, hidden in self._passes(seqs, batch_size, all_layers=True):  # [L+1, B, T, D]
+            for row, j in chunk:
+                _, start, end = seqs[j]
+                pooled[:, j] = hidden[:, row, start:end].float().mean(1)
+        return pooled[:, 0::2].clone(), pooled[:, 1::2].clone()
 
     # ------------------------------------------------------------------ reading functions
     def tokenize(self, texts: Sequence[str], limit: int) -> list[list[int]]:
@@ -293,16 +317,30 @@ class Teacher:
         return out
 
     @torch.no_grad()
-    def forward_ids(self, batch: Sequence[Sequence[int]]) -> torch.Tensor:
-        """States ``[B, T_max, D]`` of right-padded sequences (compute dtype)."""
+    def forward_ids(self, batch: Sequence[Sequence[int]], *, all_layers: bool = False) -> torch.Tensor:
+        """States ``[B, T_max, D]`` of right-padded sequences (compute dtype); with
+        ``all_layers``, ``[L + 1, B, T_max, D]``: ``hidden_states[0..L]`` up to the layer read."""
         width = max(len(x) for x in batch)
         ids = torch.full((len(batch), width), self._pad, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
         for i, x in enumerate(batch):
             ids[i, :len(x)] = torch.tensor(x, dtype=torch.long)
             mask[i, :len(x)] = 1
-        out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device))
-        return out.last_hidden_state
+        out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                         output_hidden_states=all_layers)
+        return torch.stack(out.hidden_states) if all_layers else out.last_hidden_state
+
+    def _passes(self, seqs: list[tuple[list[int], int, int]], batch_size: int, all_layers: bool = False):
+        """Yield ``(chunk, hidden)`` per forward pass over ``seqs`` sorted by length: ``chunk``
+        lists ``(row, j)`` pairs (row of ``hidden`` -> entry ``j`` of ``seqs``), ``hidden`` is
+        :meth:`forward_ids`' output. A causal function's two entries share one pass."""
+        runs = list(range(0, len(seqs), 2)) if self.kind == "causal" else list(range(len(seqs)))
+        runs.sort(key=lambda i: (len(seqs[i][0]), i))
+        for b0 in range(0, len(runs), batch_size):
+            batch = runs[b0:b0 + batch_size]
+            hidden = self.forward_ids([seqs[i][0] for i in batch], all_layers=all_layers)
+            yield [(row, j) for row, i in enumerate(batch)
+                   for j in ((i, i + 1) if self.kind == "causal" else (i,))], hidden
 
     @torch.no_grad()
     def encode(self, signatures: Sequence[str], bodies: Sequence[str], *, batch_size: int = 32,
@@ -331,23 +369,18 @@ class Teacher:
         pooled = torch.zeros((2 * n, self.dim), dtype=torch.float32)
         lengths = torch.zeros(2 * n, dtype=torch.long)
         token_states: list[torch.Tensor | None] = [None] * (2 * n)
-        # causal: the two entries of a function share one forward pass (the even entry runs it)
-        runs = list(range(0, 2 * n, 2)) if self.kind == "causal" else list(range(2 * n))
-        runs.sort(key=lambda i: (len(seqs[i][0]), i))
-        per_function = 1 if self.kind == "causal" else 2  # forward passes per function
-        for b0 in range(0, len(runs), batch_size):
-            chunk = runs[b0:b0 + batch_size]
-            hidden = self.forward_ids([seqs[i][0] for i in chunk])  # [B, T, D]
-            for row, i in enumerate(chunk):
-                for j in ((i, i + 1) if self.kind == "causal" else (i,)):
-                    _, start, end = seqs[j]
-                    h = hidden[row, start:end]  # [T_j, D]
-                    pooled[j] = h.float().mean(0) if end > start else 0.0
-                    lengths[j] = end - start
-                    if tokens:
-                        token_states[j] = h.to("cpu", copy=True)
-            if progress is not None:  # in functions: (passes done) / (passes per function)
-                progress((b0 + len(chunk)) // per_function - b0 // per_function)
+        done = 0  # entries finished; a function is two entries
+        for chunk, hidden in self._passes(seqs, batch_size):  # hidden: [B, T, D]
+            for row, j in chunk:
+                _, start, end = seqs[j]
+                h = hidden[row, start:end]  # [T_j, D]
+                pooled[j] = h.float().mean(0) if end > start else 0.0
+                lengths[j] = end - start
+                if tokens:
+                    token_states[j] = h.to("cpu", copy=True)
+            if progress is not None:
+                progress((done + len(chunk)) // 2 - done // 2)
+            done += len(chunk)
         return States(signature=pooled[0::2].clone(), body=pooled[1::2].clone(),
                       signature_length=lengths[0::2].clone(), body_length=lengths[1::2].clone(),
                       signature_tokens=token_states[0::2] if tokens else None,

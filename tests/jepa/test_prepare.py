@@ -1,4 +1,5 @@
-"""``python -m jepa.prepare``, corpus stage: build, cache, refuse another configuration, --force."""
+"""``python -m jepa.prepare``: corpus stage (build, cache, refuse another configuration, --force)
+and teacher stage (states of every function, cached, damaged shards recomputed)."""
 
 import json
 
@@ -51,7 +52,7 @@ def _args(tmp_path, *extra):
     src = _repos(tmp_path / "src")
     return ["--exp", "phase0", "--data-dir", str(tmp_path / "data"),
             "--set", "corpus.source=directory", "--set", f"corpus.directory={src}",
-            "--set", "corpus.minimum=1", *extra]
+            "--set", "corpus.minimum=1", "--skip", "teacher", *extra]
 
 
 def test_prepare_builds_caches_refuses_another_config_and_rebuilds_with_force(tmp_path, capsys):
@@ -130,3 +131,29 @@ def test_the_installed_search_path_leaves_out_the_working_directory(tmp_path, mo
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", ["", str(tmp_path), "/usr/lib/python3/site-packages"])
     assert installed_search_path() == ["/usr/lib/python3/site-packages"]
+
+
+def test_teacher_stage_stores_every_function_then_is_cached_and_heals_a_damaged_shard(
+        tmp_path, capsys, tiny_bert):
+    args = [a for a in _args(tmp_path) if a not in ("--skip", "teacher")]
+    args += ["--set", f"teacher.model={tiny_bert}", "--set", "teacher.layer=1",
+             "--set", "store.shard_size=3"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "[teacher]" in out and "computed 8" in out
+    summary = json.loads((tmp_path / "data" / "states.json").read_text())
+    assert (summary["functions"], summary["shards"], summary["computed"]) == (8, 3, 8)
+    assert main(args) == 0
+    assert "[teacher] cached" in capsys.readouterr().out
+    from safetensors import safe_open
+
+    shard = sorted((tmp_path / "data" / "states").glob("*/shards/*.safetensors"))[0]
+    with safe_open(shard, "pt") as f:
+        rows = f.get_slice("body").get_shape()[0]
+    shard.write_bytes(shard.read_bytes()[:100])
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    # only the damaged shard was recomputed
+    assert "[teacher]\n" in out and f"computed {rows} in" in out and f"reused {8 - rows}" in out
+    assert main(args + ["--force"]) == 0
+    assert "computed 8" in capsys.readouterr().out

@@ -144,3 +144,14 @@ def test_a_hub_id_that_is_not_cached_is_an_environment_problem(monkeypatch):
 def test_layer_is_required_for_an_unknown_model(tiny_bert):
     with pytest.raises(TeacherError, match="teacher.layer is required"):
         Teacher.load(str(tiny_bert))
+
+
+def test_encode_layers_pools_every_hidden_state_as_encode_does_at_each_layer(tiny_qwen2):
+    full = Teacher.load(str(tiny_qwen2), layer=-1, dtype="float32")
+    assert full.layer == 4
+    sig, body = full.encode_layers(SIGNATURES, BODIES, batch_size=2)
+    assert sig.shape == body.shape == (5, 3, 32)
+    for layer in (0, 2, 4):
+        one = Teacher.load(str(tiny_qwen2), layer=layer, dtype="float32").encode(SIGNATURES, BODIES)
+        torch.testing.assert_close(body[layer], one.body, rtol=0, atol=1e-5)
+        torch.testing.assert_close(sig[layer], one.signature, rtol=0, atol=1e-5)

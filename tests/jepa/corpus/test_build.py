@@ -88,3 +88,14 @@ def test_real_installed_slice_split_by_repository():
     assert build_corpus(report.functions, min_body_lines=1, max_body_tokens=512, seed=0).split_of == corpus.split_of
     with pytest.raises(ValueError, match="not installed"):
         installed_functions(names=["surely-not-installed-dist"])
+
+
+def test_vendored_copies_are_left_out_by_every_source(tmp_path):
+    from jepa.corpus.sources import directory_functions
+
+    body = "def f(x):\n    y = x + 1\n    return y\n"
+    for rel in ("proj/pkg/core.py", "proj/pkg/_vendor/requests/api.py", "proj/extern/six.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(body)
+    report = directory_functions(tmp_path, minimum=0)
+    assert [f.path for f in report.functions] == ["pkg/core.py"] and report.files == 1

@@ -87,11 +87,11 @@ def test_round_trip_is_exact_per_split_properties_included(tmp_path):
 def test_a_failed_build_leaves_no_index_and_no_temporary_file(tmp_path, monkeypatch):
     calls = []
 
-    def failing_row(i, f):
+    def failing_row(i, f, *rest):
         calls.append(i)
         if i == 5:
             raise RuntimeError("killed mid-way")
-        return original(i, f)
+        return original(i, f, *rest)
 
     original = store._function_row
     monkeypatch.setattr(store, "_function_row", failing_row)
@@ -103,7 +103,7 @@ def test_a_failed_build_leaves_no_index_and_no_temporary_file(tmp_path, monkeypa
 def test_a_failed_rebuild_keeps_the_old_index(tmp_path, monkeypatch):
     path = _write(tmp_path / "corpus.sqlite", _corpus())
     before = path.read_bytes()
-    monkeypatch.setattr(store, "_function_row", lambda i, f: 1 / 0)
+    monkeypatch.setattr(store, "_function_row", lambda i, f, *rest: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         _write(path, _corpus())
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["corpus.sqlite"]
