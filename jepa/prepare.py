@@ -1,11 +1,12 @@
 """Prepare an experiment's data: ``python -m jepa.prepare --exp ID [--set K=V ...] [--data-dir DIR] [--force]``.
 
-Stages run in order (:data:`STAGES`), each a function ``stage(cfg, data_dir, force) -> summary``
+Stages run in order (:data:`STAGES`), each a function ``stage(cfg, data_dir, force, dist) -> summary``
 that skips itself when its output is already there and built from the same configuration:
 
 1. ``corpus``: extract the functions of ``corpus.source`` (the installed distributions found on
    :func:`installed_search_path`, i.e. ``sys.path`` without the working directory, the
-   checkouts in ``corpus.directory``, or the pinned list ``corpus.packages`` of PyPI
+   checkouts in ``corpus.directory`` (with each function's churn, :mod:`jepa.corpus.churn`, in
+   the checkouts that are git repositories), or the pinned list ``corpus.packages`` of PyPI
    distributions, downloaded once into ``<data directory>/pypi/`` with each file's SHA-256
    recorded in the index's counts as ``pypi_files``), filter, de-duplicate and split them
    (:func:`jepa.corpus.build.build_corpus`), and write ``corpus.sqlite``
@@ -48,6 +49,8 @@ from harness.errors import InputError
 from harness.io import atomic_write_json
 from jepa.config import ExperimentConfig
 from jepa.corpus.build import SPLITS, build_corpus
+from jepa.corpus.churn import function_churn, is_git_checkout
+from jepa.corpus.extract import Function
 from jepa.corpus.pypi import archive_functions, download, read_pins
 from jepa.corpus.sources import directory_functions, installed_functions, installed_search_path
 from jepa.store import CorpusIndex, StateSpec, StateStore, config_json, rebuild_command
@@ -161,12 +164,32 @@ def corpus_stage(cfg: ExperimentConfig, directory: Path, force: bool = False) ->
               # extraction + build (downloads apart)
               "seconds": round(time.perf_counter() - start - extra.get("download_seconds", 0), 2),
               **extra}
+    churn = _churn(Path(c.directory), corpus.functions) if c.source == "directory" else None
+    if churn is not None:
+        counts["churn_functions"] = sum(x is not None for x in churn)
     CorpusIndex.write(index_path, corpus, config=config, exp=cfg.exp, counts=counts,
-                      source=c.source, versions={r: versions[r] for r in corpus.split_of if r in versions})
+                      source=c.source, versions={r: versions[r] for r in corpus.split_of if r in versions},
+                      churn=churn)
     summary = {"exp": cfg.exp, "config": config, **corpus.summary(), **counts,
                "total_seconds": round(time.perf_counter() - start, 2), "index": str(index_path)}
     atomic_write_json(summary_path, summary)
     return {**summary, "cached": False}
+
+
+def _churn(root: Path, functions: Sequence[Function]) -> list[int | None]:
+    """Churn of every function (:func:`jepa.corpus.churn.function_churn`), one git checkout per
+    repository folder of ``root``; ``None`` for repositories without git history."""
+    by_repo: dict[str, list[int]] = {}
+    for i, f in enumerate(functions):
+        by_repo.setdefault(f.repository, []).append(i)
+    out: list[int | None] = [None] * len(functions)
+    for repo, rows in by_repo.items():
+        if is_git_checkout(root / repo):
+            start = time.perf_counter()
+            for i, value in zip(rows, function_churn(root / repo, [functions[i] for i in rows])):
+                out[i] = value
+            logger.info("churn of %s: %d functions in %.1f s", repo, len(rows), time.perf_counter() - start)
+    return out
 
 
 def format_corpus_summary(summary: dict[str, Any]) -> str:
