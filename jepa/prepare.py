@@ -272,9 +272,20 @@ def teacher_stage(cfg: ExperimentConfig, directory: Path, force: bool = False,
         summary = extract_states(teacher, functions, store, shard_size=cfg.store.shard_size,
                                  batch_size=cfg.teacher.batch_size, rank=dist.rank,
                                  world_size=dist.world_size, progress=dist.master)
-        _barrier(dist)
-        summary.update({"teacher": repr(teacher), **store.summary(),
-                        "cached": summary["computed"] == 0})
+        if dist.ddp:  # every rank's share, summed
+            import torch
+            import torch.distributed
+
+            counts = torch.tensor([summary["computed"], summary["reused"]], dtype=torch.float64)
+            torch.distributed.all_reduce(counts)
+            seconds = torch.tensor([summary["seconds"]], dtype=torch.float64)
+            torch.distributed.all_reduce(seconds, op=torch.distributed.ReduceOp.MAX)
+            summary["computed"], summary["reused"] = (int(x) for x in counts.tolist())
+            summary["seconds"] = seconds.item()
+            summary["functions_per_s"] = (round(summary["computed"] / summary["seconds"], 1)
+                                          if summary["computed"] and summary["seconds"] else None)
+        summary.update({"teacher": repr(teacher), "ranks": dist.world_size,
+                        "store": store.summary(), "cached": summary["computed"] == 0})
     if dist.master:
         atomic_write_json(directory / STATES_SUMMARY, summary)
     return summary
@@ -286,9 +297,12 @@ def format_teacher_summary(summary: dict[str, Any]) -> str:
     return "\n".join([
         summary["teacher"],
         f"functions {summary['functions']:,} in {summary['shards']:,} shards; computed "
-        f"{summary['computed']:,}" + (f" in {summary['seconds']:.1f} s ({rate:,.1f} functions/s)"
-                                      if rate else "") + f", reused {summary['reused']:,}",
-        f"store {summary['directory']} ({summary['bytes'] / 2**20:,.1f} MiB)",
+        f"{summary['computed']:,}" + (f" in {summary['seconds']:.1f} s ({rate:,.1f} functions/s"
+                                      + (f", {summary['ranks']} ranks" if summary.get("ranks", 1) > 1
+                                         else "") + ")" if rate else "")
+        + f", reused {summary['reused']:,}",
+        f"store {summary['store']['directory']} ({summary['store']['functions']:,} functions, "
+        f"{summary['store']['bytes'] / 2**20:,.1f} MiB)",
     ])
 
 
