@@ -46,7 +46,7 @@ from harness.cli import EXIT_OK, experiment_parser, resolve_device, run_cli, set
 from harness.config import load_experiment, to_dict
 from harness.distributed import DistContext, cleanup_distributed, init_distributed
 from harness.errors import InputError
-from harness.io import atomic_write_json
+from harness.io import atomic_write_json, file_sha256
 from jepa.config import ExperimentConfig
 from jepa.corpus.build import SPLITS, build_corpus
 from jepa.corpus.churn import function_churn, is_git_checkout
@@ -55,7 +55,6 @@ from jepa.corpus.pypi import archive_functions, download, read_pins
 from jepa.corpus.sources import directory_functions, installed_functions, installed_search_path
 from jepa.store import CorpusIndex, StateSpec, StateStore, config_json, rebuild_command
 from jepa.teacher.extract import extract_states, state_spec
-from jepa.teacher.known import file_sha256
 from jepa.teacher.model import Teacher
 
 __all__ = ["CONFIG_DIR", "STAGES", "corpus_stage", "data_dir", "experiment_spec",

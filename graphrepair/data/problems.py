@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from harness.cli import InputError
+from harness.io import file_sha256
 
 __all__ = [
     "DataError",
@@ -129,13 +130,6 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     return Path(cache) / "graphrepair" / "data"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def _missing_message(name: str, directory: Path, reason: str) -> str:
     spec = DATA_FILES[name]
@@ -174,7 +168,7 @@ def ensure_file(
     directory = resolve_data_dir(data_dir)
     path = directory / name
     if path.is_file():
-        found = _sha256(path)
+        found = file_sha256(path)
         if found != spec.sha256:
             raise DataError(
                 f"{path} has SHA-256 {found}, expected {spec.sha256}: the file is corrupt or a "
@@ -204,7 +198,7 @@ def ensure_file(
             raise FileNotFoundError(
                 _missing_message(name, directory, f"download from {spec.url} failed: {exc}")
             ) from exc
-        found = _sha256(tmp)
+        found = file_sha256(tmp)
         if found != spec.sha256:
             raise DataError(
                 f"downloaded {spec.url} has SHA-256 {found}, expected {spec.sha256}; "

@@ -31,7 +31,6 @@ reported, and the per-repository cap and minimum apply, exactly as in the other 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -50,7 +49,7 @@ from pathlib import Path
 import yaml
 
 from harness.errors import EnvironmentProblem, InputError
-from harness.io import atomic_write_json
+from harness.io import atomic_write_json, file_sha256
 from jepa.corpus.sources import SKIPPED_DIRS, SourceReport, _collect, _normalise
 
 __all__ = ["TARGET_PYTHON", "Archive", "Pin", "archive_files", "archive_functions", "download",
@@ -162,13 +161,6 @@ def read_pins(path: str | os.PathLike) -> list[Pin]:
     return parse_pins([node.value for node in packages.value], places)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def _pip_download(pin: Pin, dest: Path) -> None:
     """Run ``pip download`` for one pin into the empty folder ``dest``.
@@ -227,14 +219,14 @@ def download(pins: Sequence[Pin], cache_dir: str | os.PathLike) -> list[Archive]
                 if len(got) != 1:
                     raise RuntimeError(f"pip download {pin} left {len(got)} files, expected 1: "
                                        f"{[p.name for p in got]}")
-                record = {"file": got[0].name, "sha256": _sha256(got[0]), "bytes": got[0].stat().st_size}
+                record = {"file": got[0].name, "sha256": file_sha256(got[0]), "bytes": got[0].stat().st_size}
                 shutil.move(str(got[0]), files / record["file"])
             manifest[str(pin)] = record
             atomic_write_json(manifest_path, {"files": manifest})
             fetched += 1
             logger.info("downloaded %s: %s (%.1f MiB)", pin, record["file"], record["bytes"] / 2**20)
         path = files / record["file"]
-        digest = _sha256(path)
+        digest = file_sha256(path)
         if digest != record["sha256"]:
             raise InputError(f"{path} has SHA-256 {digest}, but {manifest_path} records "
                              f"{record['sha256']} for {pin}; delete the file to fetch it again")

@@ -45,7 +45,7 @@ from typing import Any
 
 import torch
 
-from harness.io import atomic_write
+from harness.io import atomic_write, file_sha256
 from jepa.store.corpus import StoreError
 
 __all__ = ["POOLED", "STATES_FORMAT", "StateSpec", "StateStore", "function_key"]
@@ -113,13 +113,6 @@ class StateSpec:
         slug = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(self.model).name or self.model).strip("_")
         return f"{slug}-layer{self.layer}-{self.key}"
 
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class StateStore:
@@ -368,7 +361,7 @@ class StateStore:
         bad = []
         for name, digest, size in self._db.execute("SELECT name, sha256, bytes FROM shards").fetchall():
             path = self.shard_path(name)
-            if not path.is_file() or path.stat().st_size != size or _file_sha256(path) != digest:
+            if not path.is_file() or path.stat().st_size != size or file_sha256(path) != digest:
                 bad.append(str(path))
         return bad
 

@@ -11,7 +11,6 @@ configuration then pins its weight file.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 from dataclasses import dataclass
@@ -19,9 +18,10 @@ from pathlib import Path
 from typing import Literal
 
 from harness.errors import EnvironmentProblem, InputError
+from harness.io import file_sha256
 
 __all__ = ["KNOWN_TEACHERS", "KnownTeacher", "ResolvedTeacher", "TeacherError", "check_sha256",
-           "file_sha256", "resolve_teacher"]
+           "resolve_teacher"]
 
 Kind = Literal["causal", "bidirectional"]
 
@@ -146,14 +146,6 @@ def resolve_teacher(model: str, *, gguf_file: str = "", sha256: str = "") -> Res
                                sha256=sha256 or None)
     return ResolvedTeacher(model, gguf_file=gguf_file, sha256=sha256 or None)
 
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
-    """Hex SHA-256 of a file, read in ``chunk``-byte pieces (~0.2 s per 100 MB here)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_sha256(path: str | os.PathLike, expected: str) -> str:

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from harness.errors import EnvironmentProblem
+from harness.io import file_sha256
 from jepa.teacher import known
 from jepa.teacher.known import TeacherError, check_sha256, resolve_teacher
 from jepa.teacher.model import Teacher, truncate
@@ -120,7 +121,7 @@ def test_body_and_signature_are_truncated_to_their_limits():
 
 def test_a_weight_file_of_another_hash_is_refused_naming_file_and_hash(tiny_bert, tmp_path):
     weights = next(tiny_bert.glob("*.safetensors"))
-    good = check_sha256(weights, known.file_sha256(weights))
+    good = check_sha256(weights, file_sha256(weights))
     bad = "0" * 64
     with pytest.raises(TeacherError) as err:
         Teacher.load(str(tiny_bert), layer=1, sha256=bad)
