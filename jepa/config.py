@@ -1,8 +1,8 @@
 """Typed configuration of the jepa track (``configs/jepa/<exp>.yaml``, loaded by :mod:`harness.config`).
 
 Sections: ``corpus`` (:class:`CorpusConfig`), ``teacher`` (:class:`TeacherConfig`), ``store``
-(:class:`StoreConfig`) and ``phase0`` (:class:`Phase0Config`); the student sections come with
-their issue. Example::
+(:class:`StoreConfig`), ``phase0`` (:class:`Phase0Config`), ``student`` (:class:`StudentConfig`),
+``loss`` (:class:`LossConfig`) and ``train`` (:class:`TrainConfig`). Example::
 
     from harness.config import load_experiment
     cfg = load_experiment(ExperimentConfig, "configs/jepa", "phase0", ["corpus.cap=500"])
@@ -15,7 +15,8 @@ from typing import Literal
 
 from harness.config import ConfigError, check_range
 
-__all__ = ["CorpusConfig", "ExperimentConfig", "Phase0Config", "StoreConfig", "TeacherConfig"]
+__all__ = ["CorpusConfig", "ExperimentConfig", "LossConfig", "Phase0Config", "StoreConfig",
+           "StudentConfig", "TeacherConfig", "TrainConfig"]
 
 
 @dataclass
@@ -110,14 +111,14 @@ class StoreConfig:
     """What the state store keeps (:mod:`jepa.store.states`).
 
     Args:
-        tokens: keep per-token states (signature tokens; body tokens up to
-            ``teacher.max_body_tokens``) besides the mean-pooled ones; students that read tokens
-            need them.
+        tokens: per-token states kept besides the mean-pooled ones: ``none``, ``signature`` (the
+            inputs of token students, 1.2 onwards) or ``all`` (also body tokens up to
+            ``teacher.max_body_tokens``, the token-level targets of 2.2).
         token_dtype: dtype of stored per-token states.
         shard_size: functions per shard file (the unit of resumption).
     """
 
-    tokens: bool = False
+    tokens: Literal["none", "signature", "all"] = "none"
     token_dtype: Literal["bfloat16", "float16"] = "bfloat16"
     shard_size: int = 512
 
@@ -156,6 +157,115 @@ class Phase0Config:
 
 
 @dataclass
+class StudentConfig:
+    """The student (:mod:`jepa.students`).
+
+    Args:
+        name: ``mlp`` (1.1), ``sig_predictor`` (1.2–1.4, 2.1, 3.0) or ``sig_predictor_v2`` (2.2).
+        d_model, layers, heads, ffn, dropout: the transformer encoder (not the MLP).
+        input_norm: LayerNorm on the teacher states before the input projection (3.0).
+        decoder_blocks: cross-attention blocks of the body-token decoder (``sig_predictor_v2``).
+    """
+
+    name: Literal["mlp", "sig_predictor", "sig_predictor_v2"] = "sig_predictor"
+    d_model: int = 512
+    layers: int = 2
+    heads: int = 8
+    ffn: int = 2048
+    dropout: float = 0.1
+    input_norm: bool = False
+    decoder_blocks: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("d_model", "layers", "heads", "ffn", "decoder_blocks"):
+            check_range(name, getattr(self, name), low=1)
+        check_range("dropout", self.dropout, low=0, high=1, high_open=True)
+
+
+@dataclass
+class LossConfig:
+    """The training objective (:mod:`jepa.losses`).
+
+    Args:
+        kind: ``smooth_l1`` (1.1–1.3) or ``infonce`` (1.4 onwards).
+        temperature: InfoNCE's initial temperature τ₀ (learnable, clamped to
+            ``[min_temperature, max_temperature]``).
+        token_weight: λ of the token-level SmoothL1 beside InfoNCE (2.2: 0.1; 0 = none).
+        hard_negatives: teacher-space neighbours from other repositories appended to each
+            anchor's denominator (2.1; 0 = none).
+        hard_threshold: cosine above which a neighbour is preferred as a hard negative.
+        hard_warmup_epochs: epochs of plain InfoNCE before hard negatives are added.
+    """
+
+    kind: Literal["smooth_l1", "infonce"] = "infonce"
+    temperature: float = 0.07
+    min_temperature: float = 0.01
+    max_temperature: float = 1.0
+    token_weight: float = 0.0
+    hard_negatives: int = 0
+    hard_threshold: float = 0.5
+    hard_warmup_epochs: int = 0
+
+    def __post_init__(self) -> None:
+        check_range("temperature", self.temperature, low=self.min_temperature, high=self.max_temperature)
+        check_range("min_temperature", self.min_temperature, low=0, low_open=True)
+        check_range("token_weight", self.token_weight, low=0)
+        check_range("hard_negatives", self.hard_negatives, low=0)
+        check_range("hard_threshold", self.hard_threshold, low=-1, high=1)
+        check_range("hard_warmup_epochs", self.hard_warmup_epochs, low=0)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and evaluation of a student (the record's settings by default).
+
+    Args:
+        epochs, batch_size (per rank), lr, weight_decay, grad_clip: AdamW training.
+        warmup_epochs: linear warm-up, then cosine to ``min_lr_ratio × lr``.
+        patience: epochs without a better ``val rank@10`` before stopping (0 = never).
+        repositories: train on the functions of this many training repositories (the largest
+            first; 1.2 used 9); 0 = all.
+        max_train: at most this many training functions per epoch (first by function key;
+            CPU presets); 0 = all.
+        device: ``auto``, ``cpu``, ``cuda``.
+        seed: seed of the weights and the batch order.
+        eval_chunk: queries scored at once by the exact ranking.
+        bootstrap: resamples of the 95 % intervals of the final report.
+        bf16: bf16 autocast on CUDA.
+    """
+
+    epochs: int = 100
+    batch_size: int = 64
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0
+    warmup_epochs: int = 5
+    min_lr_ratio: float = 0.01
+    patience: int = 15
+    repositories: int = 0
+    max_train: int = 0
+    device: str = "auto"
+    seed: int = 0
+    eval_chunk: int = 512
+    bootstrap: int = 2000
+    bf16: bool = True
+
+    def __post_init__(self) -> None:
+        check_range("epochs", self.epochs, low=1)
+        check_range("batch_size", self.batch_size, low=2)
+        check_range("lr", self.lr, low=0, low_open=True)
+        check_range("weight_decay", self.weight_decay, low=0)
+        check_range("grad_clip", self.grad_clip, low=0)
+        check_range("warmup_epochs", self.warmup_epochs, low=0)
+        check_range("min_lr_ratio", self.min_lr_ratio, low=0, high=1)
+        check_range("patience", self.patience, low=0)
+        check_range("repositories", self.repositories, low=0)
+        check_range("max_train", self.max_train, low=0)
+        check_range("eval_chunk", self.eval_chunk, low=1)
+        check_range("bootstrap", self.bootstrap, low=0)
+
+
+@dataclass
 class ExperimentConfig:
     """One jepa experiment: a ``description`` and its sections."""
 
@@ -165,3 +275,7 @@ class ExperimentConfig:
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     phase0: Phase0Config = field(default_factory=Phase0Config)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run_root: str = "runs"

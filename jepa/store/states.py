@@ -48,7 +48,7 @@ import torch
 from harness.io import atomic_write, file_sha256
 from jepa.store.corpus import StoreError
 
-__all__ = ["POOLED", "STATES_FORMAT", "StateSpec", "StateStore", "function_key"]
+__all__ = ["POOLED", "STATES_FORMAT", "TOKEN_PARTS", "StateSpec", "StateStore", "function_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,10 @@ STATES_FORMAT = 1
 
 POOLED = ("signature", "body", "signature_length", "body_length")
 """The tensors of every shard (per-token tensors come in addition)."""
+
+TOKEN_PARTS: dict[str, tuple[str, ...]] = {"none": (), "signature": ("signature",),
+                                           "all": ("signature", "body")}
+"""``store.tokens`` -> the parts whose per-token states a shard holds."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -84,7 +88,8 @@ class StateSpec:
         kind: ``causal`` or ``bidirectional``.
         compute_dtype: the dtype the teacher ran in (``bfloat16``, ``float32``, ...).
         max_signature_tokens, max_body_tokens: tokens kept per part.
-        tokens: whether per-token states are stored.
+        tokens: which per-token states are stored: ``none``, ``signature`` (the student's inputs)
+            or ``all`` (signature and body tokens, for token-level targets).
         token_dtype: the dtype of stored per-token states (``bfloat16`` or ``float16``).
     """
 
@@ -95,12 +100,24 @@ class StateSpec:
     compute_dtype: str
     max_signature_tokens: int
     max_body_tokens: int
-    tokens: bool = False
+    tokens: str = "none"
     token_dtype: str = "bfloat16"
 
+    def __post_init__(self) -> None:
+        if self.tokens not in TOKEN_PARTS:
+            raise ValueError(f"tokens must be one of {list(TOKEN_PARTS)}, got {self.tokens!r}")
+
+    @property
+    def token_parts(self) -> tuple[str, ...]:
+        """The parts whose per-token states are stored: ``()``, ``("signature",)`` or both."""
+        return TOKEN_PARTS[self.tokens]
+
     def canonical(self) -> str:
-        """Canonical JSON of the spec (sorted keys)."""
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        """Canonical JSON of the spec (sorted keys; ``tokens`` none/all written as false/true, as
+        state sets were keyed before the signature-only mode existed)."""
+        fields = asdict(self)
+        fields["tokens"] = {"none": False, "all": True}.get(self.tokens, self.tokens)
+        return json.dumps(fields, sort_keys=True, separators=(",", ":"))
 
     @property
     def key(self) -> str:
@@ -242,9 +259,10 @@ class StateStore:
                    "body": states.body.float().contiguous(),
                    "signature_length": states.signature_length.to(torch.int32),
                    "body_length": states.body_length.to(torch.int32)}
-        if self.spec.tokens:
+        if self.spec.token_parts:
             dtype = getattr(torch, self.spec.token_dtype)
-            for part, seq in (("signature", states.signature_tokens), ("body", states.body_tokens)):
+            for part in self.spec.token_parts:
+                seq = getattr(states, f"{part}_tokens")
                 if seq is None or len(seq) != n:
                     raise ValueError(f"the spec keeps per-token states but {part}_tokens is missing")
                 lengths = torch.tensor([0] + [t.shape[0] for t in seq], dtype=torch.int64)
@@ -311,13 +329,14 @@ class StateStore:
         except Exception as exc:  # safetensors raises its own error types
             raise self._fail(f"teacher-state shard {path} cannot be read ({exc})") from exc
 
-    def read(self, keys: Sequence[str], *, tokens: bool = False,
+    def read(self, keys: Sequence[str], *, tokens: bool | Sequence[str] = False,
              verify: bool = True) -> dict[str, Any]:
         """The states of ``keys``, in order.
 
         Args:
             keys: :func:`function_key` values.
-            tokens: also return the per-token states (the spec must keep them).
+            tokens: also return per-token states: ``True`` = every part the spec keeps, or the
+                parts to read (``["signature"]``).
             verify: check every shard's SHA-256 against the index (~1 GB/s).
 
         Returns:
@@ -330,11 +349,13 @@ class StateStore:
                 message names the file and the rebuild command).
             ValueError: ``tokens`` asked of a store without per-token states.
         """
-        if tokens and not self.spec.tokens:
-            raise ValueError(f"{self.directory} keeps no per-token states (teacher spec tokens=false)")
+        parts = tuple(self.spec.token_parts if tokens is True else (tokens or ()))
+        if (tokens is True and not parts) or not set(parts) <= set(self.spec.token_parts):
+            raise ValueError(f"{self.directory} keeps per-token states of {list(self.spec.token_parts)} "
+                             f"only, not {list(parts)} (store.tokens={self.spec.tokens})")
         n = len(keys)
         out: dict[str, Any] = {}
-        token_parts: dict[str, list[Any]] = {"signature": [None] * n, "body": [None] * n}
+        token_parts: dict[str, list[Any]] = {part: [None] * n for part in parts}
         for name, pairs in self._locate(keys).items():
             shard = self._load(name, verify)
             pos = torch.tensor([p for p, _ in pairs])
@@ -344,7 +365,7 @@ class StateStore:
                 if field not in out:
                     out[field] = torch.zeros((n, *t.shape[1:]), dtype=t.dtype)
                 out[field][pos] = t[rows]
-            if tokens:
+            if parts:
                 for part in token_parts:
                     flat, offsets = shard[f"{part}_tokens"], shard[f"{part}_offsets"]
                     for p, r in pairs:
@@ -352,8 +373,7 @@ class StateStore:
         for field in ("signature_length", "body_length"):
             if field in out:
                 out[field] = out[field].long()
-        if tokens:
-            out.update({f"{part}_tokens": seq for part, seq in token_parts.items()})
+        out.update({f"{part}_tokens": seq for part, seq in token_parts.items()})
         return out
 
     def verify(self) -> list[str]:

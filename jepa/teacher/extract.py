@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 
 def state_spec(teacher: Teacher, *, max_signature_tokens: int, max_body_tokens: int,
-               tokens: bool = False, token_dtype: str = "bfloat16") -> StateSpec:
+               tokens: str = "none", token_dtype: str = "bfloat16") -> StateSpec:
     """The :class:`StateSpec` of ``teacher`` reading with these limits."""
     return StateSpec(model=teacher.name, weights=teacher.weights_sha256, layer=teacher.layer,
                      kind=teacher.kind, compute_dtype=str(teacher.dtype).removeprefix("torch."),
@@ -89,7 +89,7 @@ def extract_states(teacher: Teacher, functions: Sequence[Function], store: State
         for shard in todo:
             t0 = time.perf_counter()
             states = teacher.encode([f.signature for f in shard], [f.body for f in shard],
-                                    batch_size=batch_size, tokens=spec.tokens,
+                                    batch_size=batch_size, tokens=bool(spec.token_parts),
                                     max_signature_tokens=spec.max_signature_tokens,
                                     max_body_tokens=spec.max_body_tokens, progress=bar.update)
             store.write_shard([function_key(f.signature, f.body) for f in shard], states,

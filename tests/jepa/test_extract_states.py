@@ -42,7 +42,7 @@ def test_the_plan_depends_only_on_the_set_of_functions():
 
 
 def _extract(teacher, root, functions, read=True, **kw):
-    spec = state_spec(teacher, max_signature_tokens=32, max_body_tokens=64, tokens=True)
+    spec = state_spec(teacher, max_signature_tokens=32, max_body_tokens=64, tokens="all")
     with StateStore.open(root, spec) as store:
         summary = extract_states(teacher, functions, store, shard_size=3, batch_size=4,
                                  progress=False, **kw)
@@ -73,7 +73,7 @@ _CHILD = textwrap.dedent("""
     from jepa.teacher.model import Teacher
     from tests.jepa.test_extract_states import _functions
     teacher = Teacher.load({model!r}, layer=2, dtype="float32")
-    spec = state_spec(teacher, max_signature_tokens=32, max_body_tokens=64, tokens=True)
+    spec = state_spec(teacher, max_signature_tokens=32, max_body_tokens=64, tokens="all")
     store = StateStore.open({out!r}, spec)
     write = store.write_shard
     def slow_write(*a, **k):

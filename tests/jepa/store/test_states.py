@@ -34,7 +34,7 @@ def _keys(prefix, n):
 
 
 def test_round_trip_across_shards_in_any_order(tmp_path):
-    store = StateStore.open(tmp_path, _spec(tokens=True))
+    store = StateStore.open(tmp_path, _spec(tokens="all"))
     ka, kb = _keys("a", 5), _keys("b", 3)
     sa, sb = _states(5, 0, tokens=True), _states(3, 1, tokens=True)
     store.write_shard(ka, sa)
@@ -53,7 +53,7 @@ def test_round_trip_across_shards_in_any_order(tmp_path):
 def test_pooled_only_store_refuses_token_reads_and_needs_no_tokens(tmp_path):
     store = StateStore.open(tmp_path, _spec())
     store.write_shard(_keys("a", 2), _states(2, 0))
-    with pytest.raises(ValueError, match="no per-token states"):
+    with pytest.raises(ValueError, match=r"per-token states of \[\] only"):
         store.read(_keys("a", 2), tokens=True)
     with pytest.raises(ValueError, match="2 keys but states of 3"):
         store.write_shard(_keys("a", 2), _states(3, 0))
@@ -115,3 +115,18 @@ def test_opening_without_create_names_the_command_that_computes_the_states(tmp_p
     with pytest.raises(StoreError, match="compute them with `python -m jepa.prepare --exp X`"):
         StateStore.open(tmp_path, _spec(), create=False, rebuild="python -m jepa.prepare --exp X --force")
     assert not (tmp_path / _spec().dirname).exists()
+
+
+def test_a_signature_only_store_keeps_signature_tokens_and_refuses_body_tokens(tmp_path):
+    store = StateStore.open(tmp_path, _spec(tokens="signature"))
+    keys, states = _keys("a", 3), _states(3, 0, tokens=True)
+    store.write_shard(keys, states)
+    got = store.read(keys, tokens=True)
+    assert set(got) == {"signature", "body", "signature_length", "body_length", "signature_tokens"}
+    torch.testing.assert_close(got["signature_tokens"][2], states.signature_tokens[2].to(torch.bfloat16))
+    with pytest.raises(ValueError, match=r"not \['body'\]"):
+        store.read(keys, tokens=["body"])
+    # none/all keep the directory names state sets had before the signature mode existed
+    assert '"tokens":false' in _spec().canonical() and '"tokens":true' in _spec(tokens="all").canonical()
+    with pytest.raises(ValueError, match="tokens must be one of"):
+        _spec(tokens="bodies")
