@@ -267,10 +267,12 @@ class TrainConfig:
 
 @dataclass
 class ExperimentConfig:
-    """One jepa experiment: a ``description`` and its sections."""
+    """One jepa experiment: a ``description``, its sections, and ``data``: the name of its data
+    directory under ``$JEPA_DATA`` (experiments on the same corpus share one; default the id)."""
 
     exp: str = ""
     description: str = ""
+    data: str = ""
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     store: StoreConfig = field(default_factory=StoreConfig)

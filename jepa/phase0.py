@@ -225,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = Path(args.out) if args.out else timestamped_run_dir("runs", f"{cfg.exp}-phase0")
         if (out / "report.json").exists() and not args.force:
             raise InputError(f"{out} already holds a report; give another --out or --force")
-        run_phase0(cfg, data_dir(cfg.exp, args.data_dir), out)
+        run_phase0(cfg, data_dir(cfg.data or cfg.exp, args.data_dir), out)
         print((out / "report.md").read_text())
         print(f"report: {out / 'report.md'}")
         return EXIT_OK

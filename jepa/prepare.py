@@ -53,7 +53,16 @@ from jepa.corpus.churn import function_churn, is_git_checkout
 from jepa.corpus.extract import Function
 from jepa.corpus.pypi import archive_functions, download, read_pins
 from jepa.corpus.sources import directory_functions, installed_functions, installed_search_path
-from jepa.store import CorpusIndex, StateSpec, StateStore, config_json, rebuild_command
+from jepa.store import (
+    CorpusIndex,
+    StateSpec,
+    StateStore,
+    StoreError,
+    config_json,
+    function_key,
+    rebuild_command,
+)
+from jepa.store.states import TOKEN_PARTS
 from jepa.teacher.extract import extract_states, state_spec
 from jepa.teacher.model import Teacher
 
@@ -71,7 +80,8 @@ STATES, STATES_SUMMARY = "states", "states.json"
 
 
 def data_dir(exp: str, given: str | os.PathLike | None = None) -> Path:
-    """The data directory: ``given``, else ``$JEPA_DATA/<exp>``, else ``~/.cache/jepa/<exp>``."""
+    """The data directory: ``given``, else ``$JEPA_DATA/<exp>``, else ``~/.cache/jepa/<exp>``
+    (``exp``: the experiment's ``data`` name, else its id)."""
     if given:
         return Path(given).expanduser()
     root = os.environ.get("JEPA_DATA")
@@ -260,6 +270,9 @@ def teacher_stage(cfg: ExperimentConfig, directory: Path, force: bool = False,
     dist = dist or DistContext()
     with CorpusIndex.open(directory / CORPUS_INDEX, exp=cfg.exp) as index:
         functions = [f for split in SPLITS for f in index.functions(split)]
+    held = None if force else _held_elsewhere(cfg, directory, functions)
+    if held is not None:
+        return held
     teacher = load_teacher(cfg, str(dist.device) if dist.ddp else None)
     if force and dist.master:
         shutil.rmtree(directory / STATES / experiment_spec(cfg, teacher).dirname, ignore_errors=True)
@@ -288,6 +301,26 @@ def teacher_stage(cfg: ExperimentConfig, directory: Path, force: bool = False,
     if dist.master:
         atomic_write_json(directory / STATES_SUMMARY, summary)
     return summary
+
+
+def _held_elsewhere(cfg: ExperimentConfig, directory: Path,
+                    functions: Sequence[Function]) -> dict[str, Any] | None:
+    """The summary of a complete state set of this teacher reading that keeps at least the
+    configured per-token states (e.g. ``all`` where ``signature`` is asked), or ``None``."""
+    from jepa.data import find_state_set
+
+    try:
+        spec = find_state_set(cfg, directory, TOKEN_PARTS[cfg.store.tokens])
+    except StoreError:
+        return None
+    with StateStore.open(directory / STATES, spec, create=False) as store:
+        if store.missing([function_key(f.signature, f.body) for f in functions]):
+            return None
+        summary = store.summary()
+    logger.info("teacher: cached, %s holds every function's states", summary["directory"])
+    return {"teacher": f"{spec.model} layer {spec.layer} (store.tokens={spec.tokens})",
+            "functions": len(functions), "shards": summary["shards"], "computed": 0,
+            "reused": len(functions), "store": summary, "cached": True}
 
 
 def format_teacher_summary(summary: dict[str, Any]) -> str:
@@ -336,7 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.exp:
             raise InputError("--exp is required (see --help for the experiment ids)")
         cfg = load_experiment(ExperimentConfig, CONFIG_DIR, args.exp, args.overrides)
-        directory = data_dir(cfg.exp, args.data_dir)
+        directory = data_dir(cfg.data or cfg.exp, args.data_dir)
         logger.info("data directory %s", directory)
         dist = init_distributed(cfg.teacher.device)
         try:
