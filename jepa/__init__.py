@@ -1,11 +1,15 @@
-"""jepa: latent prediction of function bodies (teacher/student retrieval track).
+"""jepa: latent prediction of function bodies (the teacher/student retrieval track, DESIGN.md).
 
-Built so far (issue 18, in progress): the corpus of real Python functions split by repository
-(:mod:`jepa.corpus`: tree-sitter extraction, static properties, sources, de-duplication and the
-split), its SQLite index (:mod:`jepa.store`) and ``python -m jepa.prepare`` (corpus stage).
+The pipeline, one concept per module:
 
-Coming (see ``../shared/DESIGN.md``): a frozen code-LLM *teacher* whose mid-layer hidden states are
-cached in the store; *student* models (MLP 1.1, SigPredictor 1.2/1.3, InfoNCE 1.4, hard negatives
-2.1, token-level targets 2.2, larger teacher 3.0) that predict a body's embedding from its
-signature; and retrieval evaluation (Rank@1/5/10, MRR) through ``harness.report``.
+* data: :mod:`jepa.corpus` (tree-sitter extraction, static properties, churn, sources, the
+  de-duplicated split by repository), :mod:`jepa.teacher` (a frozen Hugging Face model read at one
+  layer, truncated above it), :mod:`jepa.store` (the SQLite corpus index and content-addressed
+  safetensors shards of teacher states), driven by ``python -m jepa.prepare``;
+* teacher validation: :mod:`jepa.geometry`, :mod:`jepa.probes`, ``python -m jepa.phase0``;
+* students: :mod:`jepa.students` (MLP 1.1, SigPredictor 1.2–1.4/2.1/3.0, SigPredictorV2 2.2),
+  :mod:`jepa.losses` (SmoothL1, InfoNCE, token SmoothL1), :mod:`jepa.negatives` (hard negatives,
+  2.1), :mod:`jepa.data` and :mod:`jepa.task` (the shared trainer's task), ``python -m jepa.train``;
+* evaluation: :mod:`jepa.retrieval` (exact ranks, Rank@k, MRR, baselines), ``python -m
+  jepa.evaluate`` and ``python -m jepa.compare``.
 """

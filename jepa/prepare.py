@@ -7,7 +7,8 @@ that skips itself when its output is already there and built from the same confi
    :func:`installed_search_path`, i.e. ``sys.path`` without the working directory, the
    checkouts in ``corpus.directory`` (with each function's churn, :mod:`jepa.corpus.churn`, in
    the checkouts that are git repositories), or the pinned list ``corpus.packages`` of PyPI
-   distributions, downloaded once into ``<data directory>/pypi/`` with each file's SHA-256
+   distributions, downloaded once into ``$JEPA_PYPI_CACHE`` (else ``<data directory>/pypi/``; data
+   directories of the same list can share one) with each file's SHA-256
    recorded in the index's counts as ``pypi_files``), filter, de-duplicate and split them
    (:func:`jepa.corpus.build.build_corpus`), and write ``corpus.sqlite``
    (:class:`jepa.store.CorpusIndex`) and its summary ``corpus.json`` into the data directory.
@@ -159,7 +160,8 @@ def corpus_stage(cfg: ExperimentConfig, directory: Path, force: bool = False) ->
         versions = {}
     else:  # pypi
         t0 = time.perf_counter()
-        archives = download(read_pins(CONFIG_DIR / c.packages), directory / "pypi")
+        cache = Path(os.environ.get("JEPA_PYPI_CACHE") or directory / "pypi")  # shareable
+        archives = download(read_pins(CONFIG_DIR / c.packages), cache)
         extra["download_seconds"] = round(time.perf_counter() - t0, 2)
         report = archive_functions(archives, cap=c.cap, minimum=c.minimum)
         versions = {a.pin.repository: a.pin.version for a in archives}
@@ -305,16 +307,18 @@ def teacher_stage(cfg: ExperimentConfig, directory: Path, force: bool = False,
 
 def _held_elsewhere(cfg: ExperimentConfig, directory: Path,
                     functions: Sequence[Function]) -> dict[str, Any] | None:
-    """The summary of a complete state set of this teacher reading that keeps at least the
-    configured per-token states (e.g. ``all`` where ``signature`` is asked), or ``None``."""
+    """The summary of another complete, undamaged state set of this teacher reading that keeps at
+    least the configured per-token states (e.g. ``all`` where ``signature`` is asked), or ``None``."""
     from jepa.data import find_state_set
 
     try:
         spec = find_state_set(cfg, directory, TOKEN_PARTS[cfg.store.tokens])
     except StoreError:
         return None
+    if spec.tokens == cfg.store.tokens:  # the configured set itself: the normal path checks it
+        return None
     with StateStore.open(directory / STATES, spec, create=False) as store:
-        if store.missing([function_key(f.signature, f.body) for f in functions]):
+        if store.missing([function_key(f.signature, f.body) for f in functions]) or store.verify():
             return None
         summary = store.summary()
     logger.info("teacher: cached, %s holds every function's states", summary["directory"])

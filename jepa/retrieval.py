@@ -27,9 +27,9 @@ Baselines on the same corpus and queries:
   Orders of magnitude faster lexical search via eager sparse scoring", 2024) over code-aware tokens
   (:func:`code_tokens`).
 
-Speed (``benchmarks/retrieval_eval.py``): the scores are computed as float32 matrix products of a
-chunk of queries against a tile of corpus rows small enough to stay in the CPU's cache while it is
-counted, so exact ranks cost about what FAISS's top-10 search of the same data costs.
+Speed (``benchmarks/retrieval_eval.py``): the scores are float32 matrix products of a chunk of
+queries against a tile of corpus rows, each counted in one pass, so exact ranks cost about what
+FAISS's exact top-10 search (``IndexFlatIP``) of the same data costs.
 """
 
 from __future__ import annotations
@@ -46,13 +46,17 @@ from torch import Tensor
 from harness.report import COSINE, NUMBER, PERCENT, Interval, Table
 from harness.stats import Estimate, bootstrap_ci
 
-__all__ = ["CPU_TILE", "RetrievalResult", "bm25_ranks", "centre_and_normalise", "code_tokens",
+__all__ = ["DEFAULT_TILE", "RetrievalResult", "bm25_ranks", "centre_and_normalise", "code_tokens",
            "evaluate_embeddings", "exact_ranks", "expected_random_metrics", "random_baseline",
            "rank_metrics", "retrieval_table"]
 
-CPU_TILE = 2048
-"""Corpus rows per score tile on CPU: a ``[512, 2048]`` float32 tile (4 MiB) stays in cache while
-it is counted (measured best of 1024/2048/4096 on the 2-core machine, ``retrieval_eval.py``)."""
+DEFAULT_TILE = 65_536
+"""Corpus rows per matrix product by default: the whole corpus up to this size, so that a chunk of
+queries costs a handful of large operations. Measured with ``benchmarks/retrieval_eval.py`` on the
+2-core machine while other work ran (5,000 × 50,000, D = 384, chunk 512): two torch threads,
+2,048-row tiles took 1.9 ms/query, whole-corpus tiles 0.48 (each of the ~1,000 small parallel
+operations waited for a busy core); one thread, 2,048-row tiles 0.33 ms/query (in cache), whole
+corpus 0.38. Pass ``tile=2048`` on an idle or single-threaded CPU."""
 DEFAULT_KS = (1, 5, 10)
 """The cut-offs of Rank@k reported (DESIGN.md: Rank@1/5/10)."""
 
@@ -72,9 +76,9 @@ def _check_matrix(name: str, x: Tensor) -> None:
 
 
 def _check_finite(name: str, x: Tensor) -> None:
-    finite = torch.isfinite(x).all(dim=1)
-    if not bool(finite.all()):
-        bad = torch.nonzero(~finite).flatten()
+    # a row sum is NaN or infinite when a value is (or when the row overflows): one read pass
+    if not bool(torch.isfinite(x.sum(dim=1)).all()):
+        bad = torch.nonzero(~torch.isfinite(x).all(dim=1)).flatten()
         raise ValueError(f"{name}: {len(bad)} of {len(x)} rows hold NaN or infinite values (first "
                          f"rows {bad[:5].tolist()}); drop or recompute them first")
 
@@ -162,8 +166,8 @@ def exact_ranks(queries: Tensor, corpus: Tensor, targets: Tensor, *, chunk: int 
     from a product of the same shape, the true row's included: a row identical to the true row
     scores exactly the same and counts as a tie. Queries are processed in the order of their
     targets, so that the tiles holding a chunk's targets (computed first, to read each query's
-    true score) are few; a tile is counted while it is in cache
-    (``(N + 1 + Σ sign(s_ij - s_it)) / 2``, :mod:`jepa.retrieval`).
+    true score) are few; each tile is counted in one pass (``(N + 1 + Σ sign(s_ij - s_it)) / 2``,
+    :mod:`jepa.retrieval`).
 
     Args:
         queries: ``[Q, D]`` query embeddings (float32 is used).
@@ -173,9 +177,9 @@ def exact_ranks(queries: Tensor, corpus: Tensor, targets: Tensor, *, chunk: int 
             ``chunk × tile`` per distinct tile holding a target of the chunk (at most
             ``chunk × N`` when a chunk's targets are spread over the whole corpus).
         device: where the products run (``"cpu"``, ``"cuda"``, ...); the inputs are copied there.
-        tile: corpus rows per product; default :data:`CPU_TILE` on CPU, the whole corpus
-            elsewhere. The last tile is shifted back to end at row ``N`` (overlapping the one
-            before; the overlap is counted once) so that every tile has the same shape.
+        tile: corpus rows per product (default :data:`DEFAULT_TILE`). The last tile is shifted
+            back to end at row ``N`` (overlapping the one before; the overlap is counted once) so
+            that every tile has the same shape.
 
     Returns:
         ``[Q]`` float64 ranks on CPU, in ``[1, N]``, multiples of 0.5.
@@ -202,7 +206,7 @@ def exact_ranks(queries: Tensor, corpus: Tensor, targets: Tensor, *, chunk: int 
     _check_finite("queries", q)
     _check_finite("corpus", c)
 
-    width = min(tile or (CPU_TILE if device.type == "cpu" else n), n)
+    width = min(tile or DEFAULT_TILE, n)
     n_tiles = -(-n // width)
     starts = [k * width for k in range(n_tiles - 1)] + [n - width]  # every tile `width` rows
     skips = [k * width - starts[k] for k in range(n_tiles)]  # columns already counted (last tile)
@@ -213,7 +217,8 @@ def exact_ranks(queries: Tensor, corpus: Tensor, targets: Tensor, *, chunk: int 
     tile_of = torch.clamp(t_sorted // width, max=n_tiles - 1)  # [Q] target's tile
     col_of = t_sorted - torch.tensor(starts)[tile_of]  # [Q] target's column in that tile
     acc = torch.zeros(n_q, dtype=torch.float64)  # Σ_j sign(s_ij - s_it), sorted order
-    buf = torch.empty(min(chunk, n_q), width, device=device)  # [chunk, width] the tile being counted
+    exact_sum = torch.float32 if width <= 2**24 else torch.float64
+    buf = None  # [chunk, width] a tile without targets, allocated when the first one comes
     store = torch.empty(0, device=device)  # [n_target_tiles, chunk, width] tiles holding targets
     with _ieee_fp32(device):
         for lo in range(0, n_q, chunk):
@@ -234,10 +239,12 @@ def exact_ranks(queries: Tensor, corpus: Tensor, targets: Tensor, *, chunk: int 
                 if k in slot:
                     scores = kept[slot[k]]
                 else:
+                    if buf is None:
+                        buf = torch.empty(min(chunk, n_q), width, device=device)
                     scores = buf[:rows]
                     torch.mm(qc, tiles[k], out=scores)
-                # width <= 2^24 columns: the float32 sum of signs is an exact integer
-                total += scores[:, skips[k]:].sub_(true).sign_().sum(dim=1)
+                # a float32 sum of signs is an exact integer up to 2^24 columns
+                total += scores[:, skips[k]:].sub_(true).sign_().sum(dim=1, dtype=exact_sum)
             acc[lo:hi] = total.cpu()
     ranks = torch.empty(n_q, dtype=torch.float64)
     ranks[order] = 0.5 * (n + 1 + acc)
@@ -329,8 +336,8 @@ class RetrievalResult:
 
 
 def evaluate_embeddings(predictions: Tensor, corpus: Tensor, targets: Tensor, *,
-                        mean: Tensor | None, chunk: int = 512,
-                        device: str | torch.device = "cpu") -> RetrievalResult:
+                        mean: Tensor | None, chunk: int = 512, device: str | torch.device = "cpu",
+                        tile: int | None = None) -> RetrievalResult:
     """Exact retrieval of each prediction's true body: centre, normalise, rank, cosine.
 
     Both sides are centred with ``mean`` (the training mean of the body embeddings) and
@@ -341,7 +348,7 @@ def evaluate_embeddings(predictions: Tensor, corpus: Tensor, targets: Tensor, *,
         corpus: ``[N, D]`` teacher body embeddings of every function of every split.
         targets: ``[Q]`` corpus row of each query's true body.
         mean: ``[D]`` the training mean, or ``None`` (no centring).
-        chunk, device: see :func:`exact_ranks`.
+        chunk, device, tile: see :func:`exact_ranks`.
 
     Returns:
         A :class:`RetrievalResult` with the exact ranks and the cosine to the true body.
@@ -360,7 +367,7 @@ def evaluate_embeddings(predictions: Tensor, corpus: Tensor, targets: Tensor, *,
     q = centre_and_normalise(predictions.detach().to(device), mean)
     c = centre_and_normalise(corpus.detach().to(device), mean)
     cosine = (q.double() * c[targets.to(device)].double()).sum(dim=1).cpu()  # [Q]
-    ranks = exact_ranks(q, c, targets, chunk=chunk, device=device)
+    ranks = exact_ranks(q, c, targets, chunk=chunk, device=device, tile=tile)
     return RetrievalResult(ranks, cosine, len(q), len(c))
 
 

@@ -369,7 +369,8 @@ class StateStore:
                 for part in token_parts:
                     flat, offsets = shard[f"{part}_tokens"], shard[f"{part}_offsets"]
                     for p, r in pairs:
-                        token_parts[part][p] = flat[offsets[r]:offsets[r + 1]]
+                        # a copy: a view would keep the whole shard (other parts too) in memory
+                        token_parts[part][p] = flat[offsets[r]:offsets[r + 1]].clone()
         for field in ("signature_length", "body_length"):
             if field in out:
                 out[field] = out[field].long()

@@ -43,12 +43,12 @@ def test_each_experiment_family_trains_and_reports(prepared, exp, capsys):
     student = next(k for k in results["test"] if k.startswith("student"))
     assert {"random", "teacher signature → body", "BM25 signature text → body text"} <= set(results["test"])
     # anyone can recompute the ranks from the saved predictions and the corpus keys
-    from jepa.retrieval import evaluate_embeddings, rank_metrics
     from safetensors import safe_open
 
     from harness.config import load_experiment
     from jepa.config import ExperimentConfig
     from jepa.data import load_student_data
+    from jepa.retrieval import evaluate_embeddings, rank_metrics
 
     with safe_open(run_dir / "eval" / "predictions.safetensors", "pt") as f:
         pred, targets, mean = f.get_tensor("test_predictions"), f.get_tensor("test_targets"), f.get_tensor("mean")
@@ -76,6 +76,13 @@ def test_resume_extends_a_finished_run_and_compare_tabulates_runs(prepared, caps
     assert compare.main([str(run_dir), str(other), "--out", str(root / "cmp")]) == 0
     out = capsys.readouterr().out
     assert "1_4" in out and "1_1" in out and "Baselines" in out
+
+
+def test_prepare_of_a_signature_experiment_reuses_the_set_with_every_part(prepared, capsys):
+    root, data = prepared
+    assert prepare.main(["--exp", "1_4", *data]) == 0
+    assert "[teacher] cached" in capsys.readouterr().out
+    assert len(list((root / "data" / "states").iterdir())) == 1  # nothing computed again
 
 
 def test_missing_states_name_the_prepare_command(tmp_path, capsys):
