@@ -191,6 +191,8 @@ class LossConfig:
         temperature: InfoNCE's initial temperature τ₀ (learnable, clamped to
             ``[min_temperature, max_temperature]``).
         token_weight: λ of the token-level SmoothL1 beside InfoNCE (2.2: 0.1; 0 = none).
+        token_positions: the first body positions whose states the decoder predicts (2.2: up to
+            256, ``teacher.max_body_tokens``; fewer is cheaper).
         hard_negatives: teacher-space neighbours from other repositories appended to each
             anchor's denominator (2.1; 0 = none).
         hard_threshold: cosine above which a neighbour is preferred as a hard negative.
@@ -202,6 +204,7 @@ class LossConfig:
     min_temperature: float = 0.01
     max_temperature: float = 1.0
     token_weight: float = 0.0
+    token_positions: int = 256
     hard_negatives: int = 0
     hard_threshold: float = 0.5
     hard_warmup_epochs: int = 0
@@ -210,6 +213,7 @@ class LossConfig:
         check_range("temperature", self.temperature, low=self.min_temperature, high=self.max_temperature)
         check_range("min_temperature", self.min_temperature, low=0, low_open=True)
         check_range("token_weight", self.token_weight, low=0)
+        check_range("token_positions", self.token_positions, low=1)
         check_range("hard_negatives", self.hard_negatives, low=0)
         check_range("hard_threshold", self.hard_threshold, low=-1, high=1)
         check_range("hard_warmup_epochs", self.hard_warmup_epochs, low=0)

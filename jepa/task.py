@@ -209,8 +209,8 @@ class StudentTask:
             hard, hard_mask = hard.to(dev), hard_mask.to(dev)
         body_targets = body_mask = None
         if lo.token_weight > 0:
-            body_targets, body_mask = data.token_targets("train", rows.tolist(),
-                                                         self.cfg.teacher.max_body_tokens)
+            body_targets, body_mask = data.token_targets(
+                "train", rows.tolist(), min(lo.token_positions, self.cfg.teacher.max_body_tokens))
             body_targets, body_mask = body_targets.to(dev), body_mask.to(dev)
         self.samples += len(rows)
         return self.model(inputs.to(dev), None if mask is None else mask.to(dev), targets.to(dev),
