@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from jepa import compare, prepare, train
+from jepa import compare, evaluate, prepare, train
 from tests.jepa.test_prepare import _repos
 
 SHORT = ["--set", "train.epochs=2", "--set", "train.batch_size=4", "--set", "train.warmup_epochs=1",
@@ -72,6 +72,17 @@ def test_resume_extends_a_finished_run_and_compare_tabulates_runs(prepared, caps
     other = root / "run-1_1"
     if not (other / "eval").is_dir():
         assert train.main(["--exp", "1_1", *data, *SHORT, "--run-dir", str(other)]) == 0
+    capsys.readouterr()
+    again = root / "eval-again"  # jepa.evaluate reproduces the run's own test figures
+    assert evaluate.main(["--checkpoint", str(run_dir / "best.pt"), "--data-dir", data[1],
+                          "--out", str(again)]) == 0
+    def student(path):
+        return next(v for k, v in json.loads(path.read_text())["results"]["test"].items()
+                    if k.startswith("student"))
+
+    assert student(again / "report.json") == student(run_dir / "eval" / "report.json")
+    assert evaluate.main(["--checkpoint", str(run_dir / "best.pt"), "--data-dir", data[1],
+                          "--out", str(again)]) == 2  # a report is not overwritten
     capsys.readouterr()
     assert compare.main([str(run_dir), str(other), "--out", str(root / "cmp")]) == 0
     out = capsys.readouterr().out
