@@ -38,16 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from jepa.faiss_loader import has_avx512  # noqa: E402
 from jepa.retrieval import DEFAULT_TILE, exact_ranks  # noqa: E402
-
-
-def _has_avx512() -> bool:
-    """Whether the CPU has the AVX-512 subsets of OpenBLAS's SkylakeX kernels (Linux only)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split("flags", 1)[1].split("\n", 1)[0].split()
-    except (OSError, IndexError):
-        return False
-    return {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= set(flags)
 
 
 def make_data(n_queries: int, n_corpus: int, dim: int, *, cosine: float, seed: int):
@@ -156,7 +148,7 @@ def main() -> int:
     args = ap.parse_args()
     coretype = args.openblas_coretype
     if coretype == "auto":
-        coretype = "" if "OPENBLAS_CORETYPE" in os.environ or not _has_avx512() else "SkylakeX"
+        coretype = "" if "OPENBLAS_CORETYPE" in os.environ or not has_avx512() else "SkylakeX"
     if coretype:
         # faiss-cpu 1.15.1 bundles OpenBLAS 0.3.15, which does not recognise recent Xeons and
         # falls back to its generic Prescott kernels (~5x slower sgemm: 2.2 vs 0.42 ms/query at

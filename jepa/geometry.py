@@ -483,7 +483,9 @@ def knn(embeddings: np.ndarray, repositories: Sequence[str], k: int = 10, *,
         ValueError: bad shapes, NaN/inf, ``k`` out of range, or a row of zero norm (after
             centring): it has no direction.
     """
-    import faiss
+    from jepa.faiss_loader import import_faiss
+
+    faiss = import_faiss()
 
     x = _check_matrix("embeddings", embeddings).astype(np.float32)  # a copy: normalised in place
     n, d = x.shape

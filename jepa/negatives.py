@@ -136,7 +136,9 @@ def mine_hard_negatives(body: Tensor | np.ndarray, repositories: Sequence[str], 
         ValueError: bad shapes, NaN/inf, zero rows, ``k < 1``, or a single repository (no anchor
             could get a negative from another one).
     """
-    import faiss
+    from jepa.faiss_loader import import_faiss
+
+    faiss = import_faiss()
 
     x = body.detach().cpu().float().numpy() if isinstance(body, Tensor) else np.asarray(body)
     if x.ndim != 2 or x.shape[0] < 2:

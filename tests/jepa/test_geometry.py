@@ -188,3 +188,18 @@ def test_similarity_distribution_plot(tmp_path):
     assert len(edges) == 11 and same.sum() + cross.sum() == 70 * 3
     path = plot_similarity_distribution(res, tmp_path / "sims.png", bins=10)
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_faiss_loader_keeps_the_users_openblas_choice(monkeypatch):
+    import sys
+
+    from jepa import faiss_loader
+
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.delitem(sys.modules, "faiss", raising=False)
+    monkeypatch.setattr(faiss_loader, "has_avx512", lambda: True)
+    faiss = faiss_loader.import_faiss()
+    assert hasattr(faiss, "IndexFlatIP")
+    import os
+
+    assert os.environ["OPENBLAS_CORETYPE"] == "Haswell"
