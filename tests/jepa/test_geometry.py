@@ -190,16 +190,19 @@ def test_similarity_distribution_plot(tmp_path):
     assert path.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_faiss_loader_keeps_the_users_openblas_choice(monkeypatch):
+def test_faiss_loader_picks_avx512_kernels_unless_the_user_chose():
+    import os
+    import subprocess
     import sys
 
-    from jepa import faiss_loader
+    from jepa.faiss_loader import has_avx512
 
-    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
-    monkeypatch.delitem(sys.modules, "faiss", raising=False)
-    monkeypatch.setattr(faiss_loader, "has_avx512", lambda: True)
-    faiss = faiss_loader.import_faiss()
-    assert hasattr(faiss, "IndexFlatIP")
-    import os
-
-    assert os.environ["OPENBLAS_CORETYPE"] == "Haswell"
+    code = ("import os; from jepa.faiss_loader import import_faiss; f = import_faiss(); "
+            "print(os.environ.get('OPENBLAS_CORETYPE', ''), hasattr(f, 'IndexFlatIP'))")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == (["SkylakeX", "True"] if has_avx512() else ["True"])
+    chosen = subprocess.run([sys.executable, "-c", code], env={**env, "OPENBLAS_CORETYPE": "Haswell"},
+                            capture_output=True, text=True, check=True).stdout.split()
+    assert chosen == ["Haswell", "True"]
