@@ -76,7 +76,7 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
-    """Hex SHA-256 of the file at ``path``, read ``chunk`` bytes at a time (~1 GB/s here).
+    """Hex SHA-256 of the file at ``path``, read ``chunk`` bytes at a time.
 
     Raises:
         OSError: the file cannot be read.

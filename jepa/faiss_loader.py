@@ -1,9 +1,8 @@
 """Import FAISS with its bundled OpenBLAS set to this CPU's kernels.
 
 faiss-cpu 1.15.1 bundles OpenBLAS 0.3.15, which does not recognise recent Xeons and falls back to
-its generic Prescott kernels: its sgemm, and so ``IndexFlatIP`` search, ran ~5x slower on this
-project's AVX-512 machine (2.2 against 0.42 ms per query at D = 384, one thread;
-``benchmarks/retrieval_eval.py``). :func:`import_faiss` sets ``OPENBLAS_CORETYPE=SkylakeX`` before
+its generic Prescott kernels, which makes its sgemm, and so ``IndexFlatIP`` search, several times
+slower (``docs/jepa.md``). :func:`import_faiss` sets ``OPENBLAS_CORETYPE=SkylakeX`` before
 FAISS loads when the CPU has AVX-512 and the variable is not set already (the user's choice wins);
 elsewhere it changes nothing.
 """

@@ -52,11 +52,8 @@ __all__ = ["DEFAULT_TILE", "RetrievalResult", "bm25_ranks", "centre_and_normalis
 
 DEFAULT_TILE = 65_536
 """Corpus rows per matrix product by default: the whole corpus up to this size, so that a chunk of
-queries costs a handful of large operations. Measured with ``benchmarks/retrieval_eval.py`` on the
-2-core machine while other work ran (5,000 × 50,000, D = 384, chunk 512): two torch threads,
-2,048-row tiles took 1.9 ms/query, whole-corpus tiles 0.48 (each of the ~1,000 small parallel
-operations waited for a busy core); one thread, 2,048-row tiles 0.33 ms/query (in cache), whole
-corpus 0.38. Pass ``tile=2048`` on an idle or single-threaded CPU."""
+queries costs a handful of large operations (small parallel operations wait for busy cores on a
+loaded machine; ``benchmarks/retrieval_eval.py --sweep`` compares tile sizes). Pass ``tile=2048`` on an idle or single-threaded CPU."""
 DEFAULT_KS = (1, 5, 10)
 """The cut-offs of Rank@k reported (DESIGN.md: Rank@1/5/10)."""
 

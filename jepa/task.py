@@ -76,13 +76,10 @@ class StudentModel(nn.Module):
         """
         stats: dict[str, float] = {}
         token_pred = None
-        if getattr(self.student, "input_kind", "tokens") == "pooled":
-            pred = self.student(inputs)
-        elif body_targets is not None and self.token_weight > 0:
+        if body_targets is not None and self.token_weight > 0:
             pred, token_pred = self.student(inputs, mask, body_targets.shape[1], body_mask)
         else:
-            out = self.student(inputs, mask)
-            pred = out[0] if isinstance(out, tuple) else out
+            pred = self.embed(inputs, mask)
         if self.objective is None:
             loss = smooth_l1(pred, targets)
         else:

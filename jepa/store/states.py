@@ -337,7 +337,7 @@ class StateStore:
             keys: :func:`function_key` values.
             tokens: also return per-token states: ``True`` = every part the spec keeps, or the
                 parts to read (``["signature"]``).
-            verify: check every shard's SHA-256 against the index (~1 GB/s).
+            verify: check every shard's SHA-256 against the index.
 
         Returns:
             ``signature``, ``body``: ``[N, D]`` float32; ``signature_length``, ``body_length``:

@@ -12,16 +12,14 @@ How a function is read (:meth:`Teacher.encode`):
   separately and concatenated so that the boundary is exact; ``prefix`` is what the tokenizer puts
   before any text, or else its BOS (else EOS) token. Signature positions give the inputs, body
   positions the targets; the prefix is neither. The first position of a causal LM is an attention
-  sink of very large norm (SmolLM2 layer 15: ~22,000 against ~170 elsewhere), which would dominate
-  a mean; the prefix takes that position. Causal attention keeps the body out of the inputs.
+  sink of very large norm, which would dominate a mean; the prefix takes that position. Causal attention keeps the body out of the inputs.
 * **bidirectional** teachers read ``[CLS] signature [SEP]`` for the inputs and ``[CLS] body [SEP]``
   separately for the targets (one sequence would let the body leak into the signature's states);
   the special tokens are included in the states and the means, as sentence-transformers pools.
 
 Pooled states are means over those positions (computed in float32). Signatures keep their first
 ``max_signature_tokens`` tokens and bodies their first ``max_body_tokens`` (special tokens
-included). Sequences are batched in order of length, which matters more for speed than precision
-(DESIGN.md measured 10.3 -> 33.4 functions/s for MiniLM on 2 cores, and 133/s truncated in bf16).
+included). Sequences are batched in order of length, so that batches carry little padding.
 """
 
 from __future__ import annotations
