@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.cli import EXIT_OK, experiment_parser, run_cli, setup_logging
+from harness.cli import EXIT_OK, experiment_parser, resolve_device, run_cli, setup_logging
 from harness.config import load_experiment, to_dict
 from harness.errors import InputError
 from harness.report import COSINE, NUMBER, PERCENT, Table, write_report
@@ -45,8 +45,10 @@ from harness.runs import timestamped_run_dir
 from jepa.config import ExperimentConfig
 from jepa.corpus.build import SPLITS
 from jepa.corpus.extract import Function
-from jepa.prepare import CONFIG_DIR, CORPUS_INDEX, data_dir, load_teacher, open_states
-from jepa.store import CorpusIndex, StoreError, function_key
+from jepa.data import find_state_set
+from jepa.prepare import CONFIG_DIR, CORPUS_INDEX, STATES, data_dir
+from jepa.store import CorpusIndex, StateStore, StoreError, function_key
+from jepa.teacher.model import Teacher
 
 __all__ = ["RECORD", "main", "run_phase0"]
 
@@ -68,11 +70,9 @@ def _layer_selection(cfg: ExperimentConfig, functions: list[Function], keys: lis
     from jepa.geometry import layer_selection, plot_layer_selection
 
     chosen = _first_by_key(functions, keys, cfg.phase0.layer_sample)
-    teacher = load_teacher(cfg)
-    whole = type(teacher).load(cfg.teacher.model, layer=-1, kind=cfg.teacher.kind,
-                               dtype=cfg.teacher.dtype, device=teacher.device,
-                               gguf_file=cfg.teacher.gguf_file, sha256=cfg.teacher.sha256,
-                               revision=cfg.teacher.revision or None)
+    whole = Teacher.load(cfg.teacher.model, layer=-1, kind=cfg.teacher.kind, dtype=cfg.teacher.dtype,
+                         device=resolve_device(cfg.teacher.device), gguf_file=cfg.teacher.gguf_file,
+                         sha256=cfg.teacher.sha256, revision=cfg.teacher.revision or None)
     start = time.perf_counter()
     _, body = whole.encode_layers([functions[i].signature for i in chosen],
                                   [functions[i].body for i in chosen],
@@ -114,13 +114,14 @@ def run_phase0(cfg: ExperimentConfig, directory: Path, out: Path) -> dict[str, A
     repos = [f.repository for f in functions]
     out.mkdir(parents=True, exist_ok=True)
 
+    # states of the configured layer, from the store (the teacher is not loaded for them)
+    spec = find_state_set(cfg, directory)
+    with StateStore.open(directory / STATES, spec, create=False,
+                         rebuild=f"python -m jepa.prepare --exp {cfg.exp}") as store:
+        states = store.read(keys)
+
     # 0.1 layer selection (a pass of the whole stack over a sample)
     layer_rows, layer_plot = _layer_selection(cfg, functions, keys, out)
-
-    # states of the configured layer, from the store
-    teacher = load_teacher(cfg)
-    with open_states(cfg, directory, teacher) as store:
-        states = store.read(keys)
     body = states["body"].numpy()
     train = np.array([s == "train" for s in split_of])
     centre = body[train].mean(0) if train.any() else body.mean(0)
@@ -131,7 +132,7 @@ def run_phase0(cfg: ExperimentConfig, directory: Path, out: Path) -> dict[str, A
     logger.info("knn: %d functions in %.1f s", len(functions), time.perf_counter() - start)
     knn_plot = "knn_similarity.png"
     plot_similarity_distribution(result, out / knn_plot,
-                                 title=f"{teacher.name} layer {teacher.layer}: nearest-neighbour cosine")
+                                 title=f"{spec.model} layer {spec.layer}: nearest-neighbour cosine")
     pairs = result.top_cross_pairs(p.examples, max_similarity=0.9999)
 
     # 0.3 probes on a sample
@@ -158,7 +159,7 @@ def run_phase0(cfg: ExperimentConfig, directory: Path, out: Path) -> dict[str, A
         Table(title="Layer selection (Phase 0.1)",
               columns=["layer", "mean cosine", "mean cosine (centred)", "anisotropy",
                        "effective rank", "of max"],
-              rows=[[f"{r['layer']}" + (" (read)" if r["layer"] == teacher.layer else ""),
+              rows=[[f"{r['layer']}" + (" (read)" if r["layer"] == spec.layer else ""),
                      r["mean_cosine"], r["mean_cosine_centred"], r["anisotropy"],
                      f"{r['effective_rank']:.1f}", r["effective_rank_fraction"]] for r in layer_rows],
               fmt=NUMBER, formats={"mean cosine": COSINE, "mean cosine (centred)": COSINE},
@@ -178,7 +179,7 @@ def run_phase0(cfg: ExperimentConfig, directory: Path, out: Path) -> dict[str, A
                      f"{result.similarity_quantiles()['cross']['q50']:.3f}"]],
               fmt=PERCENT,
               caption=f"{source}; exact cosine (FAISS IndexFlatIP) after centring with the training "
-                      f"mean, layer {teacher.layer}. Chance: the share of same-repository pairs among "
+                      f"mean, layer {spec.layer}. Chance: the share of same-repository pairs among "
                       f"all pairs."),
         Table(title="Most similar cross-repository pairs (examples)",
               columns=["cosine", "function", "nearest function in another repository"],
@@ -197,15 +198,16 @@ def run_phase0(cfg: ExperimentConfig, directory: Path, out: Path) -> dict[str, A
                       "and grouped."),
     ]
     results = {
-        "teacher": repr(teacher), "functions": len(functions), "repositories": len(set(repos)),
+        "teacher": f"{spec.model} layer {spec.layer} ({spec.kind}, {spec.compute_dtype})", "functions": len(functions), "repositories": len(set(repos)),
         "layer_selection": layer_rows, "knn": knn_summary,
         "knn_examples": [{"cosine": float(s), "a": f"{repos[i]}:{functions[i].qualname}",
                           "b": f"{repos[j]}:{functions[j].qualname}"} for i, j, s in pairs],
         "probes": [r.to_dict() for r in probes], "record": RECORD,
     }
-    write_report(out, title=f"Phase 0: teacher validation ({cfg.exp}, {teacher.name} layer {teacher.layer})",
+    write_report(out, title=f"Phase 0: teacher validation ({cfg.exp}, {spec.model} layer {spec.layer})",
                  results=results, tables=tables, config=to_dict(cfg), plots=[layer_plot, knn_plot],
-                 notes=[f"{source}. Teacher {teacher!r}."])
+                 notes=[f"{source}. Teacher {spec.model} layer {spec.layer} ({spec.kind}, "
+                        f"{spec.compute_dtype}), states {spec.dirname}."])
     return results
 
 
