@@ -94,6 +94,7 @@ from harness.checkpoint import (
 from harness.distributed import DistContext, cleanup_distributed, init_distributed
 from harness.io import atomic_write_text
 from harness.optim import LRSchedule, learning_rate, param_groups
+from harness.precision import training_autocast
 
 __all__ = ["CheckpointError", "DistContext", "LRSchedule", "Task", "Trainer", "TrainerConfig",
            "TrainSummary", "cleanup_distributed", "init_distributed", "learning_rate",
@@ -186,7 +187,9 @@ class TrainerConfig:
             (e.g. a fine-tuning run that must not lose the one-shot accuracy of its starting
             checkpoint; ``""`` = no floor). ``best.pt`` keeps the best epoch before that.
         seed: seed for every generator (rank ``r`` uses ``seed + r``).
-        bf16: run the training step under bf16 autocast when the model is on CUDA (ignored on CPU).
+        bf16: run the training step under bf16 autocast when the model is on CUDA.
+        bf16_cpu: also on a CPU that computes bf16 natively (AVX512-BF16/AMX,
+            :func:`harness.precision.bf16_supported`); elsewhere a CPU step stays fp32.
         static_graph: wrap the model with ``DistributedDataParallel(static_graph=True)``. A task
             may call the model several times before one backward (trajectory replay does) and some
             parameters may take no part in any step's loss (a feedback path never fed); measured
@@ -219,6 +222,7 @@ class TrainerConfig:
     floor: float = -math.inf
     seed: int = 0
     bf16: bool = True
+    bf16_cpu: bool = False
     static_graph: bool = False
 
     def __post_init__(self) -> None:
@@ -430,8 +434,7 @@ class Trainer:
             self._ddp = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=ids, static_graph=cfg.static_graph)
             task.model = self._ddp
-        autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
-                    if cfg.bf16 and ctx.device.type == "cuda" else nullcontext())
+        autocast = training_autocast(ctx.device, cuda=cfg.bf16, cpu=cfg.bf16_cpu)
         kill_at = int(os.environ.get(KILL_AT_STEP_ENV, 0))
         t0 = time.perf_counter()
         epoch = start_epoch - 1

@@ -235,7 +235,15 @@ class TrainConfig:
         seed: seed of the weights and the batch order.
         eval_chunk: queries scored at once by the exact ranking.
         bootstrap: resamples of the 95 % intervals of the final report.
-        bf16: bf16 autocast on CUDA.
+        bf16: bf16 autocast of the training step on CUDA and on a CPU that computes bf16
+            natively (AVX512-BF16/AMX; :func:`harness.precision.bf16_supported`). The InfoNCE
+            logits and the losses stay float32.
+        group_by_length: batch signatures of similar token counts together (the transformer
+            students pad a batch to its longest signature): each epoch's shuffled order is cut
+            into windows of 50 global batches, each window sorted by length and cut into batches,
+            and the batches shuffled (``group_by_length`` of Hugging Face's Trainer). Less padding,
+            but a batch's in-batch negatives then have similar lengths. Off in the record's
+            settings.
     """
 
     epochs: int = 100
@@ -253,6 +261,7 @@ class TrainConfig:
     eval_chunk: int = 512
     bootstrap: int = 2000
     bf16: bool = True
+    group_by_length: bool = False
 
     def __post_init__(self) -> None:
         check_range("epochs", self.epochs, low=1)

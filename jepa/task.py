@@ -31,7 +31,7 @@ from jepa.negatives import HardNegatives
 from jepa.retrieval import evaluate_embeddings
 from jepa.students import build_student
 
-__all__ = ["StudentModel", "StudentTask", "build_model", "predict", "training_rows"]
+__all__ = ["StudentModel", "StudentTask", "build_model", "group_by_length", "predict", "training_rows"]
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +127,19 @@ def training_rows(cfg: ExperimentConfig, data: StudentData) -> torch.Tensor:
     return torch.tensor(rows, dtype=torch.long)
 
 
+def group_by_length(order: torch.Tensor, lengths: torch.Tensor, batch: int,
+                     g: torch.Generator, window: int = 50) -> torch.Tensor:
+    """``order`` (a multiple of ``batch`` rows) regrouped so that each run of ``batch`` rows has
+    similar ``lengths``: windows of ``window`` batches are sorted by length (longest first) and cut
+    into batches, and the batches are shuffled with ``g``. The same rows, in another order."""
+    chunks = []
+    for start in range(0, len(order), window * batch):
+        part = order[start:start + window * batch]
+        chunks.append(part[torch.argsort(lengths[part], descending=True, stable=True)])
+    batches = torch.cat(chunks).view(-1, batch)
+    return batches[torch.randperm(len(batches), generator=g)].reshape(-1)
+
+
 def _inputs(data: StudentData, split: str, rows: torch.Tensor, tokens: bool
             ) -> tuple[torch.Tensor, torch.Tensor | None]:
     part = data.splits[split]
@@ -172,6 +185,9 @@ class StudentTask:
         self.hard = hard_negatives
         self.train_targets = data.targets("train") if hard_negatives is not None else None
         self.tokens = getattr(model.student, "input_kind", "tokens") == "tokens"
+        tokens = data.splits["train"].signature_tokens
+        self._lengths = (torch.tensor([len(t) for t in tokens], dtype=torch.long)
+                         if self.tokens and tokens is not None else None)
         self.ctx = DistContext(device=device)
         self.samples = 0
 
@@ -189,7 +205,10 @@ class StudentTask:
         g = torch.Generator().manual_seed(self.cfg.train.seed * 100_003 + epoch)
         order = self.rows[torch.randperm(len(self.rows), generator=g)]
         b, gb = self.cfg.train.batch_size, self._global_batch()
-        for start in range(0, self.num_train_batches() * gb, gb):
+        n = self.num_train_batches()
+        if self.cfg.train.group_by_length and self.tokens and len(order) >= n * gb:
+            order = group_by_length(order[:n * gb], self._lengths, gb, g)
+        for start in range(0, n * gb, gb):
             yield order[start + self.ctx.rank * b: start + (self.ctx.rank + 1) * b]
 
     def batch_size(self, batch: torch.Tensor) -> int:

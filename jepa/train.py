@@ -88,7 +88,7 @@ def train(cfg: ExperimentConfig, run_dir: Path, directory: Path, *, resume: bool
     steps = task.num_train_batches()
     t = cfg.train
     tcfg = TrainerConfig(epochs=t.epochs, lr=t.lr, weight_decay=t.weight_decay, grad_clip=t.grad_clip,
-                         monitor="rank@10", mode="max", patience=t.patience, seed=t.seed, bf16=t.bf16,
+                         monitor="rank@10", mode="max", patience=t.patience, seed=t.seed, bf16=t.bf16, bf16_cpu=t.bf16,
                          schedule="cosine", warmup_steps=t.warmup_epochs * steps,
                          min_lr=t.lr * t.min_lr_ratio)
     trainer = Trainer(task, tcfg, run_dir, to_dict(cfg), dist_ctx=ctx)

@@ -25,7 +25,6 @@ included). Sequences are batched in order of length, so that batches carry littl
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,27 +33,14 @@ import torch
 from torch import nn
 
 from harness.errors import EnvironmentProblem
+from harness.precision import bf16_supported
 from jepa.teacher.known import Kind, TeacherError, check_sha256, resolve_teacher
 
-__all__ = ["States", "Teacher", "bf16_supported", "find_blocks", "teacher_kind", "truncate"]
+__all__ = ["States", "Teacher", "find_blocks", "teacher_kind", "truncate"]
 
 logger = logging.getLogger(__name__)
 
 _FINAL_NORMS = ("norm", "final_layernorm", "ln_f", "final_layer_norm")
-
-
-def bf16_supported(device: torch.device) -> bool:
-    """Whether ``device`` computes bf16 natively (CUDA with bf16; a CPU with AVX512-BF16 or AMX)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        try:
-            with open("/proc/cpuinfo") as f:
-                flags = f.read()
-        except OSError:
-            return False
-        return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
-    return False
 
 
 def teacher_kind(config: Any) -> Kind:

@@ -1,12 +1,12 @@
 """Losses (jepa.losses): InfoNCE against a hand-written cross-entropy, its masks, hard negatives and
 temperature; the token SmoothL1; and InfoNCE on 2 gloo ranks against one process.
 
-The 2-rank part forks 2 processes (``torch.multiprocessing``, gloo, a file rendezvous under
-``tmp_path``): every rank computes InfoNCE on its half of a fixed global batch inside DDP, takes an
-SGD step on the temperature and clamps it, and saves what it saw; the test compares that with one
-process. Forking, as PyTorch's own distributed tests do, takes ~0.1 s here against ~12 s for
-``torchrun`` and ~7 s for ``spawn`` on the loaded 2-core machine (each of those imports torch
-again); the ranks use one thread and tiny tensors, so no OpenMP pool is needed after the fork.
+The 2-rank part starts 2 processes (``torch.multiprocessing`` with ``spawn``, gloo, a file
+rendezvous under ``tmp_path``): every rank computes InfoNCE on its half of a fixed global batch
+inside DDP, takes an SGD step on the temperature and clamps it, and saves what it saw; the test
+compares that with one process. ``spawn``, not ``fork``: a child forked from the pytest process
+inherits locks held by its other threads (OpenMP, gloo and TensorBoard threads of earlier tests)
+and waited on one of them forever in 2 of about 7 full runs of the suite on the 2-core machine.
 """
 
 import math
@@ -158,7 +158,7 @@ def test_gather_without_a_process_group_is_the_identity():
     assert gather_with_grad(x) is x
 
 
-# ---------------------------------------------------------------- 2 ranks (forked, gloo)
+# ---------------------------------------------------------------- 2 ranks (spawned, gloo)
 
 def _rank_main(rank: int, out_dir: str, init_file: str) -> None:
     """One rank: InfoNCE inside DDP on rows ``rank*B .. rank*B + B``, then an uneven batch."""
@@ -199,13 +199,13 @@ def two_ranks(tmp_path_factory):
     """What each of the 2 ranks saved: ``[rank0, rank1]``."""
     out_dir = tmp_path_factory.mktemp("infonce_ddp")
     ctx = mp.start_processes(_rank_main, args=(str(out_dir), str(out_dir / "rendezvous")),
-                             nprocs=2, join=False, start_method="fork")
-    deadline = time.monotonic() + 60
+                             nprocs=2, join=False, start_method="spawn")
+    deadline = time.monotonic() + 120
     while not ctx.join(timeout=1):  # raises with the rank's traceback if one fails
         if time.monotonic() > deadline:
             for proc in ctx.processes:
                 proc.kill()
-            pytest.fail("the 2 ranks did not finish within 60 s")
+            pytest.fail("the 2 ranks did not finish within 120 s")
     return [torch.load(out_dir / f"rank{r}.pt") for r in (0, 1)]
 
 

@@ -140,3 +140,22 @@ def test_registry():
     with pytest.raises(ValueError, match=r"student 'mlp': .*d_model.*takes the options \['hidden', "
                                          r"'dropout'\]"):
         build_student("mlp", D, d_model=32)
+
+
+def test_group_by_length_keeps_the_rows_and_cuts_the_padding():
+    from jepa.task import group_by_length
+
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(5, 128, (1000,), generator=g)
+    order = torch.randperm(1000, generator=g)[:960]
+    grouped = group_by_length(order, lengths, 32, torch.Generator().manual_seed(1), window=10)
+    assert sorted(grouped.tolist()) == sorted(order.tolist())  # the same rows, once each
+    padded = lambda o: int(lengths[o].view(-1, 32).max(1).values.sum())  # noqa: E731
+    assert padded(grouped) < 0.75 * padded(order)
+    # windows: every batch's rows come from one window of 10 batches of the shuffled order
+    window_of = {int(r): i // 320 for i, r in enumerate(order)}
+    for batch in grouped.view(-1, 32):
+        assert len({window_of[int(r)] for r in batch}) == 1
+    # the same generator state gives the same order (every DDP rank cuts the same batches)
+    again = group_by_length(order, lengths, 32, torch.Generator().manual_seed(1), window=10)
+    assert torch.equal(grouped, again)

@@ -34,6 +34,7 @@ def test_each_experiment_family_trains_and_reports(prepared, exp, capsys):
     run_dir = root / f"run-{exp}"
     extra = ["--set", "loss.hard_negatives=2"] if exp == "2_1" else []
     extra += ["--set", "train.repositories=3"] if exp == "1_2" else []
+    extra += ["--set", "train.group_by_length=true"] if exp == "1_4" else []
     assert train.main(["--exp", exp, *data, *SHORT, *extra, "--run-dir", str(run_dir)]) == 0
     assert "Test (the result)" in capsys.readouterr().out
     for name in ("config.yaml", "run.json", "metrics.csv", "best.pt", "best.pt.sha256",
