@@ -25,7 +25,11 @@ class DataConfig:
     """Which programs, how they are split, and how many corrupted samples are drawn.
 
     Attributes:
-        dataset: ``mbpp`` | ``sanitized-mbpp`` | ``humaneval`` (see :mod:`graphrepair.data.problems`).
+        dataset: ``mbpp`` | ``sanitized-mbpp`` | ``humaneval`` (see :mod:`graphrepair.data.problems`)
+            | ``mbpp_plus`` | ``humaneval_plus`` | ``humaneval_plus_mini`` (EvalPlus: a test per
+            generated input, per-problem time limits; :mod:`graphrepair.data.evalplus`). MBPP+
+            problems fall in the split of their MBPP originals (``split_fractions``/``split_seed``
+            apply to MBPP's 974 problems), so MBPP and MBPP+ runs share test problems.
         data_dir: directory holding the dataset files; ``None`` = env ``GRAPHREPAIR_DATA`` or the
             per-user cache.
         split_fractions: train/val/test fractions of *problems* (the split is by problem).
@@ -42,7 +46,8 @@ class DataConfig:
             (normalised-AST hash, :mod:`graphrepair.data.dedup`).
     """
 
-    dataset: Literal["mbpp", "sanitized-mbpp", "humaneval"] = "mbpp"
+    dataset: Literal["mbpp", "sanitized-mbpp", "humaneval", "mbpp_plus", "humaneval_plus",
+                     "humaneval_plus_mini"] = "mbpp"
     data_dir: str | None = None
     split_fractions: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
     split_seed: int = 0

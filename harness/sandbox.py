@@ -144,12 +144,15 @@ class Job:
         program: Program source.
         tests: Test snippets (a list is accepted and stored as a tuple).
         setup: Setup code executed after the program, before the tests.
+        timeout_s: This job's per-phase wall-clock limit in seconds (``None`` = the batch's
+            ``timeout_s``), e.g. a problem's limit derived from its reference's running time.
     """
 
     id: str
     program: str
     tests: tuple[str, ...]
     setup: str = ""
+    timeout_s: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tests", tuple(self.tests))
@@ -888,7 +891,8 @@ def run_batch(jobs: Sequence[Job], *, workers: int = 2, timeout_s: float = 5.0,
     Args:
         jobs: Programs with their tests and setup.
         workers: Number of programs run concurrently (threads, each driving one zygote).
-        timeout_s: Per-phase wall-clock limit in seconds, as in :func:`run_tests`.
+        timeout_s: Per-phase wall-clock limit in seconds, as in :func:`run_tests`, for the jobs
+            without their own ``timeout_s``.
         memory_mb: Address-space limit per program in MiB.
         progress: Show a tqdm progress bar on stderr.
         cache: A :class:`harness.cache.ResultCache`; jobs found in it are not run, new results
@@ -906,13 +910,16 @@ def run_batch(jobs: Sequence[Job], *, workers: int = 2, timeout_s: float = 5.0,
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     _check_limits(timeout_s, memory_mb)
     jobs = list(jobs)
+    limits = [timeout_s if job.timeout_s is None else job.timeout_s for job in jobs]
+    for limit in set(limits):
+        _check_limits(limit, memory_mb)
     results: list[ProgramResult | None] = [None] * len(jobs)
     keys: list[str | None] = [None] * len(jobs)
     todo: list[int] = []
     first_of: dict[str, int] = {}  # identical jobs in one batch run once (with a cache)
     for i, job in enumerate(jobs):
         if cache is not None:
-            keys[i] = cache.key(job.program, job.tests, job.setup, timeout_s=timeout_s,
+            keys[i] = cache.key(job.program, job.tests, job.setup, timeout_s=limits[i],
                                 memory_mb=memory_mb)
             if keys[i] in first_of:
                 continue
@@ -941,7 +948,7 @@ def run_batch(jobs: Sequence[Job], *, workers: int = 2, timeout_s: float = 5.0,
                 return
             job = jobs[i]
             try:
-                results[i] = run_tests(job.program, job.tests, job.setup, timeout_s=timeout_s,
+                results[i] = run_tests(job.program, job.tests, job.setup, timeout_s=limits[i],
                                        memory_mb=memory_mb)
                 if cache is not None:
                     cache.put(keys[i], results[i])

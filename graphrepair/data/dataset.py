@@ -21,7 +21,7 @@ import numpy as np
 from graphrepair.config import ExperimentConfig
 from graphrepair.data.corruption import corrupt, corruption_rng
 from graphrepair.data.dedup import deduplicate_splits, normalized_hash
-from graphrepair.data.problems import DataError, load_problems, split_problems
+from graphrepair.data.problems import SPLIT_LIKE, DataError, load_problems, split_like, split_problems
 from graphrepair.features.encoding import EncodedProgram
 from graphrepair.graphs.cache import GraphCache
 from graphrepair.graphs.vocab import UnknownReport, Vocabulary
@@ -89,7 +89,12 @@ def prepare(
             from :func:`add_heldout_split`.
     """
     problems = load_problems(cfg.data.dataset, cfg.data.data_dir)
-    split = split_problems(problems, tuple(cfg.data.split_fractions), seed=cfg.data.split_seed)
+    fractions, seed = tuple(cfg.data.split_fractions), cfg.data.split_seed
+    if cfg.data.dataset in SPLIT_LIKE:  # MBPP+ problems go where their MBPP originals go
+        original = load_problems(SPLIT_LIKE[cfg.data.dataset], cfg.data.data_dir)
+        split = split_like(problems, split_problems(original, fractions, seed=seed))
+    else:
+        split = split_problems(problems, fractions, seed=seed)
     cache = graph_cache if graph_cache is not None else GraphCache.default()
     graph_of = dict(zip([id(p) for p in problems], cache.graphs([p.source for p in problems])))
     graphs: dict[str, list[tuple]] = {}

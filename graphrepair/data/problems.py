@@ -9,6 +9,9 @@ Datasets (never committed to the repo; fetched into a data directory, checked by
   google-research ``mbpp/sanitized-mbpp.json`` kept in mrigankpawagi/PropertyEval.
 - ``HumanEval.jsonl.gz``: HumanEval, Chen et al., "Evaluating Large Language Models Trained on
   Code" (2021), 164 problems, MIT; from openai/human-eval.
+- ``MbppPlus.jsonl``, ``HumanEvalPlus.jsonl.gz``, ``HumanEvalPlus-Mini.jsonl.gz``: EvalPlus (Liu et
+  al., NeurIPS 2023), Apache-2.0: the problems above with many more test inputs (MBPP+: 399
+  problems, ~108 inputs each); loaded by :mod:`graphrepair.data.evalplus`.
 
 The exact upstream commits are in :data:`DATA_FILES`. A data directory is found by
 :func:`resolve_data_dir`: an explicit argument (``--data-dir``), else the ``GRAPHREPAIR_DATA``
@@ -46,6 +49,8 @@ __all__ = [
     "load_problems",
     "load_sanitized_mbpp",
     "resolve_data_dir",
+    "SPLIT_LIKE",
+    "split_like",
     "split_problems",
 ]
 
@@ -71,7 +76,16 @@ class Problem:
             and ``setup``, and passes when it raises nothing.
         setup: code run after the program and before the tests (MBPP ``test_setup_code``;
             sanitized MBPP: its ``test_imports`` joined by newlines; HumanEval: the test file).
-        dataset: ``"mbpp"``, ``"sanitized-mbpp"`` or ``"humaneval"``.
+        dataset: ``"mbpp"``, ``"sanitized-mbpp"``, ``"humaneval"`` or an EvalPlus dataset
+            (``"mbpp_plus"``, ``"humaneval_plus"``, ``"humaneval_plus_mini"``;
+            :mod:`graphrepair.data.evalplus`).
+        test_names: a name per test (``()`` = ``test_0``, ``test_1``, ...; EvalPlus: the input's
+            index, ``base_<k>`` / ``plus_<k>``).
+        timeout_s: this problem's wall-clock limit per test in seconds (EvalPlus problems: from
+            the reference's measured time); ``None`` = the run's ``sandbox.timeout_s``.
+        split_key: what :func:`split_problems` hashes (``""`` = ``task_id``): an MBPP+ or
+            HumanEval+ problem carries its MBPP / HumanEval id, so that it falls in the split its
+            original does.
     """
 
     task_id: str
@@ -79,6 +93,9 @@ class Problem:
     tests: tuple[str, ...]
     setup: str = ""
     dataset: str = ""
+    test_names: tuple[str, ...] = ()
+    timeout_s: float | None = None
+    split_key: str = ""
 
 
 class FileSpec(NamedTuple):
@@ -107,6 +124,24 @@ DATA_FILES: dict[str, FileSpec] = {
         44877,
         "https://raw.githubusercontent.com/openai/human-eval/"
         "6d43fb980f9fee3c892a914eda09951f772ad10d/data/HumanEval.jsonl.gz",
+    ),
+    "MbppPlus.jsonl": FileSpec(
+        "08405a4e8764a4941cfe0945d25a956355a0454f364ea902c4020a44e7057973",
+        2733811,
+        "https://raw.githubusercontent.com/evalplus/evalplus/"
+        "767efcc368e0ef16568bba4ee2f1b005e849e8a6/MbppPlus.jsonl",
+    ),
+    "HumanEvalPlus.jsonl.gz": FileSpec(
+        "272720b90ac375502c8ed23cd791c2a93dfb22a911641a494da74a426c09f101",
+        925932,
+        "https://raw.githubusercontent.com/evalplus/humanevalplus_release/"
+        "200defce9e3429d28ca215b6dd061c0f7f31c18b/HumanEvalPlus.jsonl.gz",
+    ),
+    "HumanEvalPlus-Mini.jsonl.gz": FileSpec(
+        "91486741f1627101021fbe50523df08eebb5b0bf5e804b633dcd5ca3c14dbd2f",
+        57064,
+        "https://raw.githubusercontent.com/evalplus/humanevalplus_release/"
+        "200defce9e3429d28ca215b6dd061c0f7f31c18b/HumanEvalPlus-Mini.jsonl.gz",
     ),
 }
 
@@ -345,11 +380,27 @@ def load_humaneval(data_dir: str | os.PathLike | None = None) -> list[Problem]:
     return problems
 
 
+def _evalplus(name: str):
+    def load(data_dir: str | os.PathLike | None = None) -> list[Problem]:
+        from graphrepair.data.evalplus import load_evalplus  # (it imports this module)
+
+        return load_evalplus(name, data_dir)
+
+    load.__doc__ = f"{name}: see :func:`graphrepair.data.evalplus.load_evalplus`."
+    return load
+
+
 DATASETS = {
     "mbpp": load_mbpp,
     "sanitized-mbpp": load_sanitized_mbpp,
     "humaneval": load_humaneval,
+    "mbpp_plus": _evalplus("mbpp_plus"),
+    "humaneval_plus": _evalplus("humaneval_plus"),
+    "humaneval_plus_mini": _evalplus("humaneval_plus_mini"),
 }
+
+#: datasets whose problems are split as the problems they extend are: name -> that dataset
+SPLIT_LIKE = {"mbpp_plus": "mbpp"}
 
 
 def load_problems(dataset: str, data_dir: str | os.PathLike | None = None) -> list[Problem]:
@@ -371,7 +422,8 @@ def split_problems(
 ) -> dict[str, list[Problem]]:
     """Split problems into train/val/test by problem, deterministically.
 
-    Problems are ordered by SHA-256 of ``f"{seed}:{task_id}"`` (not Python's salted ``hash``), so
+    Problems are ordered by SHA-256 of ``f"{seed}:{key}"`` with ``key`` the problem's
+    ``split_key`` or else its ``task_id`` (not Python's salted ``hash``), so
     the split depends only on the seed and the set of task ids, not on the input order. The first
     ``floor(n * f_train + 0.5)`` go to train, the next up to ``floor(n * (f_train + f_val) + 0.5)``
     to val, the rest to test (974 MBPP problems: 779/98/97). Each part is in that hash order.
@@ -399,10 +451,28 @@ def split_problems(
         raise DataError(f"split_problems needs unique task ids; repeated: {dup}")
 
     def key(p: Problem) -> bytes:
-        return hashlib.sha256(f"{seed}:{p.task_id}".encode()).digest()
+        return hashlib.sha256(f"{seed}:{p.split_key or p.task_id}".encode()).digest()
 
     ordered = sorted(problems, key=key)
     n = len(ordered)
     cut1 = min(n, math.floor(n * fractions[0] + 0.5))  # round half up, not to even
     cut2 = max(cut1, min(n, math.floor(n * (fractions[0] + fractions[1]) + 0.5)))
     return {"train": ordered[:cut1], "val": ordered[cut1:cut2], "test": ordered[cut2:]}
+
+
+def split_like(problems: Sequence[Problem], reference: dict[str, list[Problem]]) -> dict[str, list[Problem]]:
+    """Put each problem in the split of the ``reference`` problem whose ``task_id`` is its
+    ``split_key`` (MBPP+ problems where their MBPP originals are), in ``problems``' order.
+
+    Raises:
+        DataError: a problem whose ``split_key`` is in no split of ``reference``.
+    """
+    where = {p.task_id: name for name, probs in reference.items() for p in probs}
+    out: dict[str, list[Problem]] = {name: [] for name in reference}
+    for p in problems:
+        name = where.get(p.split_key)
+        if name is None:
+            raise DataError(f"{p.task_id}: its split key {p.split_key!r} is in no split of the "
+                            "reference dataset")
+        out[name].append(p)
+    return out

@@ -252,7 +252,8 @@ class Refiner:
     def run_tests(self, states: Sequence[ProgramState], progress: bool = False) -> None:
         """Execute each state's program with its tests (through :attr:`cache`); set result + feedback."""
         jobs = [Job(id=s.enc.problem.task_id, program=s.source(),
-                    tests=tuple(s.enc.problem.tests[: self.max_tests]), setup=s.enc.problem.setup)
+                    tests=tuple(s.enc.problem.tests[: self.max_tests]), setup=s.enc.problem.setup,
+                    timeout_s=s.enc.problem.timeout_s)
                 for s in states]
         results = run_batch(jobs, workers=self.workers, timeout_s=self.timeout_s,
                             memory_mb=self.memory_mb, progress=progress, cache=self.cache)

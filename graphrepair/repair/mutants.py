@@ -276,7 +276,7 @@ def make_mutants(
         raise ValueError(f"need n >= 0 and kinds from {KINDS}; got n={n}, unknown kinds {unknown}")
     rng = np.random.default_rng(seed)
     run = dict(workers=workers, timeout_s=timeout_s, memory_mb=memory_mb, cache=cache)
-    refs = run_batch([Job(p.task_id, p.source, p.tests, p.setup) for p in problems], **run)
+    refs = run_batch([Job(p.task_id, p.source, p.tests, p.setup, p.timeout_s) for p in problems], **run)
     pool = [p for p, r in zip(problems, refs) if r.all_passed]
     if len(pool) < len(problems):
         log.info("%d of %d reference programs fail their own tests; left out",
@@ -293,7 +293,7 @@ def make_mutants(
             if not chunk:
                 break
             sources = [apply_mutation(p.source, m) for p, m in chunk]
-            results = run_batch([Job(p.task_id, s, p.tests, p.setup)
+            results = run_batch([Job(p.task_id, s, p.tests, p.setup, p.timeout_s)
                                  for (p, _), s in zip(chunk, sources)], **run)
             for (p, m), s, r in zip(chunk, sources, results):
                 tried += 1
