@@ -137,7 +137,9 @@ class FeedbackConfig:
     Attributes:
         feedback_at_iteration0: ``False`` is the Exp 3c rule: no test feedback at iteration 0.
         min_confidence: at iterations >= 1 a leaf is changed only when the model's probability of its
-            new token is at least this (iteration 0 always fills every MASK with the argmax).
+            new token is at least this (iteration 0 always fills every MASK with the argmax). A
+            leaf the model reads as UNK is never changed, and UNK is never written
+            (:mod:`graphrepair.loop.refine`).
         signal: the per-node test signal of the 6-feature model (``iterative_unet``): ``binary``
             (covered by a failing test; Exp 1, 2), ``tarantula`` (Exp 4), ``ochiai`` or ``dstar``
             (:mod:`graphrepair.feedback.spectrum`). The loss weight ``1 + train.test_weight * signal``
