@@ -41,7 +41,9 @@ class DataConfig:
         val_samples: corrupted validation samples (fixed corruptions; Exp 3d: 200).
         max_nodes: programs whose graph has more nodes are left out (record: 1000).
         max_tests: at most this many tests per program are run and fed back (record: 100).
-        vocab_min_freq: leaf texts seen fewer times in the training split map to UNK.
+        vocab_min_freq: leaf texts seen fewer times in the training split map to UNK (then
+            training sees real UNK inputs, whose targets are ignored by the loss, and the UNK
+            embedding is trained; see also ``train.unk_replacement``).
         dedup: remove from val/test the programs that near-duplicate a training program
             (normalised-AST hash, :mod:`graphrepair.data.dedup`).
     """
@@ -140,7 +142,9 @@ class FeedbackConfig:
     Attributes:
         feedback_at_iteration0: ``False`` is the Exp 3c rule: no test feedback at iteration 0.
         min_confidence: at iterations >= 1 a leaf is changed only when the model's probability of its
-            new token is at least this (iteration 0 always fills every MASK with the argmax).
+            new token is at least this (iteration 0 always fills every MASK with the argmax). A
+            leaf the model reads as UNK is never changed, and UNK is never written
+            (:mod:`graphrepair.loop.refine`).
         signal: the per-node test signal of the 6-feature model (``iterative_unet``): ``binary``
             (covered by a failing test; Exp 1, 2), ``tarantula`` (Exp 4), ``ochiai`` or ``dstar``
             (:mod:`graphrepair.feedback.spectrum`). The loss weight ``1 + train.test_weight * signal``
@@ -194,6 +198,15 @@ class TrainConfig:
             :class:`harness.trainer.TrainerConfig`).
         warmup_steps: optimisation steps of linear warm-up (both schedules).
         min_lr: the floor of the cosine decay.
+        unk_replacement: probability that an uncorrupted leaf of a training trajectory is read by
+            the model as ``UNK`` (word dropout; :func:`graphrepair.data.corruption.unk_replacement`),
+            so that the ``UNK`` embedding is trained: with ``data.vocab_min_freq`` 1 no training
+            leaf is out of vocabulary, while at evaluation every out-of-vocabulary leaf reaches
+            the model as ``UNK``. The leaf keeps its text and its loss target (its real token);
+            validation and evaluation never replace. Default 0.0 (off), so that the existing
+            experiment configs and checkpoints, whose saved configs lack the key, train and resume
+            as before; 0.02 is a reasonable value for new experiments. An alternative (or
+            complement) is ``data.vocab_min_freq`` >= 2, which makes rare training texts real UNKs.
     """
 
     epochs: int = 50
@@ -218,6 +231,7 @@ class TrainConfig:
     schedule: Literal["constant", "cosine"] = "constant"
     warmup_steps: int = 0
     min_lr: float = 0.0
+    unk_replacement: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "trajectory_iterations", "grad_accum_steps"):
@@ -229,6 +243,7 @@ class TrainConfig:
             check_range(name, getattr(self, name), low=0)
         check_range("scheduled_sampling_warmup", self.scheduled_sampling_warmup, low=0, high=1)
         check_range("scheduled_sampling_max", self.scheduled_sampling_max, low=0, high=1)
+        check_range("unk_replacement", self.unk_replacement, low=0, high=1, high_open=True)
         if not _DEVICE.fullmatch(self.device):
             raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
 

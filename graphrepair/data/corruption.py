@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["corrupt", "corruption_rng", "mask_texts", "unmask_texts"]
+__all__ = ["corrupt", "corruption_rng", "mask_texts", "unk_replacement", "unmask_texts"]
 
 
 def corruption_rng(seed: int, task_id: str, rate: float, draw: int = 0) -> np.random.Generator:
@@ -44,6 +44,35 @@ def corrupt(eligible: np.ndarray, rate: float, rng: np.random.Generator) -> np.n
     if k:
         masked[rng.choice(candidates, size=k, replace=False)] = True
     return masked
+
+
+def unk_replacement(masked: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
+    """Choose the uncorrupted leaves whose model input becomes ``UNK`` (training-only input noise).
+
+    Word dropout for the vocabulary's ``UNK`` id: at evaluation an uncorrupted leaf whose text is
+    out of the vocabulary reaches the model as ``UNK``; a vocabulary built from the training
+    split with ``min_freq`` 1 never produces one in training, so ``UNK``'s embedding would stay
+    untrained. Each uncorrupted leaf is drawn independently with probability ``rate``; corrupted
+    leaves are never drawn (their input is ``MASK``, then a prediction, which is always in the
+    vocabulary). Only the model's input changes: a drawn leaf keeps its text and its loss target.
+
+    Args:
+        masked: bool ``[L]``, the corrupted leaves (:func:`corrupt`).
+        rate: probability that an uncorrupted leaf is drawn, in [0, 1].
+        rng: the generator; nothing is drawn from it when ``rate`` is 0, so a run without the
+            noise consumes the same random numbers as before the option existed.
+
+    Returns:
+        bool ``[L]``, True at the drawn leaves (never where ``masked`` is True).
+
+    Raises:
+        ValueError: if ``rate`` is outside [0, 1].
+    """
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"UNK replacement rate must be in [0, 1], got {rate}")
+    if rate == 0.0:
+        return np.zeros(len(masked), dtype=bool)
+    return (rng.random(len(masked)) < rate) & ~np.asarray(masked, dtype=bool)
 
 
 def mask_texts(texts: Sequence[str], masked: np.ndarray) -> list[str | None]:

@@ -6,7 +6,7 @@ an output directory:
 
 * "Full Comparison": one row per experiment and one per baseline (Experiment | Model | One-shot @
   20% | Iterative @ 20% | ... | Pass @ 20% (one-shot → final) ...), repair_accuracy mean ± 95% CI
-  over seeds;
+  over seeds, and each run's in-vocabulary ceiling (when its report has one);
 * "Paired differences against <first run>": every later run evaluated on the same inputs (the
   report's ``inputs_id``: split, programs, corruption seeds, iterations) minus the first, per level,
   with a paired-bootstrap 95% CI over programs (:func:`graphrepair.evaluation.report.paired_differences`).
@@ -29,9 +29,11 @@ from pathlib import Path
 
 from graphrepair.evaluation.report import (
     BASELINES,
+    CEILING_LABEL,
     DIFFERENCE,
     METHOD_LABELS,
     PAIRED_METRICS,
+    ceiling_cell,
     iterative_cell,
     level_label,
     paired_differences,
@@ -244,10 +246,17 @@ def compare(runs: Sequence[str | Path], out_dir: str | Path = ".") -> tuple[Path
                     hlines[level_label(lv)][f"unigram baseline ({exp})"] = s["final"]["repair_accuracy"]
             if present:
                 rows.append(row + pass_cells)
+        found = [res["levels"].get(lv) for lv in levels]
+        if any(r is not None and r.get("in_vocab_ceiling") is not None for r in found):
+            rows.append([f"{exp}: {CEILING_LABEL}", "-",
+                         *[ceiling_cell(r, "repair_accuracy") if r else "n/a" for r in found for _ in (0, 1)],
+                         *[ceiling_cell(r, "pass_rate") if r else "n/a" for r in found]])
     ids = {r["results"].get("inputs_id") for r in reports}
     notes = [f"Runs: {', '.join(r['_path'] for r in reports)}.",
              "Cells: repair_accuracy; Iterative = after the last iteration (improvement over "
-             "one-shot in percentage points); Pass = pass_rate."]
+             "one-shot in percentage points); Pass = pass_rate. In-vocabulary ceiling: the best "
+             "repair_accuracy (and, under Pass, exact repair) any model that writes only vocabulary "
+             "texts can reach on the run's corrupted programs."]
     if len(ids) > 1:
         notes.append(f"WARNING: the runs were evaluated on different inputs (inputs ids {sorted(map(str, ids))}): "
                      "their rows are not comparable.")

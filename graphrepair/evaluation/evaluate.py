@@ -34,7 +34,7 @@ from graphrepair.data.dataset import (
 )
 from graphrepair.data.problems import DataError
 from graphrepair.evaluation.report import report_plots, report_tables, summarize
-from graphrepair.loop.refine import ProgramState, Refiner, refine, state_metrics
+from graphrepair.loop.refine import ProgramState, Refiner, in_vocab_ceiling, refine, state_metrics
 from graphrepair.models import from_checkpoint
 from harness import runs
 from harness.config import describe, to_dict
@@ -44,7 +44,10 @@ __all__ = ["evaluate", "evaluate_checkpoint", "find_checkpoint", "load_for_eval"
 
 log = logging.getLogger(__name__)
 
-RESULTS_SCHEMA = "graphrepair.evaluate/3"
+RESULTS_SCHEMA = "graphrepair.evaluate/4"
+"""Version of ``results``; part of every unit's fingerprint, so a change recomputes old units
+(4: the refinement update rule compares texts and never changes an UNK input leaf; units carry
+``in_vocab_ceiling``)."""
 
 
 def evaluate(
@@ -167,8 +170,10 @@ def run_unit(refiner: Refiner, cfg: ExperimentConfig, data: PreparedData, pool: 
 
     Returns:
         ``{"level", "corruption_seed", "programs", "masked_leaves", "seconds", "methods": {name:
-        per-iteration rows}, "per_program": ...}``; rows hold the four metrics and
-        ``program_runs`` (cumulative). ``per_program`` keeps each program's outcome, for paired
+        per-iteration rows}, "in_vocab_ceiling": ..., "per_program": ...}``; rows hold the four
+        metrics and ``program_runs`` (cumulative); ``in_vocab_ceiling`` is
+        :func:`~graphrepair.loop.refine.in_vocab_ceiling` of the corrupted programs (the best
+        repair_accuracy, token_accuracy and exact_match a vocabulary-only model can reach). ``per_program`` keeps each program's outcome, for paired
         comparisons of methods on the same programs (:mod:`graphrepair.evaluation.report`):
         ``{"task_ids": [n], "masked": [n] corrupted leaves, "leaves": [n], "methods": {name:
         {"one_shot" | "final": {"restored": [n] corrupted leaves back to the reference,
@@ -223,7 +228,7 @@ def run_unit(refiner: Refiner, cfg: ExperimentConfig, data: PreparedData, pool: 
     return {"level": level, "corruption_seed": corruption_seed, "programs": len(states),
             "masked_leaves": int(sum(s.masked.sum() for s in states)),
             "seconds": round(time.perf_counter() - t0, 2), "methods": methods,
-            "per_program": per_program}
+            "in_vocab_ceiling": in_vocab_ceiling(states), "per_program": per_program}
 
 
 def _fingerprint(model, vocab, cfg, split, pool, iterations, zeroed) -> str:

@@ -20,6 +20,11 @@ Methods (every table carries all four, DESIGN.md "Metrics"):
 * ``unigram``: every mask filled with the most frequent eligible leaf text of the training split;
 * ``copy``: the corrupted program as given (masks left in; repair_accuracy 0 by definition, its
   token_accuracy is the share of leaves left intact).
+
+Beside them every table shows the *in-vocabulary ceiling* (DESIGN.md "Graph"): the best
+repair_accuracy, token_accuracy and exact_match any model that writes only vocabulary texts can
+reach on the same corrupted programs (:func:`~graphrepair.loop.refine.in_vocab_ceiling`); the
+exact_match ceiling is shown beside pass_rate as the ceiling of exact repair.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from graphrepair.loop.refine import METRICS
+from graphrepair.loop.refine import CEILING_METRICS, METRICS
 from harness.report import (
     Estimate,
     Format,
@@ -40,12 +45,14 @@ from harness.report import (
     training_curves,
 )
 
-__all__ = ["BASELINES", "DIFFERENCE", "METHOD_LABELS", "PAIRED_METRICS", "iterative_cell", "level_label", "method_summary",
-           "paired_differences", "pool_programs", "report_plots", "report_tables", "summarize"]
+__all__ = ["BASELINES", "CEILING_LABEL", "DIFFERENCE", "METHOD_LABELS", "PAIRED_METRICS", "ceiling_cell",
+           "ceiling_summary", "iterative_cell", "level_label", "method_summary", "paired_differences",
+           "pool_programs", "report_plots", "report_tables", "summarize"]
 
 BASELINES = ("feedback_zeroed", "unigram", "copy")
 METHOD_LABELS = {"feedback_zeroed": "same model, feedback zeroed", "unigram": "unigram baseline",
                  "copy": "copy baseline (corrupted input)"}
+CEILING_LABEL = "in-vocabulary ceiling"
 DIFFERENCE = Format(scale=100.0, decimals=1, unit=" pp", signed=True)
 """Table format of a difference of two fractions, in percentage points: ``0.0194 -> "+1.9 pp"``."""
 
@@ -85,6 +92,35 @@ def method_summary(histories: Sequence[Sequence[dict[str, float]]]) -> dict:
                  "improvement_pp": {m: g[1] for m, g in gain.items()}, "per_iteration": per_iter_ci},
         "program_runs": int(sum(h[-1]["program_runs"] for h in histories)),
     }
+
+
+def ceiling_summary(units: Sequence[dict]) -> tuple[dict[str, float], dict[str, float | None]] | None:
+    """Mean and 95% CI half-width over seeds of the units' ``in_vocab_ceiling``.
+
+    Args:
+        units: the (seed, level) results of one level.
+
+    Returns:
+        ``({metric: mean}, {metric: half-width or None})`` over
+        :data:`~graphrepair.loop.refine.CEILING_METRICS` (fractions); ``None`` when a unit has no
+        ``in_vocab_ceiling`` (written by an older evaluate).
+    """
+    if not units or any(u.get("in_vocab_ceiling") is None for u in units):
+        return None
+    stats = {m: mean_ci([u["in_vocab_ceiling"][m] for u in units]) for m in CEILING_METRICS}
+    return {m: v[0] for m, v in stats.items()}, {m: v[1] for m, v in stats.items()}
+
+
+def ceiling_cell(level: dict, metric: str) -> str:
+    """The table cell of one level's in-vocabulary ceiling of ``metric`` (``"n/a"`` when absent).
+
+    ``pass_rate`` shows the ceiling of exact repair (``exact_match``).
+    """
+    ceiling = level.get("in_vocab_ceiling")
+    if ceiling is None:
+        return "n/a"
+    metric = "exact_match" if metric == "pass_rate" else metric
+    return ci_cell(ceiling[metric], level["ci95"].get("in_vocab_ceiling", {}).get(metric))
 
 
 PAIRED_METRICS = ("repair_accuracy", "pass_rate")
@@ -180,9 +216,12 @@ def summarize(units: Sequence[dict]) -> dict[str, dict]:
     Returns:
         ``{level: {<method_summary of model>, "baselines": {name: method_summary},
         "test_runs": programs evaluated over all methods and seeds, "masked_leaves": per seed,
-        "corruption_seeds": [...], "n_seeds": n, "per_program": pool_programs(...),
-        "paired": paired_differences(...)}}`` in the order levels first appear; ``per_program``
-        and ``paired`` are ``None`` for units written before evaluate kept per-program outcomes.
+        "corruption_seeds": [...], "n_seeds": n, "in_vocab_ceiling": {metric: mean over seeds},
+        "per_program": pool_programs(...), "paired": paired_differences(...)}}`` in the order
+        levels first appear, with the ceiling's CI half-widths in ``ci95["in_vocab_ceiling"]``
+        (:func:`ceiling_summary`); ``per_program`` and ``paired`` are ``None`` for units written
+        before evaluate kept per-program outcomes, ``in_vocab_ceiling`` for units written before
+        it computed the ceiling.
     """
     levels: dict[str, list[dict]] = {}
     for u in units:
@@ -198,6 +237,10 @@ def summarize(units: Sequence[dict]) -> dict[str, dict]:
         entry["masked_leaves"] = us[0]["masked_leaves"]
         entry["corruption_seeds"] = [u["corruption_seed"] for u in us]
         entry["n_seeds"] = len(us)
+        ceiling = ceiling_summary(us)
+        entry["in_vocab_ceiling"] = None if ceiling is None else ceiling[0]
+        if ceiling is not None:
+            entry["ci95"]["in_vocab_ceiling"] = ceiling[1]
         entry["per_program"] = pool_programs(us)
         entry["paired"] = None if entry["per_program"] is None else paired_differences(entry["per_program"])
         out[lv] = entry
@@ -239,33 +282,41 @@ def report_tables(exp: str, results: dict) -> list[Table]:
             s = r if base is None else r["baselines"].get(base)
             rows[key] += ([ci_cell(s["one_shot"]["repair_accuracy"], s["ci95"]["one_shot"]["repair_accuracy"]),
                            iterative_cell(s, "repair_accuracy")] if s else ["n/a"] * 2)
-    tables = [Table("Summary (repair_accuracy)", cols,
-                    [v for k, v in rows.items() if k == "model" or k in next(iter(levels.values()))["baselines"]],
+    summary_rows = [v for k, v in rows.items() if k == "model" or k in next(iter(levels.values()))["baselines"]]
+    summary_rows.append([CEILING_LABEL, *[cell for r in levels.values()
+                                          for cell in [ceiling_cell(r, "repair_accuracy")] * 2]])
+    tables = [Table("Summary (repair_accuracy)", cols, summary_rows,
                     caption="repair_accuracy = fraction of corrupted leaves restored to the reference "
                             "token. Iterative = after the last iteration (in brackets: its improvement "
-                            "over one-shot, percentage points; CI in the per-level tables).",
-                    interval=seeds)]
-    head = ["Corruption", "One-shot", "Final", "Improvement"]
+                            "over one-shot, percentage points; CI in the per-level tables). "
+                            + _CEILING_NOTE, interval=seeds)]
+    head = ["Corruption", "One-shot", "Final", "Improvement", "In-vocabulary ceiling"]
     tables.append(Table("Iterative refinement", head,
-                        [[level_label(lv), *_cells(r, "repair_accuracy")] for lv, r in levels.items()],
-                        caption=f"Exp {exp}, repair_accuracy.", interval=seeds))
+                        [[level_label(lv), *_cells(r, "repair_accuracy"), ceiling_cell(r, "repair_accuracy")]
+                         for lv, r in levels.items()],
+                        caption=f"Exp {exp}, repair_accuracy. " + _CEILING_NOTE, interval=seeds))
     if all("feedback_zeroed" in r["baselines"] for r in levels.values()):
         tables.append(Table("Iterative refinement, feedback zeroed", head,
-                            [[level_label(lv), *_cells(r["baselines"]["feedback_zeroed"], "repair_accuracy")]
+                            [[level_label(lv), *_cells(r["baselines"]["feedback_zeroed"], "repair_accuracy"),
+                              ceiling_cell(r, "repair_accuracy")]
                              for lv, r in levels.items()],
                             caption="The same model and loop given empty test feedback at every "
                                     "iteration: what the model does without the test signal.",
                             interval=seeds))
     tables.append(Table("Functional repair (pass_rate: programs whose tests all pass)",
-                        ["Corruption", "One-shot", "Final", "Improvement",
+                        ["Corruption", "One-shot", "Final", "Improvement", "In-vocabulary ceiling (exact repair)",
                          *[f"{METHOD_LABELS[b]} (final)" for b in BASELINES], "Program runs"],
-                        [[level_label(lv), *_cells(r, "pass_rate"),
+                        [[level_label(lv), *_cells(r, "pass_rate"), ceiling_cell(r, "pass_rate"),
                           *[ci_cell(r["baselines"][b]["final"]["pass_rate"],
                                     r["baselines"][b]["ci95"]["final"]["pass_rate"])
                             if b in r["baselines"] else "n/a" for b in BASELINES],
                           r["test_runs"]] for lv, r in levels.items()],
                         caption="Program runs: programs evaluated in the sandbox over all methods and "
-                                "seeds (cache hits included).", interval=seeds))
+                                "seeds (cache hits included). In-vocabulary ceiling (exact repair): the "
+                                "share of programs whose corrupted leaves all have reference texts in "
+                                "the vocabulary, the most any vocabulary-only model can repair exactly; "
+                                "pass_rate can exceed it only with a program that differs from the "
+                                "reference and still passes.", interval=seeds))
     paired = _paired_table(exp, results)
     if paired is not None:
         tables.append(paired)
@@ -278,12 +329,20 @@ def report_tables(exp: str, results: dict) -> list[Table]:
             detail += [[f"{label}" + (f", iteration {i}" if len(its) > 1 else ""),
                         *[ci_cell(h[m], c[m]) for m in METRICS], f"{h['program_runs']:.0f}"]
                        for i, (h, c) in its]
+        detail.append([CEILING_LABEL, *[ceiling_cell(r, m) for m in METRICS], "-"])
         tables.append(Table(
             f"Corruption {level_label(lv)}: all metrics per iteration", ["Row", *METRICS, "program runs so far"],
             detail, caption=f"{r['masked_leaves']} masked leaves per seed; pass_rate = fraction of "
-                            f"programs whose tests already pass; program runs per seed (mean).",
+                            f"programs whose tests already pass; program runs per seed (mean). "
+                            f"{_CEILING_NOTE} Its pass_rate cell is the ceiling of exact repair "
+                            f"(= its exact_match).",
             interval=seeds))
     return tables
+
+
+_CEILING_NOTE = ("In-vocabulary ceiling: the best value any model that writes only vocabulary texts "
+                 "can reach on the same corrupted programs (a corrupted leaf whose reference text is "
+                 "out of the vocabulary cannot be restored).")
 
 
 def _paired_table(exp: str, results: dict) -> Table | None:

@@ -5,11 +5,26 @@ model, the vocabulary and the sandbox settings and moves a list of states forwar
 time. Training (:mod:`graphrepair.loop.training`) replays the same steps with scheduled sampling;
 evaluation (:mod:`graphrepair.evaluation.evaluate`) runs them for K iterations.
 
-Update policy (documented choice, configurable through ``feedback.min_confidence``):
+Update policy (documented choice, configurable through ``feedback.min_confidence``;
+:meth:`Refiner.changes`):
 
-* iteration 0 fills every MASK with the model's argmax over leaf texts (specials never predicted);
-* iteration k >= 1 changes any leaf whose argmax differs from its current token *and* whose
-  probability is at least ``min_confidence``; programs whose tests all pass are frozen.
+* iteration 0 fills every MASK with the model's argmax over leaf texts;
+* iteration k >= 1 changes a leaf when the *text* of its argmax differs from the leaf's current
+  text *and* its probability is at least ``min_confidence``; programs whose tests all pass are
+  frozen.
+
+Texts are compared, not ids, and the vocabulary's limits are respected:
+
+* an argmax that is not a leaf text (``UNK``, ``MASK``, ``PAD``, a node type; the models' output
+  mask already rules them out) is never applied: a leaf still masked stays masked;
+* a leaf whose *input* is ``UNK`` (its text is out of the vocabulary, or training replaced it by
+  ``UNK``, :attr:`ProgramState.unk_input`) is never changed at iterations >= 1: the model cannot
+  see its text nor write it back, so "the prediction differs" says nothing about it. Within the
+  corruption protocol such a leaf is always an uncorrupted reference leaf (predictions are in the
+  vocabulary), i.e. correct.
+
+A leaf the rule does not change keeps its exact text, so :meth:`ProgramState.source` writes an
+out-of-vocabulary leaf back as it was.
 """
 
 from __future__ import annotations
@@ -26,14 +41,14 @@ from graphrepair.config import ExperimentConfig
 from graphrepair.features.encoding import EncodedProgram, Feedback, feedback_from_result, make_data
 from graphrepair.features.variants import FeatureVariant, make_signal_data
 from graphrepair.feedback.spectrum import FORMULAS, line_spectrum, node_scores, score
-from graphrepair.graphs.vocab import Vocabulary
+from graphrepair.graphs.vocab import MASK, UNK, Vocabulary
 from graphrepair.models import model_variant
 from harness.cache import ResultCache
 from harness.distributed import local_world_size
 from harness.sandbox import Job, ProgramResult, run_batch
 
-__all__ = ["METRICS", "ProgramState", "Refiner", "refine", "split_predictions", "state_metrics",
-           "signal_from_result"]
+__all__ = ["CEILING_METRICS", "METRICS", "ProgramState", "Refiner", "in_vocab_ceiling", "refine",
+           "signal_from_result", "split_predictions", "state_metrics"]
 
 METRICS = ("repair_accuracy", "token_accuracy", "exact_match", "pass_rate")
 
@@ -53,6 +68,9 @@ class ProgramState:
             variant).
         signal: float32 ``[N]`` per-node test signal given to the model at the next iteration
             (6-feature variant; ``None`` before the first run).
+        unk_input: bool ``[L]`` leaves the model reads as ``UNK`` whatever their text (training's
+            UNK replacement, :func:`graphrepair.data.corruption.unk_replacement`); ``None`` = none.
+            Their texts and loss targets are unchanged.
     """
 
     enc: EncodedProgram
@@ -63,12 +81,34 @@ class ProgramState:
     result: ProgramResult | None = None
     feedback: Feedback = field(default_factory=Feedback.empty)
     signal: np.ndarray | None = None
+    unk_input: np.ndarray | None = None
 
     @classmethod
-    def start(cls, enc: EncodedProgram, masked: np.ndarray, vocab: Vocabulary) -> ProgramState:
-        """The corrupted program: leaves in ``masked`` become MASK, the others keep their text."""
+    def start(cls, enc: EncodedProgram, masked: np.ndarray, vocab: Vocabulary,
+              unk_input: np.ndarray | None = None) -> ProgramState:
+        """The corrupted program: leaves in ``masked`` become MASK, the others keep their text.
+
+        Args:
+            enc: the encoded reference program.
+            masked: bool ``[L]`` the corrupted leaves.
+            vocab: the model's vocabulary.
+            unk_input: bool ``[L]`` uncorrupted leaves the model is to read as ``UNK`` (training
+                noise, see :attr:`unk_input`); ``None`` = none.
+
+        Raises:
+            ValueError: ``masked`` or ``unk_input`` does not hold one entry per leaf, or
+                ``unk_input`` marks a corrupted leaf.
+        """
+        n = len(enc.orig_texts)
+        if len(masked) != n or (unk_input is not None and len(unk_input) != n):
+            raise ValueError(f"masked ({len(masked)}) and unk_input "
+                             f"({None if unk_input is None else len(unk_input)}) need one entry per "
+                             f"leaf ({n})")
+        if unk_input is not None and (unk_input & masked).any():
+            raise ValueError("unk_input marks corrupted leaves; UNK replacement is for uncorrupted "
+                             "leaves only (graphrepair.data.corruption.unk_replacement)")
         texts = [None if m else t for t, m in zip(enc.orig_texts, masked)]
-        return cls(enc, masked, texts, enc.leaf_ids(texts, vocab))
+        return cls(enc, masked, texts, enc.leaf_ids(texts, vocab), unk_input=unk_input)
 
     def source(self) -> str:
         """Current program source."""
@@ -106,6 +146,44 @@ def state_metrics(states: Sequence[ProgramState]) -> dict[str, float]:
         "token_accuracy": n_ok / max(n_leaves, 1),
         "exact_match": exact / n,
         "pass_rate": passed / n,
+    }
+
+
+CEILING_METRICS = ("repair_accuracy", "token_accuracy", "exact_match")
+"""The metrics :func:`in_vocab_ceiling` bounds (``exact_match``'s bound is also pass_rate's, see there)."""
+
+
+def in_vocab_ceiling(states: Sequence[ProgramState]) -> dict[str, float]:
+    """The best metrics a model that writes only vocabulary texts can reach on ``states``.
+
+    A corrupted leaf whose reference text is out of the vocabulary (it encodes as ``UNK``) can
+    never be restored; every other leaf can (uncorrupted leaves are never changed by such a
+    model's update rule if they are out of vocabulary, see the module docstring). Fractions in
+    [0, 1], over the same denominators as :func:`state_metrics`:
+
+    * ``repair_accuracy``: corrupted leaves whose reference text is in the vocabulary / corrupted
+      leaves (NaN if none was corrupted);
+    * ``token_accuracy``: leaves other than out-of-vocabulary corrupted ones / leaves;
+    * ``exact_match``: programs whose corrupted leaves all have in-vocabulary reference texts /
+      programs (a program with no corrupted leaf counts as reachable). This is the ceiling of
+      exact repair; ``pass_rate`` can exceed it only through a program that differs from the
+      reference and still passes its tests.
+
+    Depends only on the corrupted inputs and the vocabulary, not on the model.
+    """
+    n_masked = n_known = n_leaves = n_lost = reachable = 0
+    for s in states:
+        lost = int((s.masked & (s.enc.orig_ids == UNK)).sum())  # corrupted, reference OOV
+        masked = int(s.masked.sum())
+        n_masked += masked
+        n_known += masked - lost
+        n_leaves += len(s.texts)
+        n_lost += lost
+        reachable += int(lost == 0)
+    return {
+        "repair_accuracy": n_known / n_masked if n_masked else float("nan"),
+        "token_accuracy": (n_leaves - n_lost) / max(n_leaves, 1),
+        "exact_match": reachable / max(len(states), 1),
     }
 
 
@@ -161,6 +239,7 @@ class Refiner:
             raise ValueError(f"unknown test signal {signal!r}; valid: {sorted(FORMULAS)}")
         self.signal = signal
         self.cache = ResultCache() if cache is None else cache
+        self._is_leaf_text = vocab.leaf_token_mask()  # bool (V,): ids the update rule may write
 
     @property
     def test_runs(self) -> int:
@@ -196,7 +275,7 @@ class Refiner:
         """Collate the states' current graphs (and feedback when ``with_feedback``) into one batch."""
         data = []
         for s in states:
-            cur = s.enc.leaf_ids(s.texts, self.vocab)
+            cur = self.input_ids(s)
             prev = cur if s.iteration == 0 else s.prev_ids
             iteration = min(s.iteration, self.max_iteration)
             if self.variant is FeatureVariant.SIX:
@@ -223,18 +302,54 @@ class Refiner:
         self.model.train(was_training)
         return out
 
-    def apply(self, state: ProgramState, pred: np.ndarray, conf: np.ndarray) -> None:
-        """Move ``state`` one iteration forward with the model's prediction (module policy)."""
-        cur = state.enc.leaf_ids(state.texts, self.vocab)
+    def input_ids(self, state: ProgramState) -> np.ndarray:
+        """int64 ``[L]``: the leaf ids the model reads for ``state``'s current texts.
+
+        ``MASK`` for masked leaves, ``UNK`` for texts out of the vocabulary and for the leaves of
+        :attr:`ProgramState.unk_input`, the text's id otherwise.
+        """
+        ids = state.enc.leaf_ids(state.texts, self.vocab)
+        if state.unk_input is not None:
+            ids[state.unk_input & (ids != MASK)] = UNK
+        return ids
+
+    def changes(self, state: ProgramState, pred: np.ndarray, conf: np.ndarray) -> np.ndarray:
+        """The leaves the update rule (module docstring) changes, given the model's prediction.
+
+        Args:
+            state: the program state the prediction was made for.
+            pred: int64 ``[L]`` argmax token ids; conf: float ``[L]`` their probabilities.
+
+        Returns:
+            int64 ``[C]`` leaf indices, ascending; each gets ``vocab.text(pred[i])``, a leaf text
+            that differs from its current text (or fills a masked leaf).
+
+        Raises:
+            ValueError: ``pred`` or ``conf`` does not hold one entry per leaf.
+        """
+        n = len(state.texts)
+        if len(pred) != n or len(conf) != n:
+            raise ValueError(f"prediction for {len(pred)} leaves and confidence for {len(conf)}, "
+                             f"but the program has {n} leaves")
+        cur = self.input_ids(state)  # (L,)
+        pred = np.asarray(pred, dtype=np.int64)
+        is_text = self._is_leaf_text[pred]  # UNK, MASK, PAD and node types are never written
+        fill = is_text & (cur == MASK)  # a masked leaf is filled whatever the confidence
         if state.iteration == 0:
-            change = np.array([t is None for t in state.texts], dtype=bool)
-        else:
-            change = (pred != cur) & (conf >= self.min_confidence)
-        self._set(state, cur, np.flatnonzero(change), pred)
+            return np.flatnonzero(fill)
+        # an UNK input is frozen: the model cannot reproduce the text it cannot see
+        candidates = np.flatnonzero(is_text & (cur != MASK) & (cur != UNK)
+                                    & (np.asarray(conf) >= self.min_confidence))
+        edits = [i for i in candidates if self.vocab.text(int(pred[i])) != state.texts[i]]
+        return np.union1d(np.flatnonzero(fill), np.asarray(edits, dtype=np.int64))
+
+    def apply(self, state: ProgramState, pred: np.ndarray, conf: np.ndarray) -> None:
+        """Move ``state`` one iteration forward with the model's prediction (:meth:`changes`)."""
+        self._set(state, self.input_ids(state), self.changes(state, pred, conf), pred)
 
     def ground_truth_step(self, state: ProgramState, rng: np.random.Generator) -> None:
         """Move ``state`` forward by fixing half (at least one) of its currently wrong leaves."""
-        cur = state.enc.leaf_ids(state.texts, self.vocab)
+        cur = self.input_ids(state)
         wrong = np.flatnonzero(~state.correct())
         fix = rng.choice(wrong, size=max(1, len(wrong) // 2), replace=False) if len(wrong) else wrong
         state.prev_ids = cur

@@ -11,7 +11,10 @@ One training batch is a list of freshly corrupted programs. For ``t = 0 .. T-1``
     run the tests of the new program in the sandbox                  # real execution, cached
 
 ``p`` rises linearly from ``scheduled_sampling_warmup`` (first epoch) to ``scheduled_sampling_max``
-(last epoch). The loss is averaged over the T iterations. Validation is the one-shot
+(last epoch). The loss is averaged over the T iterations. With ``train.unk_replacement`` > 0 each
+uncorrupted leaf of a trajectory is read as ``UNK`` with that probability, at every iteration
+(:func:`graphrepair.data.corruption.unk_replacement`; the leaf's text and target are unchanged, and
+the update rule never changes a leaf read as ``UNK``, as for an out-of-vocabulary leaf at evaluation). Validation is the one-shot
 ``repair_accuracy`` on fixed corrupted validation programs (no test execution needed at iteration 0).
 """
 
@@ -25,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from graphrepair.config import ExperimentConfig
-from graphrepair.data.corruption import corrupt, corruption_rng
+from graphrepair.data.corruption import corrupt, corruption_rng, unk_replacement
 from graphrepair.data.dataset import PreparedData, draw_training_problems, fixed_states
 from graphrepair.loop.curriculum import sample_rate
 from graphrepair.loop.refine import ProgramState, Refiner, split_predictions, state_metrics
@@ -124,7 +127,9 @@ class RefinementTask:
         """``train_samples`` programs (see :func:`draw_training_problems`), freshly corrupted, in batches.
 
         The epoch's samples (problem, corruption rate, corruption draw) come from a generator
-        seeded by ``[train.seed, epoch]``, identical on every rank. After :meth:`set_dist` this rank
+        seeded by ``[train.seed, epoch]``, identical on every rank; a sample's mask and its UNK
+        replacement (``train.unk_replacement``) come from its own
+        :func:`~graphrepair.data.corruption.corruption_rng`. After :meth:`set_dist` this rank
         takes samples ``rank, rank + world_size, ...`` of the first ``world_size * (train_samples //
         world_size)`` (so every rank runs the same number of batches; the last
         ``train_samples % world_size`` samples of the epoch are dropped), in batches of
@@ -146,9 +151,11 @@ class RefinementTask:
             batch = []
             for i, rate, draw in mine[start : start + cfg.train.batch_size]:
                 enc = train[i]
-                masked = corrupt(enc.eligible, rate,
-                                 corruption_rng(cfg.train.seed, enc.problem.task_id, rate, draw=draw))
-                batch.append(ProgramState.start(enc, masked, self.data.vocab))
+                rng = corruption_rng(cfg.train.seed, enc.problem.task_id, rate, draw=draw)
+                masked = corrupt(enc.eligible, rate, rng)
+                unk = unk_replacement(masked, cfg.train.unk_replacement, rng) \
+                    if cfg.train.unk_replacement else None
+                batch.append(ProgramState.start(enc, masked, self.data.vocab, unk_input=unk))
             yield batch
 
     def training_step(self, states: list[ProgramState], epoch: int) -> tuple[torch.Tensor, dict]:

@@ -43,6 +43,7 @@ class ModelProposer:
                  device: str = "cpu") -> None:
         self.model, self.vocab, self.cfg, self.top_k = model, vocab, cfg, top_k
         self.refiner = Refiner.from_config(model, vocab, cfg, device=device)
+        self._is_leaf_text = vocab.leaf_token_mask()  # bool (V,)
 
     def maskable(self, graph: ProgramGraph) -> np.ndarray:
         """Eligible categories of the experiment, texts in the vocabulary, no line break."""
@@ -57,6 +58,9 @@ class ModelProposer:
         """Top-``k`` texts and log-probabilities per masked leaf, plus its current text's.
 
         The masked programs (one per mask) go through the model in batches of ``batch_size``.
+        Only leaf texts are proposed: an id that is not one (``UNK``, ``MASK``, a node type) is
+        dropped from the top ``k`` even if a model gave it a finite logit. Proposals are texts;
+        :func:`graphrepair.repair.loop.candidate_edits` never counts the current text as a change.
         """
         enc = EncodedProgram.build(problem, graph, self.vocab, self.cfg.corruption.eligible)
         fb = self.cfg.feedback.feedback_at_iteration0
@@ -82,7 +86,8 @@ class ModelProposer:
                 values, ids = rows.topk(min(self.top_k, rows.shape[1]), dim=-1)  # (M, k)
                 per_leaf = []
                 for r, i in enumerate(idx):
-                    opts = dict(zip(map(self.vocab.text, ids[r].tolist()), values[r].tolist()))
+                    opts = {self.vocab.text(j): v for j, v in zip(ids[r].tolist(), values[r].tolist())
+                            if self._is_leaf_text[j]}
                     cur = enc.orig_texts[i]
                     opts.setdefault(cur, float(rows[r, self.vocab.leaf_id(cur)]))
                     per_leaf.append(opts)

@@ -54,12 +54,23 @@ def test_seeds_give_means_with_ci_and_every_baseline(two_seeds):
     copy = half["baselines"]["copy"]["final"]
     assert copy["repair_accuracy"] == 0.0 and copy["pass_rate"] == 0.0 and 0 < copy["token_accuracy"] < 1
     assert len(half["per_iteration"]) == 2 and half["program_runs"] >= 2 * 3
+    for u in units:  # no method writes a text outside the vocabulary: none beats the ceiling
+        ceiling = u["in_vocab_ceiling"]
+        assert 0 < ceiling["repair_accuracy"] <= 1 and 0 <= ceiling["exact_match"] <= 1
+        for rows in u["methods"].values():
+            for row in rows:
+                assert row["repair_accuracy"] <= ceiling["repair_accuracy"]
+                assert row["token_accuracy"] <= ceiling["token_accuracy"]
+                assert row["exact_match"] <= ceiling["exact_match"]
+    assert half["in_vocab_ceiling"]["repair_accuracy"] == pytest.approx(
+        sum(u["in_vocab_ceiling"]["repair_accuracy"] for u in units) / 2)
     report = json.loads((out / "report.json").read_text())
     assert report["schema_version"] == 1 and report["results"]["schema"] == ev.RESULTS_SCHEMA
     assert report["git_commit"] and "python" in report["machine"] and report["config"]["exp"] == "3d"
     md = (out / "report.md").read_text()
     assert "| Model | One-shot @ 20% | Iterative @ 20% | One-shot @ 50% | Iterative @ 50% |" in md
-    assert "| Corruption | One-shot | Final | Improvement |" in md and "feedback zeroed" in md
+    assert "| Corruption | One-shot | Final | Improvement | In-vocabulary ceiling |" in md
+    assert "feedback zeroed" in md and "| in-vocabulary ceiling |" in md
     assert "Student t over n=2 seeds" in md
     for png in ("refinement.png", "pass_rate.png", "training_curves.png"):
         assert (out / png).stat().st_size > 1000
@@ -184,4 +195,5 @@ def test_compare_warns_when_inputs_differ(two_seeds, loaded, tmp_path):
     ev.evaluate(cfg, model, data, other, seeds=1, feedback_zeroed=False, **FAST)
     md_path, _, md = compare([two_seeds[0], other], tmp_path)
     assert "WARNING: the runs were evaluated on different inputs" in md_path.read_text()
-    assert md.count("| Exp 3d") == 4 + 3  # model, feedback zeroed, unigram, copy; the other without fb0
+    # model, feedback zeroed, unigram, copy; the other without fb0; each run's in-vocabulary ceiling
+    assert md.count("| Exp 3d") == 4 + 3 + 2 and md.count(": in-vocabulary ceiling |") == 2

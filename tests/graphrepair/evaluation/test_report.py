@@ -85,3 +85,42 @@ def test_plots_spell_out_their_labels(tmp_path, monkeypatch):
     names = report_plots(tmp_path, "3d", synthetic.results(), None)
     assert names == ["refinement.png", "pass_rate.png"]
     assert "20% feedback zeroed" in labels and not any("fb0" in lab for lab in labels)
+
+
+def with_ceilings():
+    """The synthetic units with an in-vocabulary ceiling per seed (20%: 3/4 and 7/8 reachable)."""
+    us = copy.deepcopy(synthetic.units())
+    values = {1234: (0.75, 0.9, 2 / 3), 1235: (0.875, 0.95, 1 / 3)}
+    for u in us:
+        ra, ta, em = values[u["corruption_seed"]]
+        u["in_vocab_ceiling"] = {"repair_accuracy": ra, "token_accuracy": ta, "exact_match": em}
+    return us
+
+
+def test_in_vocab_ceiling_is_averaged_over_seeds_and_shown_beside_every_result(tmp_path):
+    import json
+
+    res = synthetic.results(with_ceilings())
+    level = res["levels"]["0.2"]
+    assert level["in_vocab_ceiling"]["repair_accuracy"] == pytest.approx(0.8125)
+    assert level["in_vocab_ceiling"]["exact_match"] == pytest.approx(0.5)
+    # Student t, df=1: 12.706 * |a - b| / 2
+    assert level["ci95"]["in_vocab_ceiling"]["repair_accuracy"] == pytest.approx(12.706 * 0.125 / 2, rel=1e-4)
+    ra, em = "81.2% ± 79.4", "50.0% ± 211.8"
+    md = "\n".join(markdown_table(t) for t in report_tables("3d", res))
+    assert f"| in-vocabulary ceiling | {ra} | {ra} | " in md  # summary: one-shot and iterative @ 20%
+    assert "| Corruption | One-shot | Final | Improvement | In-vocabulary ceiling |" in md
+    assert md.count(f" | {ra} |\n") >= 2  # the model's and the feedback-zeroed refinement tables
+    assert "| Improvement | In-vocabulary ceiling (exact repair) |" in md
+    assert f"pp | {em} | " in md  # pass_rate table: beside the model's improvement
+    assert f"| in-vocabulary ceiling | {ra} | 92.5% ± 31.8 | {em} | {em} | - |" in md  # per-level table
+    path = synthetic.write(tmp_path, us=with_ceilings())
+    saved = json.loads(path.read_text())["results"]["levels"]["0.5"]["in_vocab_ceiling"]
+    assert saved == pytest.approx({"repair_accuracy": 0.8125, "token_accuracy": 0.925, "exact_match": 0.5})
+
+
+def test_units_without_a_ceiling_show_na():
+    res = synthetic.results()
+    assert res["levels"]["0.2"]["in_vocab_ceiling"] is None
+    md = "\n".join(markdown_table(t) for t in report_tables("3d", res))
+    assert "| in-vocabulary ceiling | n/a | n/a | n/a | n/a |" in md

@@ -13,13 +13,15 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 import graphrepair.repair.cli as cli
 from graphrepair.config import load_config
 from graphrepair.graphs.graph import LeafCategory, ProgramGraph
+from graphrepair.graphs.vocab import SPECIAL_TOKENS
 from graphrepair.repair.loop import candidate_edits, line_groups, repair, text_category
 from graphrepair.repair.mutants import Mutation, apply_mutation
-from graphrepair.repair.proposer import load_proposer
+from graphrepair.repair.proposer import ModelProposer, load_proposer
 from graphrepair.train import run
 from harness.sandbox import run_tests
 from tests.graphrepair.conftest import data_dir
@@ -287,3 +289,23 @@ def test_cli_missing_file_empty_program_and_unknown_formula_exit_2(mbpp, tmp_pat
     with pytest.raises(SystemExit) as exc:
         cli.main([program, tests, "--formula", "binary"])
     assert exc.value.code == 2 and "invalid choice: 'binary'" in capsys.readouterr().err
+
+
+def test_model_proposer_never_proposes_unk_or_another_special(checkpoint, mbpp):
+    trained = load_proposer(checkpoint)
+    vocab = trained.vocab
+
+    class SpecialsFirst(torch.nn.Module):  # no output mask: PAD, MASK, UNK top, then leaf texts
+        def forward(self, data):
+            logits = torch.zeros(int(data.leaf_mask.sum()), len(vocab))
+            logits[:, torch.as_tensor(vocab.leaf_token_mask())] = 5.0
+            logits[:, :3] = 10.0
+            return logits
+
+    proposer = ModelProposer(SpecialsFirst(), vocab, trained.cfg, top_k=5)
+    problem = mbpp["mbpp/3"]
+    graph = ProgramGraph.from_source(problem.source)
+    result = run_tests(problem.source, problem.tests, timeout_s=5)
+    [per_leaf] = proposer.propose(problem, graph, [proposer.maskable(graph)], result)
+    assert per_leaf and all(not set(opts) & set(SPECIAL_TOKENS) for opts in per_leaf)
+    assert all(len(opts) >= 2 for opts in per_leaf)  # the leaf texts among the top 5, and the current one
