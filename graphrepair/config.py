@@ -259,6 +259,11 @@ class SandboxConfig:
             that loops holds a sandbox worker for this long per test (with 3 s, such programs
             made Exp 3d epochs take 50-106 s instead of ~50 s on the 2-core machine).
         memory_mb: address-space limit per program, in MiB.
+        budget_s: time budget of one program's tests, in seconds (0 = none): once it is spent,
+            the tests left after a timeout are not run (they count as ``timeout``;
+            :func:`harness.sandbox.run_tests`). MBPP's 3 tests never reach it; with EvalPlus's
+            ~100 tests per program it keeps a program that loops on every test from holding a
+            worker for ~100 × ``timeout_s``.
         workers: programs executed concurrently (0 = one per CPU core, divided among the
             torchrun processes of the machine).
         cache: SQLite file of a :class:`harness.cache.ResultCache` shared across runs and
@@ -267,11 +272,13 @@ class SandboxConfig:
 
     timeout_s: float = 1.0
     memory_mb: int = 2048
+    budget_s: float = 10.0
     workers: int = 0
     cache: str = ""
 
     def __post_init__(self) -> None:
         check_range("timeout_s", self.timeout_s, low=0, high=86400, low_open=True)
+        check_range("budget_s", self.budget_s, low=0, high=86400)
         check_range("memory_mb", self.memory_mb, low=256)
         check_range("workers", self.workers, low=0)
 

@@ -4,7 +4,8 @@ Usage::
 
     python -m graphrepair.evaluate (--checkpoint PATH | --exp ID [--runs-root DIR])
         [--corruption 0.2 0.5 0.75] [--iterations K] [--seeds N] [--split val|test|humaneval]
-        [--programs N] [--no-feedback-zeroed] [--data-dir DIR] [--device cpu|cuda|auto] [--out DIR]
+        [--dataset NAME] [--programs N] [--no-feedback-zeroed] [--data-dir DIR]
+        [--device cpu|cuda|auto] [--out DIR]
 
 Evaluates the checkpoint (``--exp ID``: the newest ``<runs-root>/<ID>-*/best.pt``) as described in
 :mod:`graphrepair.evaluation.evaluate`: every (seed, level) unit refines the same corrupted programs
@@ -14,6 +15,8 @@ Where the report goes: with the run's own evaluation settings (its config's ``ev
 into ``<checkpoint dir>/eval`` — the report ``graphrepair.compare`` reads; with any option that
 changes them (``--split humaneval --programs 3``) into its own directory
 ``<checkpoint dir>/eval-<options>``, so a one-off evaluation never replaces the run's main report.
+``--dataset mbpp_plus`` evaluates an MBPP model on the MBPP+ versions of its split's problems (the
+same problems, ~100 tests each instead of 3).
 ``--out DIR`` chooses the directory.
 
 Exit codes (:mod:`harness.cli`): 0 evaluated, 2 bad input (missing or damaged checkpoint or
@@ -26,6 +29,7 @@ import argparse
 from pathlib import Path
 
 from graphrepair.data.dataset import HELDOUT_SPLITS
+from graphrepair.data.problems import DATASETS
 from graphrepair.evaluation.evaluate import evaluate_checkpoint, find_checkpoint
 from harness.cli import (
     EXIT_CODES_HELP,
@@ -43,6 +47,8 @@ def report_dir(checkpoint: Path, args: argparse.Namespace) -> Path:
     if args.out:
         return Path(args.out)
     parts = []
+    if args.dataset:
+        parts.append(f"dataset_{args.dataset}")
     if args.split:
         parts.append(f"split_{args.split}")
     if args.programs is not None:
@@ -86,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iterations", type=int, help="refinement iterations K (iteration 0 included)")
     ap.add_argument("--seeds", type=int, help="corruption seeds eval.seed + 0..N-1 (mean, 95%% CI)")
     ap.add_argument("--split", choices=["val", "test", *HELDOUT_SPLITS])
+    ap.add_argument("--dataset", choices=list(DATASETS),
+                    help="evaluate on this dataset's split instead of the run's (e.g. mbpp_plus: "
+                         "the MBPP+ versions of an MBPP model's test problems, ~100 tests each)")
     ap.add_argument("--programs", type=int, help="at most this many programs per level (0 = all)")
     ap.add_argument("--no-feedback-zeroed", action="store_true", help="skip the feedback-zeroed baseline")
     ap.add_argument("--data-dir", help="dataset directory (default: $GRAPHREPAIR_DATA or the cache)")
@@ -104,7 +113,7 @@ def _main(args: argparse.Namespace) -> int:
     if args.exp:
         print(f"evaluating {path} (newest best.pt of Exp {args.exp})")
     _, json_path, md_path, table = evaluate_checkpoint(
-        path, report_dir(path, args), data_dir=args.data_dir, device=device,
+        path, report_dir(path, args), data_dir=args.data_dir, device=device, dataset=args.dataset,
         levels=args.corruption, iterations=args.iterations, split=args.split,
         programs=args.programs, seeds=args.seeds,
         feedback_zeroed=False if args.no_feedback_zeroed else None,

@@ -1,7 +1,7 @@
 """Cache of sandbox results, in memory and optionally on disk (SQLite), with hit/miss counters.
 
 A result is keyed by a SHA-256 of (program, tests, test names, setup, ``timeout_s``,
-``memory_mb``, harness version); the harness version is a hash of the sandbox's own source
+``memory_mb``, ``budget_s``, harness version); the harness version is a hash of the sandbox's own source
 (``sandbox.py``, ``_sandbox_child.py`` and the result format, ``results.py``), so any change to
 how programs are run or stored invalidates old entries. A result is stored as the JSON text of
 :meth:`harness.results.ProgramResult.to_json` (output tails included) and read back with
@@ -67,11 +67,13 @@ class ResultCache:
 
     @staticmethod
     def key(program: str, tests: Sequence[str], setup: str = "", *, timeout_s: float,
-            memory_mb: int, test_names: Sequence[str] | None = None) -> str:
+            memory_mb: int, test_names: Sequence[str] | None = None,
+            budget_s: float | None = None) -> str:
         """Hex SHA-256 of everything that determines a result (see the module docstring)."""
         payload = json.dumps([harness_version(), program, list(tests),
                               None if test_names is None else list(test_names), setup,
-                              float(timeout_s), int(memory_mb)], ensure_ascii=False)
+                              float(timeout_s), int(memory_mb),
+                              None if budget_s is None else float(budget_s)], ensure_ascii=False)
         return hashlib.sha256(payload.encode("utf-8", errors="surrogatepass")).hexdigest()
 
     def get(self, key: str) -> ProgramResult | None:

@@ -146,6 +146,8 @@ class Job:
         setup: Setup code executed after the program, before the tests.
         timeout_s: This job's per-phase wall-clock limit in seconds (``None`` = the batch's
             ``timeout_s``), e.g. a problem's limit derived from its reference's running time.
+        budget_s: This job's time budget in seconds (``None`` = the batch's ``budget_s``), as
+            in :func:`run_tests`.
     """
 
     id: str
@@ -153,6 +155,7 @@ class Job:
     tests: tuple[str, ...]
     setup: str = ""
     timeout_s: float | None = None
+    budget_s: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tests", tuple(self.tests))
@@ -796,7 +799,8 @@ def _memory_bytes(memory_mb: int, zygote: _Zygote) -> int:
 
 
 def run_tests(program: str, tests: Sequence[str], setup: str = "", *, timeout_s: float = 5.0,
-              memory_mb: int = 2048, test_names: Sequence[str] | None = None) -> ProgramResult:
+              memory_mb: int = 2048, test_names: Sequence[str] | None = None,
+              budget_s: float | None = None) -> ProgramResult:
     """Run ``tests`` against ``program`` in a sandboxed process.
 
     Args:
@@ -808,6 +812,11 @@ def run_tests(program: str, tests: Sequence[str], setup: str = "", *, timeout_s:
         memory_mb: Address-space limit of the runner in MiB (at least 256; raised to what the
             interpreter itself maps when that is more).
         test_names: Names for the tests (default ``test_0``, ``test_1``, ...).
+        budget_s: Time budget of the whole program in seconds (``None`` = none): once this much
+            wall-clock time has passed, no fresh runner is started for the remaining tests
+            (after a test that timed out or crashed); they are settled as ``timeout`` with the
+            message "not run: ...". A program whose tests all loop then costs about
+            ``budget_s + timeout_s`` instead of ``timeout_s`` per test.
 
     Returns:
         A :class:`ProgramResult` with one :class:`TestResult` per test, in order. Failures of the
@@ -831,6 +840,9 @@ def run_tests(program: str, tests: Sequence[str], setup: str = "", *, timeout_s:
         raise ValueError(f"got {len(names)} test_names for {len(tests)} tests; pass one name "
                          "per test or none")
     _check_limits(timeout_s, memory_mb)
+    if budget_s is not None:
+        _check_limits(budget_s, memory_mb)
+    deadline = None if budget_s is None else time.monotonic() + budget_s
     out, err = _Tail(), _Tail()
     verdicts: list[TestResult | None] = [None] * len(tests)
     load: tuple[str, str, tuple[int, ...]] | None = None
@@ -838,6 +850,11 @@ def run_tests(program: str, tests: Sequence[str], setup: str = "", *, timeout_s:
     zygote = _POOL.acquire()
     try:
         for _ in range(len(tests) + 1):  # every runner settles >= 1 test or ends the run
+            if start and deadline is not None and time.monotonic() > deadline:
+                for i in range(start, len(tests)):
+                    verdicts[i] = TestResult(names[i], "timeout", f"not run: the program used its "
+                                             f"time budget of {budget_s:g} s", 0.0)
+                break
             if not zygote.healthy:
                 _POOL.release(zygote)  # closes it
                 zygote = _POOL.acquire()
@@ -885,7 +902,7 @@ def run_tests(program: str, tests: Sequence[str], setup: str = "", *, timeout_s:
 
 def run_batch(jobs: Sequence[Job], *, workers: int = 2, timeout_s: float = 5.0,
               memory_mb: int = 2048, progress: bool = False,
-              cache: ResultCache | None = None) -> list[ProgramResult]:
+              cache: ResultCache | None = None, budget_s: float | None = None) -> list[ProgramResult]:
     """Run many programs, ``workers`` at a time (one pre-started sandbox worker each).
 
     Args:
@@ -897,6 +914,8 @@ def run_batch(jobs: Sequence[Job], *, workers: int = 2, timeout_s: float = 5.0,
         progress: Show a tqdm progress bar on stderr.
         cache: A :class:`harness.cache.ResultCache`; jobs found in it are not run, new results
             are stored in it.
+        budget_s: Time budget per program, as in :func:`run_tests`, for the jobs without their
+            own ``budget_s``.
 
     Returns:
         One :class:`ProgramResult` per job, in the order of ``jobs``.
@@ -911,7 +930,8 @@ def run_batch(jobs: Sequence[Job], *, workers: int = 2, timeout_s: float = 5.0,
     _check_limits(timeout_s, memory_mb)
     jobs = list(jobs)
     limits = [timeout_s if job.timeout_s is None else job.timeout_s for job in jobs]
-    for limit in set(limits):
+    budgets = [budget_s if job.budget_s is None else job.budget_s for job in jobs]
+    for limit in set(limits) | {b for b in budgets if b is not None}:
         _check_limits(limit, memory_mb)
     results: list[ProgramResult | None] = [None] * len(jobs)
     keys: list[str | None] = [None] * len(jobs)
@@ -920,7 +940,7 @@ def run_batch(jobs: Sequence[Job], *, workers: int = 2, timeout_s: float = 5.0,
     for i, job in enumerate(jobs):
         if cache is not None:
             keys[i] = cache.key(job.program, job.tests, job.setup, timeout_s=limits[i],
-                                memory_mb=memory_mb)
+                                memory_mb=memory_mb, budget_s=budgets[i])
             if keys[i] in first_of:
                 continue
             first_of[keys[i]] = i
@@ -949,7 +969,7 @@ def run_batch(jobs: Sequence[Job], *, workers: int = 2, timeout_s: float = 5.0,
             job = jobs[i]
             try:
                 results[i] = run_tests(job.program, job.tests, job.setup, timeout_s=limits[i],
-                                       memory_mb=memory_mb)
+                                       memory_mb=memory_mb, budget_s=budgets[i])
                 if cache is not None:
                     cache.put(keys[i], results[i])
             except BaseException as exc:  # noqa: B036 - re-raised in the calling thread

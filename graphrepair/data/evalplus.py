@@ -25,8 +25,8 @@ from running the reference solution on every input:
    ``max(TIME_LIMIT_FLOOR_S, TIME_LIMIT_FACTOR * t)`` (EvalPlus: ``max(floor, factor × t)``), so a
    slow but correct problem is not a guaranteed timeout.
 
-The result is cached as JSON, content-addressed by the data file's SHA-256, this module's rules and
-the sandbox's version (:func:`harness.sandbox.harness_version`), under
+The result is cached as JSON, content-addressed by the data file's SHA-256, the code and limits
+that decide the tests, and the sandbox's version (:func:`harness.sandbox.harness_version`), under
 ``$GRAPHREPAIR_EVALPLUS_CACHE`` or ``~/.cache/graphrepair/evalplus``; building MbppPlus takes a few
 minutes once. MBPP+'s programs are the canonical solutions (without the prompt, like MBPP's
 ``code``); HumanEval+'s are ``prompt + canonical_solution`` (like HumanEval's).
@@ -82,7 +82,6 @@ REFERENCE_TASK_LIMIT_S = 300.0  # one reference process (all its inputs)
 REFERENCE_MEMORY_MB = 4096
 MAX_OUTPUT_BYTES = 1 << 16  # an output larger than this (pickled) makes no test
 MAX_TEST_CHARS = 1 << 14  # nor does a test whose text is longer
-_RULES_VERSION = "1"  # bump when the tests this module writes change
 ENV_VAR = "GRAPHREPAIR_EVALPLUS_CACHE"
 
 
@@ -211,7 +210,9 @@ def to_source(value: object) -> str:
     """Python source that evaluates to ``value`` (a literal, or ``float('nan')``-style calls).
 
     Handles ``None``, ``bool``, ``int``, ``float`` (non-finite ones too), ``complex``, ``str``,
-    ``bytes``, and ``list``/``tuple``/``set``/``frozenset``/``dict`` of those.
+    ``bytes``, and ``list``/``tuple``/``set``/``frozenset``/``dict`` of those; a ``dict``
+    subclass (``Counter``, ``defaultdict``, ``OrderedDict``) is written as the ``dict`` it
+    compares equal to.
 
     Raises:
         TypeError: any other type (e.g. an instance of a class the program defines).
@@ -233,7 +234,7 @@ def to_source(value: object) -> str:
         if t is frozenset:
             return "frozenset({" + ", ".join(items) + "})" if items else "frozenset()"
         return "{" + ", ".join(items) + "}" if items else "set()"
-    if t is dict:
+    if isinstance(value, dict):  # (subclasses too: a Counter equals the dict of its counts)
         return "{" + ", ".join(f"{to_source(k)}: {to_source(v)}" for k, v in value.items()) + "}"
     raise TypeError(f"cannot write a {t.__name__} as a Python literal")
 
@@ -242,12 +243,12 @@ def _same(a: object, b: object) -> bool:
     """Equality that counts NaN equal to NaN at the same place (for round-trip checks)."""
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if type(a) is not type(b):
         return False
     if isinstance(a, list | tuple):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     return a == b
 
 
@@ -509,6 +510,18 @@ def build_problems(tasks: Sequence[EvalPlusTask], dataset: str, *, workers: int 
     return problems, counts
 
 
+def _rules() -> str:
+    """Hash of what decides the tests: the code that reads, runs and writes them, and the limits."""
+    import inspect
+
+    parts = [inspect.getsource(f) for f in (read_tasks, mbpp_argument_types, to_source, task_tests,
+                                            oracle_mode, build_problems)]
+    parts += [CHECK_SOURCE, _WORKER, repr(_MBPP_ORACLES), repr((
+        TIME_LIMIT_FLOOR_S, TIME_LIMIT_FACTOR, REFERENCE_INPUT_LIMIT_S, REFERENCE_TASK_LIMIT_S,
+        REFERENCE_MEMORY_MB, MAX_OUTPUT_BYTES, MAX_TEST_CHARS))]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
 def _cache_dir() -> Path:
     env = os.environ.get(ENV_VAR)
     if env:
@@ -540,8 +553,7 @@ def load_evalplus(dataset: str, data_dir: str | os.PathLike | None = None) -> li
     path = ensure_file(filename, data_dir)
     from graphrepair.data.problems import DATA_FILES
 
-    rules = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
-    key = hashlib.sha256(json.dumps([DATA_FILES[filename].sha256, _RULES_VERSION, rules,
+    key = hashlib.sha256(json.dumps([DATA_FILES[filename].sha256, _rules(),
                                      harness_version()]).encode()).hexdigest()[:20]
     cached = _cache_dir() / f"{dataset}-{key}.json"
     if cached.is_file():

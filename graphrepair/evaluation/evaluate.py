@@ -34,6 +34,7 @@ from graphrepair.data.dataset import (
 )
 from graphrepair.data.problems import DataError
 from graphrepair.evaluation.report import report_plots, report_tables, summarize
+from graphrepair.feedback.informativeness import feedback_informativeness
 from graphrepair.loop.refine import ProgramState, Refiner, in_vocab_ceiling, refine, state_metrics
 from graphrepair.models import from_checkpoint
 from harness import runs
@@ -44,10 +45,10 @@ __all__ = ["evaluate", "evaluate_checkpoint", "find_checkpoint", "load_for_eval"
 
 log = logging.getLogger(__name__)
 
-RESULTS_SCHEMA = "graphrepair.evaluate/4"
+RESULTS_SCHEMA = "graphrepair.evaluate/5"
 """Version of ``results``; part of every unit's fingerprint, so a change recomputes old units
 (4: the refinement update rule compares texts and never changes an UNK input leaf; units carry
-``in_vocab_ceiling``)."""
+``in_vocab_ceiling``; 5: units carry ``feedback``)."""
 
 
 def evaluate(
@@ -173,7 +174,10 @@ def run_unit(refiner: Refiner, cfg: ExperimentConfig, data: PreparedData, pool: 
         per-iteration rows}, "in_vocab_ceiling": ..., "per_program": ...}``; rows hold the four
         metrics and ``program_runs`` (cumulative); ``in_vocab_ceiling`` is
         :func:`~graphrepair.loop.refine.in_vocab_ceiling` of the corrupted programs (the best
-        repair_accuracy, token_accuracy and exact_match a vocabulary-only model can reach). ``per_program`` keeps each program's outcome, for paired
+        repair_accuracy, token_accuracy and exact_match a vocabulary-only model can reach);
+        ``feedback`` is :func:`~graphrepair.feedback.informativeness.feedback_informativeness` of
+        the model's programs after its one-shot prediction (do their tests disagree, where does
+        Tarantula rank the faulty lines). ``per_program`` keeps each program's outcome, for paired
         comparisons of methods on the same programs (:mod:`graphrepair.evaluation.report`):
         ``{"task_ids": [n], "masked": [n] corrupted leaves, "leaves": [n], "methods": {name:
         {"one_shot" | "final": {"restored": [n] corrupted leaves back to the reference,
@@ -193,12 +197,15 @@ def run_unit(refiner: Refiner, cfg: ExperimentConfig, data: PreparedData, pool: 
     def outcomes(per_state: list[tuple[int, int, int, int]]) -> dict[str, list[int]]:
         return dict(zip(("restored", "correct", "exact", "passed"), map(list, zip(*per_state))))
 
+    informativeness: dict[str, dict] = {}
+
     def refined(group: list[ProgramState], **kwargs) -> tuple[list[dict], dict]:
         one_shot: list[tuple[int, int, int, int]] = []
 
         def keep_one_shot(k: int, states: list[ProgramState]) -> None:
             if k == 0:
                 one_shot.extend(outcome(s) for s in states)
+                informativeness.setdefault("one_shot", feedback_informativeness(states))
 
         rows = refine(refiner, group, iterations, progress=progress,
                       after_iteration=keep_one_shot, **kwargs)
@@ -228,13 +235,15 @@ def run_unit(refiner: Refiner, cfg: ExperimentConfig, data: PreparedData, pool: 
     return {"level": level, "corruption_seed": corruption_seed, "programs": len(states),
             "masked_leaves": int(sum(s.masked.sum() for s in states)),
             "seconds": round(time.perf_counter() - t0, 2), "methods": methods,
-            "in_vocab_ceiling": in_vocab_ceiling(states), "per_program": per_program}
+            "in_vocab_ceiling": in_vocab_ceiling(states), "feedback": informativeness.get("one_shot"),
+            "per_program": per_program}
 
 
 def _fingerprint(model, vocab, cfg, split, pool, iterations, zeroed) -> str:
     """Fingerprint of everything a (seed, level) result depends on, except the seed and level."""
     settings = {"vocab": vocab.to_dict(), "feedback": to_dict(cfg.feedback), "eligible": cfg.corruption.eligible,
                 "timeout_s": cfg.sandbox.timeout_s, "memory_mb": cfg.sandbox.memory_mb,
+                "budget_s": cfg.sandbox.budget_s,
                 "max_tests": cfg.data.max_tests, "max_iteration": cfg.train.trajectory_iterations,
                 "model": to_dict(cfg.model), "split": split, "tasks": [e.problem.task_id for e in pool],
                 "iterations": iterations, "feedback_zeroed": zeroed, "schema": RESULTS_SCHEMA}
@@ -283,8 +292,17 @@ def find_checkpoint(exp: str, runs_root: str | Path = "runs") -> Path:
         raise FileNotFoundError(f"{exc}; train it first: python -m graphrepair.train --exp {exp}") from None
 
 
-def load_for_eval(path: str | Path, data_dir: str | None = None, device: str = "cpu"):
+def load_for_eval(path: str | Path, data_dir: str | None = None, device: str = "cpu",
+                  dataset: str | None = None):
     """Load a checkpoint: (config, model with weights, prepared data encoded with its vocabulary).
+
+    Args:
+        path: the checkpoint.
+        data_dir: the dataset directory (default: the run's).
+        device: where the model goes.
+        dataset: evaluate on this dataset's splits instead of the run's (e.g. ``mbpp_plus`` for a
+            model trained on ``mbpp``: MBPP+ problems fall in the split of their MBPP originals,
+            so its test split holds the MBPP+ versions of MBPP test problems, each with ~100 tests).
 
     Raises:
         FileNotFoundError: no such checkpoint, or a dataset file is missing.
@@ -295,13 +313,17 @@ def load_for_eval(path: str | Path, data_dir: str | None = None, device: str = "
     cfg = loaded.config
     if data_dir:
         cfg.data.data_dir = data_dir
+    if dataset:
+        cfg.data.dataset = dataset
     data = prepare(cfg, vocab=loaded.vocab)
     return cfg, loaded.model, data
 
 
 def evaluate_checkpoint(path: str | Path, out_dir: str | Path | None = None, *,
-                        data_dir: str | None = None, device: str = "cpu", **kwargs):
-    """Load ``path`` and :func:`evaluate` it; the report goes to ``out_dir`` (default: beside it)."""
-    cfg, model, data = load_for_eval(path, data_dir, device)
+                        data_dir: str | None = None, device: str = "cpu", dataset: str | None = None,
+                        **kwargs):
+    """Load ``path`` (:func:`load_for_eval`) and :func:`evaluate` it; the report goes to
+    ``out_dir`` (default: beside it)."""
+    cfg, model, data = load_for_eval(path, data_dir, device, dataset)
     out = Path(out_dir) if out_dir else Path(path).parent / "eval"
     return evaluate(cfg, model, data, out, checkpoint=str(path), device=device, **kwargs)

@@ -111,6 +111,26 @@ def ceiling_summary(units: Sequence[dict]) -> tuple[dict[str, float], dict[str, 
     return {m: v[0] for m, v in stats.items()}, {m: v[1] for m, v in stats.items()}
 
 
+FEEDBACK_FIELDS = ("loads", "some_pass", "mixed", "faulty_rank", "faulty_top1", "executed_lines")
+"""The informativeness figures of :func:`~graphrepair.feedback.informativeness.feedback_informativeness`
+averaged over seeds."""
+
+
+def feedback_summary(units: Sequence[dict]) -> dict[str, float] | None:
+    """Mean over seeds of the units' ``feedback`` (:data:`FEEDBACK_FIELDS`, NaN-aware), or ``None``
+    when a unit has none (written by an older evaluate)."""
+    import math
+
+    if not units or any(u.get("feedback") is None for u in units):
+        return None
+    out = {}
+    for f in FEEDBACK_FIELDS:
+        values = [u["feedback"][f] for u in units if not math.isnan(u["feedback"][f])]
+        out[f] = sum(values) / len(values) if values else float("nan")
+    out["localizable"] = sum(u["feedback"]["localizable"] for u in units) / len(units)
+    return out
+
+
 def ceiling_cell(level: dict, metric: str) -> str:
     """The table cell of one level's in-vocabulary ceiling of ``metric`` (``"n/a"`` when absent).
 
@@ -241,6 +261,7 @@ def summarize(units: Sequence[dict]) -> dict[str, dict]:
         entry["in_vocab_ceiling"] = None if ceiling is None else ceiling[0]
         if ceiling is not None:
             entry["ci95"]["in_vocab_ceiling"] = ceiling[1]
+        entry["feedback"] = feedback_summary(us)
         entry["per_program"] = pool_programs(us)
         entry["paired"] = None if entry["per_program"] is None else paired_differences(entry["per_program"])
         out[lv] = entry
@@ -320,6 +341,8 @@ def report_tables(exp: str, results: dict) -> list[Table]:
     paired = _paired_table(exp, results)
     if paired is not None:
         tables.append(paired)
+    if all(r.get("feedback") for r in levels.values()):
+        tables.append(_feedback_table(levels))
     for lv, r in levels.items():
         detail = [[f"iteration {i}", *[ci_cell(h[m], c[m]) for m in METRICS], f"{h['program_runs']:.0f}"]
                   for i, (h, c) in enumerate(zip(r["per_iteration"], r["ci95"]["per_iteration"]))]
@@ -343,6 +366,26 @@ def report_tables(exp: str, results: dict) -> list[Table]:
 _CEILING_NOTE = ("In-vocabulary ceiling: the best value any model that writes only vocabulary texts "
                  "can reach on the same corrupted programs (a corrupted leaf whose reference text is "
                  "out of the vocabulary cannot be restored).")
+
+
+def _feedback_table(levels: dict) -> Table:
+    """"Test feedback after the one-shot prediction" (:func:`feedback_summary` of every level)."""
+    rows = [[level_label(lv), f["loads"], f["some_pass"], f["mixed"], f["localizable"],
+             f["faulty_rank"], f["faulty_top1"], f["executed_lines"]]
+            for lv, f in ((lv, r["feedback"]) for lv, r in levels.items())]
+    return Table("Test feedback after the one-shot prediction",
+                 ["Corruption", "Programs that load", "≥ 1 test passes", "Tests disagree",
+                  "Localizable programs", "Tarantula rank of a faulty line", "Faulty line first",
+                  "Lines ranked"], rows,
+                 caption="The model's programs after iteration 0, means over seeds. Tests disagree: at "
+                         "least one test passes and one does not (without that, every executed line "
+                         "ties under Tarantula). Over localizable programs (they load, some corrupted "
+                         "leaf is still wrong, some test does not pass): the best average rank (1 = "
+                         "most suspicious, ties averaged) of a line holding a wrong leaf among the "
+                         "executed lines, and the chance that such a line comes first under random "
+                         "tie-breaking.",
+                 formats={c: "{:.1f}" for c in ("Localizable programs", "Tarantula rank of a faulty line",
+                                               "Lines ranked")})
 
 
 def _paired_table(exp: str, results: dict) -> Table | None:

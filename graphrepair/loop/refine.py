@@ -194,8 +194,10 @@ class Refiner:
         model: a refiner returning leaf logits ``[L, V]`` for a batch (see
             :class:`graphrepair.models.guided_unet.GuidedIterativeGraphUNet`).
         vocab: the vocabulary the model was trained with.
-        timeout_s: per-test limit in seconds; memory_mb: per-program limit in MiB; workers:
-            concurrent sandbox processes.
+        timeout_s: per-test limit in seconds (a problem's own ``timeout_s`` wins); memory_mb:
+            per-program limit in MiB; workers: concurrent sandbox processes.
+        budget_s: time budget of one program's tests in seconds (``None`` = none;
+            :func:`harness.sandbox.run_tests`).
         max_tests: tests per program fed back to the model.
         min_confidence: policy threshold for iterations >= 1 (see module docstring).
         max_iteration: the iteration feature given to the model saturates here. Set it to the last
@@ -221,6 +223,7 @@ class Refiner:
         timeout_s: float = 3.0,
         memory_mb: int = 2048,
         workers: int = 2,
+        budget_s: float | None = None,
         max_tests: int = 100,
         min_confidence: float = 0.5,
         max_iteration: int = 15,
@@ -231,6 +234,7 @@ class Refiner:
     ) -> None:
         self.model, self.vocab = model, vocab
         self.timeout_s, self.memory_mb, self.workers = timeout_s, memory_mb, workers
+        self.budget_s = budget_s
         self.max_tests, self.min_confidence = max_tests, min_confidence
         self.max_iteration = max_iteration
         self.device = torch.device(device)
@@ -263,7 +267,7 @@ class Refiner:
         return cls(
             model, vocab, timeout_s=cfg.sandbox.timeout_s, memory_mb=cfg.sandbox.memory_mb,
             workers=cfg.sandbox.workers or max(1, (os.cpu_count() or 1) // local_world_size()),
-            max_tests=cfg.data.max_tests,
+            budget_s=cfg.sandbox.budget_s or None, max_tests=cfg.data.max_tests,
             min_confidence=cfg.feedback.min_confidence,
             max_iteration=cfg.train.trajectory_iterations - 1, device=device,
             variant=model_variant(cfg.model.name), signal=cfg.feedback.signal,
@@ -370,7 +374,7 @@ class Refiner:
                     tests=tuple(s.enc.problem.tests[: self.max_tests]), setup=s.enc.problem.setup,
                     timeout_s=s.enc.problem.timeout_s)
                 for s in states]
-        results = run_batch(jobs, workers=self.workers, timeout_s=self.timeout_s,
+        results = run_batch(jobs, workers=self.workers, timeout_s=self.timeout_s, budget_s=self.budget_s,
                             memory_mb=self.memory_mb, progress=progress, cache=self.cache)
         for s, result in zip(states, results, strict=True):
             s.result = result

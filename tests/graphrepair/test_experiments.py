@@ -81,3 +81,14 @@ def test_descriptions_follow_the_resolved_configuration():
     assert "3 epochs" in text and "4 epochs" not in text and "20 test programs" in text
     for exp in available_experiments(CONFIG_DIR):
         assert "{" not in describe(load_config(exp)), exp
+
+
+@pytest.mark.parametrize("exp,base", [("3d_plus", "3d"), ("4_plus", "4"), ("3d_plus_cpu", "3d_cpu")])
+def test_mbpp_plus_experiments_change_only_the_dataset(exp, base):
+    from harness.config import to_dict
+
+    plus, original = to_dict(load_config(exp)), to_dict(load_config(base))
+    assert plus["data"].pop("dataset") == "mbpp_plus" and original["data"].pop("dataset") == "mbpp"
+    for cfg in (plus, original):
+        cfg.pop("description"), cfg.pop("exp", None)
+    assert plus == original

@@ -150,6 +150,21 @@ def test_timeout_is_reported_and_later_tests_still_run():
     assert result.tests[2].covered_lines == (2, 3)  # measured in the fresh child
 
 
+def test_a_time_budget_stops_a_program_that_loops_on_every_test():
+    tests = ["assert is_woodall(1) == True"] + ["while True: pass"] * 6
+    start = time.monotonic()
+    result = run_tests(WOODALL, tests, timeout_s=0.5, budget_s=1.2)
+    assert time.monotonic() - start < 4.0  # ~budget + one timeout, not 6 timeouts
+    got = outcomes(result)
+    assert got[0] == "passed" and set(got[1:]) == {"timeout"}
+    skipped = [t for t in result.tests if t.message.startswith("not run: the program used its time budget of 1.2 s")]
+    assert 2 <= len(skipped) <= 4 and all(t.duration_s == 0.0 for t in skipped)
+    # per job, in a batch: the job's own limit and budget win over the batch's
+    fast = run_batch([Job("a", WOODALL, tests[:3], timeout_s=0.3, budget_s=0.2)], timeout_s=5.0)[0]
+    assert [t.outcome for t in fast.tests] == ["passed", "timeout", "timeout"]
+    assert fast.tests[2].message.startswith("not run") and fast.tests[1].duration_s < 2.0
+
+
 SPIN = ("def spin(n):\n"       # 1
         "    i = 0\n"            # 2
         "    while n > 0:\n"     # 3

@@ -202,3 +202,10 @@ def test_mbpp_plus_falls_in_the_split_of_its_mbpp_original():
     same = split_problems([Problem(task_id=f"a/{i}", source="", tests=(), split_key=f"k{i}") for i in range(30)])
     again = split_problems([Problem(task_id=f"k{i}", source="", tests=()) for i in range(30)])
     assert [p.split_key for p in same["test"]] == [p.task_id for p in again["test"]]
+
+
+def test_a_counter_output_is_written_as_the_dict_it_equals():
+    from collections import Counter
+
+    assert eval(to_source(Counter("abca"))) == {"a": 2, "b": 1, "c": 1}  # noqa: S307
+    assert evalplus._same({"a": 2}, Counter({"a": 2}))
