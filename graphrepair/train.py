@@ -48,8 +48,8 @@ import numpy as np
 import torch.distributed as dist
 
 from graphrepair.config import CONFIG_DIR, ExperimentConfig, load_config
-from graphrepair.evaluation.compare import compare
 from graphrepair.data.dataset import draw_training_problems, duplication, prepare
+from graphrepair.evaluation.compare import compare
 from graphrepair.evaluation.evaluate import evaluate, find_checkpoint
 from graphrepair.graphs.vocab import Vocabulary
 from graphrepair.loop.refine import Refiner
@@ -121,10 +121,12 @@ def resolve_run(exp: str | None, overrides: list[str], *, run_dir: str | None = 
     if seeds is not None and seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     if resume:
-        if exp or run_dir or seeds is not None:
+        if exp or run_dir:
             raise ConfigError(f"--resume {resume} continues the run in that directory with its own "
-                              "experiment and configuration: drop --exp, --run-dir and --seeds (a "
-                              "seed group's runs are resumed one by one: --resume GROUP/seed<S>)")
+                              "experiment and configuration: drop --exp and --run-dir")
+        if seeds is not None:
+            raise ConfigError("--seeds starts a new seed group; a seed group's runs are resumed one "
+                              "by one: --resume GROUP/seed<S>, without --seeds")
         path = runs.claim_run_dir(resume, resume=True)
         cfg, changes = runs.resume_config(path, ExperimentConfig, overrides, EXTENDABLE)
     else:

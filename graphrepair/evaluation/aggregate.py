@@ -114,8 +114,12 @@ def group_reports(reports: Sequence[dict], *, aggregate: bool = True) -> list[li
                 + ": a mean over training seeds counts each seed once; give each run once (to "
                   "tabulate every run as its own row, use --per-run)")
         row.append(rep)
-    seed_order = lambda r: (train_seed(r) is None, train_seed(r) if isinstance(train_seed(r), int) else 0)  # noqa: E731
-    return [sorted(row, key=seed_order) for row in rows.values()]
+    return [sorted(row, key=_seed_order) for row in rows.values()]
+
+
+def _seed_order(report: dict) -> tuple[bool, int]:
+    seed = train_seed(report)
+    return (not isinstance(seed, int), seed if isinstance(seed, int) else 0)
 
 
 def _numbers(rows: Sequence[dict]) -> list[dict]:
