@@ -204,7 +204,8 @@ def add_heldout_split(
 
 
 def _removal_text(by_kind: dict[str, dict[str, int]], cfg: ExperimentConfig) -> str:
-    """``"val 13 + 7, test 9 + 14 (equal normalised AST + token similarity >= 0.9)"``."""
+    """Per split except train: ``"<split> <removed by equal normalised AST> + <removed by token
+    similarity>"``, then what the two numbers are."""
     if not cfg.data.dedup:
         return "none (data.dedup is off)"
     splits = {k: v for k, v in by_kind.items() if k != "train"}

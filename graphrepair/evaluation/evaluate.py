@@ -269,7 +269,7 @@ def _notes(cfg: ExperimentConfig, results: dict, data: PreparedData) -> list[str
 
 
 def _removed_text(data: PreparedData, cfg: ExperimentConfig, split: str) -> str:
-    """``"12 (3 equal normalised AST, 9 token similarity >= 0.9)"``: the removed programs of ``split``."""
+    """The programs of ``split`` removed as near-duplicates, in all and per criterion."""
     kinds = data.near_duplicates_by_kind.get(split, {})
     text = str(data.near_duplicates_removed.get(split, 0))
     if not kinds or cfg.data.near_duplicate_similarity is None:
