@@ -19,15 +19,14 @@ experiment id say in what they differ.
   (:func:`graphrepair.evaluation.aggregate.paired_between`);
 * "Improvement over one-shot": each row's final minus one-shot value of the model and of the
   feedback-zeroed baseline on the same programs, with a paired-bootstrap 95% CI over programs
-  (:func:`graphrepair.evaluation.aggregate.paired_improvement`).
+  (:func:`graphrepair.evaluation.aggregate.paired_improvement`);
+* ``comparison.png``: grouped bars of one-shot and final repair_accuracy per level for each
+  experiment and its feedback-zeroed baseline (95% CI error bars where there are several seeds),
+  the unigram baseline as a dashed line.
 
 The paired tables pool a row's per-program outcomes over its runs and corruption seeds; they need
 the per-program outcomes that reports carry since evaluate kept them, and a report without them is
 named with "evaluate again".
-
-* ``comparison.png``: grouped bars of one-shot and final repair_accuracy per level for each
-  experiment and its feedback-zeroed baseline (95% CI error bars where there are several seeds),
-  the unigram baseline as a dashed line.
 
 Runs evaluated on different inputs are still tabulated, with a warning in the file: their rows are
 not comparable.
@@ -57,7 +56,7 @@ from graphrepair.evaluation.report import (
 )
 from harness.io import atomic_write_text
 from harness.report import Estimate, Interval, Table, ci_cell, grouped_bar_plot, markdown_table
-from harness.seeds import is_seed_group, seed_group_runs
+from harness.seeds import is_seed_group, read_seed_group
 
 __all__ = ["compare", "expand_runs", "load_report"]
 
@@ -203,23 +202,27 @@ def _interval(rows: Sequence[dict]) -> Interval:
 
 
 def expand_runs(runs: Sequence[str | Path]) -> list[Path]:
-    """``runs`` with every seed group directory replaced by its runs (:func:`harness.seeds.seed_group_runs`).
+    """``runs`` with every seed group directory replaced by its runs, in seed order
+    (:func:`harness.seeds.read_seed_group`).
 
     Raises:
-        FileNotFoundError: a seed group's run has no directory; ValueError: a malformed ``seeds.json``.
+        FileNotFoundError: a seed group's run has no directory (the message says how to train it).
+        ValueError: a malformed ``seeds.json``.
     """
     out = []
     for run in map(Path, runs):
         if not is_seed_group(run):
             out.append(run)
             continue
-        for seed_run in seed_group_runs(run):
-            if not seed_run.is_dir():
+        meta = read_seed_group(run)
+        for seed, name in zip(meta["seeds"], meta["runs"]):
+            if not (run / name).is_dir():
                 raise FileNotFoundError(
-                    f"seed group {run}: {seed_run} does not exist (the group was interrupted before "
-                    f"this seed); train it with --set train.seed=<S> --run-dir {seed_run}, or pass "
-                    f"the group's finished runs one by one")
-            out.append(seed_run)
+                    f"seed group {run}: {run / name} does not exist (the group was interrupted before "
+                    f"this seed); train it with --exp {meta.get('exp', '<ID>')} --set "
+                    f"train.seed={seed} --run-dir {run / name}, or pass the group's finished runs "
+                    f"one by one")
+            out.append(run / name)
     return out
 
 

@@ -68,7 +68,7 @@ def test_a_seed_group_directory_stands_for_its_runs(seeds, tmp_path, capsys):
     write_seed_group(tmp_path, "3d", [0, 1, 2], ["test"])  # seed 2 never started
     assert main([str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert f"{tmp_path / 'seed2'} does not exist" in err and "--set train.seed=<S>" in err
+    assert f"{tmp_path / 'seed2'} does not exist" in err and "--exp 3d --set train.seed=2 --run-dir" in err
 
 
 def test_the_same_seed_twice_is_an_error_naming_both_files_unless_per_run(seeds, tmp_path, capsys):
