@@ -44,8 +44,13 @@ class DataConfig:
         vocab_min_freq: leaf texts seen fewer times in the training split map to UNK (then
             training sees real UNK inputs, whose targets are ignored by the loss, and the UNK
             embedding is trained; see also ``train.unk_replacement``).
-        dedup: remove from val/test the programs that near-duplicate a training program
-            (normalised-AST hash, :mod:`graphrepair.data.dedup`).
+        dedup: remove from val/test the programs that near-duplicate a program of an earlier
+            split (train, then val): equal normalised ASTs, or normalised token sequences at least
+            ``near_duplicate_similarity`` similar (:mod:`graphrepair.data.dedup`). Changing either
+            changes the val/test programs, and so every evaluation's inputs.
+        near_duplicate_similarity: the token-similarity threshold in (0, 1]
+            (:func:`graphrepair.data.dedup.token_similarity` of the normalised leaf-token
+            sequences); ``null``: the normalised-AST criterion only.
     """
 
     dataset: Literal["mbpp", "sanitized-mbpp", "humaneval", "mbpp_plus", "humaneval_plus",
@@ -59,8 +64,12 @@ class DataConfig:
     max_tests: int = 100
     vocab_min_freq: int = 1
     dedup: bool = True
+    near_duplicate_similarity: float | None = 0.9
 
     def __post_init__(self) -> None:
+        if self.near_duplicate_similarity is not None:
+            check_range("near_duplicate_similarity", self.near_duplicate_similarity, low=0, high=1,
+                        low_open=True)
         for name in ("train_samples", "val_samples", "max_nodes", "max_tests", "vocab_min_freq"):
             check_range(name, getattr(self, name), low=1)
         if len(self.split_fractions) != 3 or any(f < 0 for f in self.split_fractions) \

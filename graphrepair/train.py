@@ -5,6 +5,7 @@ Usage::
     python -m graphrepair.train --exp 3d [--set train.epochs=10 --set data.train_samples=200 ...]
                                 [--data-dir DIR] [--run-dir DIR [--force]] [--no-eval]
     python -m graphrepair.train --resume RUN_DIR [--set train.epochs=N] [--set train.patience=N]
+    python -m graphrepair.train --exp 3d --seeds N [...]       # N runs, train.seed + 0..N-1
     torchrun --standalone --nproc_per_node=N -m graphrepair.train --exp 3d [...]   # DDP, N ranks
 
 Writes ``runs/<exp>-<UTC time>/`` (or ``--run-dir``): ``config.yaml`` (resolved), ``run.json``
@@ -18,6 +19,14 @@ Nothing is written before the configuration, the device and the model name were 
 with; ``--set train.epochs=N`` / ``train.patience=N`` extend it (recorded in ``run.json`` and
 ``config.yaml``), any other key is an error.
 
+``--seeds N`` trains N runs of the configuration one after the other, run ``k`` with training seed
+``train.seed + k``, each an ordinary run directory inside one *seed group* directory
+(``<run_root>/<exp>-<UTC time>/seed<S>/``, or ``--run-dir GROUP``; layout, ``seeds.json`` and how
+to continue an interrupted group: :mod:`harness.seeds`). The evaluation inputs do not depend on the
+training seed, so every seed is evaluated on the same corrupted programs. At the end the group is
+tabulated (``GROUP/comparison.md``: mean ± Student-t 95% CI over the training seeds, see
+:mod:`graphrepair.evaluation.compare`). ``--force`` replaces a group in ``--run-dir``.
+
 Under torchrun (see :mod:`harness.trainer`) every rank loads the data and trains on its share of
 each epoch's samples (``data.train_samples`` is per epoch over all ranks, ``train.batch_size`` per
 rank, each rank with its own sandbox workers); rank 0 picks the run directory name (broadcast to
@@ -29,6 +38,7 @@ directory, dataset, checkpoint), 3 the environment (CUDA asked for but not avail
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import sys
@@ -39,6 +49,7 @@ import torch.distributed as dist
 
 from graphrepair.config import CONFIG_DIR, ExperimentConfig, load_config
 from graphrepair.data.dataset import draw_training_problems, duplication, prepare
+from graphrepair.evaluation.compare import compare
 from graphrepair.evaluation.evaluate import evaluate, find_checkpoint
 from graphrepair.graphs.vocab import Vocabulary
 from graphrepair.loop.refine import Refiner
@@ -50,6 +61,7 @@ from harness.checkpoint import load_checkpoint, load_weights
 from harness.cli import experiment_parser, is_master, resolve_device, run_cli, setup_logging
 from harness.config import ConfigError, describe, save_resolved, to_dict
 from harness.io import atomic_write_json
+from harness.seeds import claim_seed_group, run_seeds, seed_values
 from harness.trainer import (
     Trainer,
     TrainerConfig,
@@ -58,7 +70,7 @@ from harness.trainer import (
     seed_everything,
 )
 
-__all__ = ["EXTENDABLE", "main", "resolve_checkpoint", "resolve_run", "run"]
+__all__ = ["EXTENDABLE", "main", "resolve_checkpoint", "resolve_run", "run", "with_seed"]
 
 log = logging.getLogger("graphrepair.train")
 
@@ -83,7 +95,7 @@ def resolve_checkpoint(spec: str, run_root: str | os.PathLike) -> Path:
 
 def resolve_run(exp: str | None, overrides: list[str], *, run_dir: str | None = None,
                 resume: str | None = None, force: bool = False, data_dir: str | None = None,
-                master: bool = True) -> tuple[ExperimentConfig, Path, dict]:
+                master: bool = True, seeds: int | None = None) -> tuple[ExperimentConfig, Path, dict]:
     """The checked configuration and run directory of a training command; nothing is written.
 
     Args:
@@ -91,22 +103,30 @@ def resolve_run(exp: str | None, overrides: list[str], *, run_dir: str | None = 
         run_dir, resume, force: ``--run-dir``, ``--resume``, ``--force``.
         data_dir: ``--data-dir`` (not part of the run: it may differ on resume).
         master: rank 0 (only it deletes a run replaced with ``force``).
+        seeds: ``--seeds``: the directory is a seed group (:func:`harness.seeds.claim_seed_group`).
 
     Returns:
-        (configuration, run directory, the keys a resume changed with their new values).
+        (configuration, run or seed group directory, the keys a resume changed with their new values).
 
     Raises:
-        ConfigError: no ``--exp``; ``--exp``/``--run-dir`` given with ``--resume``; an override a
-            resume may not change; an invalid configuration or value; an unknown model.
-        harness.runs.RunDirError: the run directory holds a run (no ``--force``), or is not empty.
+        ConfigError: no ``--exp``; ``--exp``/``--run-dir``/``--seeds`` given with ``--resume``; an
+            override a resume may not change; an invalid configuration or value; an unknown
+            model; ``seeds < 1``.
+        harness.runs.RunDirError: the directory holds a run or a seed group (no ``--force``), or
+            is not empty.
         FileNotFoundError: ``--resume`` of a directory without ``last.pt``.
         harness.cli.EnvironmentProblem: ``train.device`` is CUDA without CUDA.
     """
     changes: dict = {}
+    if seeds is not None and seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     if resume:
         if exp or run_dir:
             raise ConfigError(f"--resume {resume} continues the run in that directory with its own "
                               "experiment and configuration: drop --exp and --run-dir")
+        if seeds is not None:
+            raise ConfigError("--seeds starts a new seed group; a seed group's runs are resumed one "
+                              "by one: --resume GROUP/seed<S>, without --seeds")
         path = runs.claim_run_dir(resume, resume=True)
         cfg, changes = runs.resume_config(path, ExperimentConfig, overrides, EXTENDABLE)
     else:
@@ -116,7 +136,10 @@ def resolve_run(exp: str | None, overrides: list[str], *, run_dir: str | None = 
         cfg = load_config(exp, overrides)
         path = Path(run_dir) if run_dir else runs.timestamped_run_dir(cfg.run_root, cfg.exp)
         if master or not force:
-            runs.claim_run_dir(path, force=force)
+            if seeds is None:
+                runs.claim_run_dir(path, force=force)
+            else:
+                claim_seed_group(path, force=force)
     if data_dir:
         cfg.data.data_dir = data_dir
     model_class(cfg.model.name)
@@ -215,11 +238,22 @@ def run(cfg: ExperimentConfig, run_dir: Path, *, resume: bool = False, do_eval: 
     return out
 
 
+def with_seed(cfg: ExperimentConfig, seed: int) -> ExperimentConfig:
+    """A copy of ``cfg`` with ``train.seed = seed`` (one run of a seed group)."""
+    out = copy.deepcopy(cfg)
+    out.train.seed = seed
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point (see module docstring). Returns the process exit code."""
     ap = experiment_parser("python -m graphrepair.train",
                            "Train a graphrepair refiner and evaluate its best checkpoint.", CONFIG_DIR)
     ap.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+    ap.add_argument("--seeds", type=int, metavar="N",
+                    help="train N runs, with training seeds train.seed + 0..N-1, one after the other "
+                         "in one directory (<run_root>/<exp>-<UTC time>/seed<S>/, or --run-dir), "
+                         "and tabulate them: mean and 95%% CI over the seeds")
     args = ap.parse_args(argv)
     setup_logging()
     command = sys.argv if argv is None else ["graphrepair.train", *argv]
@@ -230,7 +264,7 @@ def _main(args, command: list[str]) -> int:
     master = is_master()
     cfg, run_dir, changes = resolve_run(
         args.exp, args.overrides, run_dir=args.run_dir, resume=args.resume, force=args.force,
-        data_dir=args.data_dir, master=master)
+        data_dir=args.data_dir, master=master, seeds=args.seeds)
     try:
         ctx = init_distributed(cfg.train.device)
         if ctx.ddp:  # the name is stamped with rank 0's clock: every rank must use rank 0's
@@ -239,7 +273,10 @@ def _main(args, command: list[str]) -> int:
             run_dir = Path(name[0])
         if ctx.master:
             print(f"experiment {cfg.exp}: {describe(cfg)}")
-            print(f"run directory: {run_dir}")
+            print(f"{'seed group' if args.seeds else 'run'} directory: {run_dir}")
+        if args.seeds:
+            return _train_seeds(cfg, run_dir, args.seeds, do_eval=not args.no_eval, argv=command,
+                                master=ctx.master)
         out = run(cfg, run_dir, resume=bool(args.resume), do_eval=not args.no_eval, argv=command,
                   changes=changes)
     finally:
@@ -251,6 +288,27 @@ def _main(args, command: list[str]) -> int:
         print(out["table"])
         print(f"report: {out['report_md']}\n        {out['report_json']}")
     print(f"best checkpoint: {out['best']}")
+    return 0
+
+
+def _train_seeds(cfg: ExperimentConfig, group: Path, n: int, *, do_eval: bool, argv: list[str],
+                 master: bool) -> int:
+    """``--seeds N``: one run per training seed in ``group``, then the group's comparison table."""
+    seeds = seed_values(cfg.train.seed, n)
+    outs = run_seeds(group, cfg.exp, seeds,
+                     lambda seed, run_dir: run(with_seed(cfg, seed), run_dir, do_eval=do_eval, argv=argv),
+                     argv=argv, master=master)
+    if not master:
+        return 0
+    for seed, out in zip(seeds, outs):
+        print(f"train.seed={seed}: best checkpoint {out['best']}")
+    if do_eval:
+        md_path, _, md = compare([group], group)
+        print()
+        print(md)
+        print(f"comparison of the {n} seeds: {md_path}")
+    else:
+        print(f"evaluate each seed, then compare them: python -m graphrepair.compare {group}")
     return 0
 
 

@@ -4,6 +4,13 @@ The split is by problem (:func:`graphrepair.data.problems.split_problems`); the 
 training split only and reused, unchanged, when a checkpoint is evaluated. Programs whose graph has
 more than ``data.max_nodes`` nodes are left out and counted.
 
+Val and test programs that near-duplicate a program of an earlier split are removed
+(``data.dedup``, ``data.near_duplicate_similarity``; :mod:`graphrepair.data.dedup`), counted per
+split and criterion, and each removal is listed with the program it duplicates
+(:meth:`PreparedData.summary`, the run's ``data.json``). The removal decides which programs are
+evaluated; the graph cache's encoded entries are keyed by every split's task ids
+(:meth:`graphrepair.graphs.cache.GraphCache.encoded`), so a changed removal is a cache miss.
+
 A *held-out* split from another dataset (``humaneval`` for a model trained on MBPP) is built only
 when asked (:func:`add_heldout_split`, or ``prepare(..., extra_splits=("humaneval",))``): encoded
 with the training vocabulary (its unknown leaves counted), near-duplicates of training programs
@@ -20,7 +27,7 @@ import numpy as np
 
 from graphrepair.config import ExperimentConfig
 from graphrepair.data.corruption import corrupt, corruption_rng
-from graphrepair.data.dedup import deduplicate_splits, normalized_hash
+from graphrepair.data.dedup import KINDS, Deduplicated, deduplicate_splits, normalized_hash
 from graphrepair.data.problems import SPLIT_LIKE, DataError, load_problems, split_like, split_problems
 from graphrepair.features.encoding import EncodedProgram
 from graphrepair.graphs.cache import GraphCache
@@ -45,7 +52,11 @@ class PreparedData:
         oov_rate: fraction of leaf tokens mapped to UNK, per split.
         skipped: programs left out per split (graph larger than ``max_nodes``).
         near_duplicates_removed: programs removed per split because they near-duplicate a program
-            of an earlier split (see :mod:`graphrepair.data.dedup`).
+            of an earlier split, by either criterion (see :mod:`graphrepair.data.dedup`).
+        near_duplicates_by_kind: the same per split and criterion: ``{split: {"normalised_ast":
+            n, "token_similarity": m}}``.
+        near_duplicates: one record per removed program: ``{"task_id", "split", "kind",
+            "duplicates": task id of the earlier program, "duplicates_split", "similarity"}``.
         unigram: most frequent eligible leaf text of the training split (the unigram baseline's guess).
         unknown: held-out splits' :class:`~graphrepair.graphs.vocab.UnknownReport` (leaves mapped to UNK).
     """
@@ -57,6 +68,18 @@ class PreparedData:
     near_duplicates_removed: dict[str, int] = field(default_factory=dict)
     unigram: str = ""
     unknown: dict[str, UnknownReport] = field(default_factory=dict)
+    near_duplicates_by_kind: dict[str, dict[str, int]] = field(default_factory=dict)
+    near_duplicates: list[dict] = field(default_factory=list)
+
+    def record_removals(self, dedup: Deduplicated) -> None:
+        """Add the counts and records of ``dedup`` (its items are problems) for each of its splits."""
+        for name, counts in dedup.removed_by_kind().items():
+            self.near_duplicates_by_kind[name] = counts
+            self.near_duplicates_removed[name] = sum(counts.values())
+        self.near_duplicates += [
+            {"task_id": r.item.task_id, "split": r.split, "kind": r.kind,
+             "duplicates": r.match.task_id, "duplicates_split": r.match_split,
+             "similarity": round(r.similarity, 4)} for r in dedup.removals]
 
     def summary(self) -> dict:
         """Split sizes, OOV rates, removed programs and vocabulary size (for the run's metadata)."""
@@ -66,6 +89,8 @@ class PreparedData:
             "oov_rate": self.oov_rate,
             "skipped_over_max_nodes": self.skipped,
             "near_duplicates_removed": self.near_duplicates_removed,
+            "near_duplicates_by_kind": self.near_duplicates_by_kind,
+            "near_duplicates": self.near_duplicates,
         }
 
 
@@ -107,9 +132,10 @@ def prepare(
                 kept.append((p, g))
         graphs[name] = kept
         skipped[name] = len(probs) - len(kept)
-    removed = {name: 0 for name in graphs}
+    dedup = Deduplicated({name: list(pairs) for name, pairs in graphs.items()})
     if cfg.data.dedup:
-        graphs, removed = deduplicate_splits(graphs)
+        dedup = deduplicate_splits(graphs, similarity=cfg.data.near_duplicate_similarity)
+    graphs = dedup.splits
     if vocab is None:
         vocab = Vocabulary.build((g for _, g in graphs["train"]), min_freq=cfg.data.vocab_min_freq)
     splits = cache.encoded(graphs, vocab, cfg.corruption.eligible)
@@ -118,13 +144,15 @@ def prepare(
         t for enc in splits["train"] for t, e in zip(enc.orig_texts, enc.eligible) if e
     )
     unigram = counts.most_common(1)[0][0] if counts else ""
+    data = PreparedData(vocab, splits, oov, skipped, unigram=unigram)
+    data.record_removals(dedup)
     log.info(
         "data %s: %s programs (skipped > %d nodes: %s; near-duplicates of an earlier split "
         "removed: %s), vocabulary %d, OOV %s",
         cfg.data.dataset, {k: len(v) for k, v in splits.items()}, cfg.data.max_nodes, skipped,
-        removed, len(vocab), {k: f"{v:.1%}" for k, v in oov.items()},
+        _removal_text(data.near_duplicates_by_kind, cfg), len(vocab),
+        {k: f"{v:.1%}" for k, v in oov.items()},
     )
-    data = PreparedData(vocab, splits, oov, skipped, removed, unigram)
     for name in extra_splits:
         add_heldout_split(cfg, data, name, cache)
     return data
@@ -165,16 +193,32 @@ def add_heldout_split(
              if g.num_nodes <= cfg.data.max_nodes]
     data.skipped[name] = len(problems) - len(pairs)
     train = [(enc.problem, enc.graph) for enc in data.splits["train"]]
-    kept, removed = deduplicate_splits({"train": train, name: pairs}, order=("train", name))
-    data.near_duplicates_removed[name] = removed[name]
+    dedup = deduplicate_splits({"train": train, name: pairs}, order=("train", name),
+                               similarity=cfg.data.near_duplicate_similarity)
+    data.record_removals(dedup)
+    kept = dedup.splits
     graphs = [g for _, g in kept[name]]
     data.unknown[name] = data.vocab.apply(graphs, label=f"held-out split {name}")[1]
     data.oov_rate[name] = data.unknown[name].rate
     data.splits[name] = cache.encoded({name: kept[name]}, data.vocab, cfg.corruption.eligible)[name]
-    log.info("held-out split %s: %d of %d problems (%d over %d nodes, %d near-duplicates of "
-             "training programs removed), OOV %.1f%%", name, len(data.splits[name]), len(problems),
-             data.skipped[name], cfg.data.max_nodes, removed[name], data.oov_rate[name] * 100)
+    log.info("held-out split %s: %d of %d problems (%d over %d nodes; near-duplicates of "
+             "training programs removed: %s), OOV %.1f%%", name, len(data.splits[name]), len(problems),
+             data.skipped[name], cfg.data.max_nodes,
+             _removal_text({name: data.near_duplicates_by_kind[name]}, cfg), data.oov_rate[name] * 100)
     return data.splits[name]
+
+
+def _removal_text(by_kind: dict[str, dict[str, int]], cfg: ExperimentConfig) -> str:
+    """Per split except train: ``"<split> <removed by equal normalised AST> + <removed by token
+    similarity>"``, then what the two numbers are."""
+    if not cfg.data.dedup:
+        return "none (data.dedup is off)"
+    splits = {k: v for k, v in by_kind.items() if k != "train"}
+    threshold = cfg.data.near_duplicate_similarity
+    if threshold is None:
+        return ", ".join(f"{k} {v[KINDS[0]]}" for k, v in splits.items()) + " (equal normalised AST)"
+    return (", ".join(f"{k} {v[KINDS[0]]} + {v[KINDS[1]]}" for k, v in splits.items())
+            + f" (equal normalised AST + normalised token similarity >= {threshold:g})")
 
 
 def fixed_states(

@@ -1,20 +1,32 @@
 """One table across experiments: the "Full Comparison" table of the Phase 1.5 record, with baselines.
 
 :func:`compare` reads the ``report.json`` of each run (:func:`load_report`: a run directory, its
-``eval/`` directory, or the file itself) and writes ``comparison.md`` and ``comparison.png`` into
-an output directory:
+``eval/`` directory, or the file itself; a seed group directory of ``train --seeds`` stands for its
+runs, :mod:`harness.seeds`) and writes ``comparison.md`` and ``comparison.png`` into an output
+directory. Runs of one experiment that differ only in ``train.seed`` and were evaluated on the same
+inputs are one row (:mod:`graphrepair.evaluation.aggregate`; ``aggregate=False`` / ``--per-run``
+keeps every run its own row); runs that differ in anything else are separate rows, and rows of one
+experiment id say in what they differ.
 
-* "Full Comparison": one row per experiment and one per baseline (Experiment | Model | One-shot @
-  20% | Iterative @ 20% | ... | Pass @ 20% (one-shot → final) ...), repair_accuracy mean ± 95% CI
-  over seeds, and each run's in-vocabulary ceiling (when its report has one);
-* "Paired differences against <first run>": every later run evaluated on the same inputs (the
-  report's ``inputs_id``: split, programs, corruption seeds, iterations) minus the first, per level,
-  with a paired-bootstrap 95% CI over programs (:func:`graphrepair.evaluation.report.paired_differences`).
-  It needs the per-program outcomes that reports carry since evaluate kept them; a report without
-  them is named with "evaluate again";
+* "Full Comparison": one row per experiment and one per baseline (Experiment | Model | Seeds
+  (training × corruption) | One-shot @ 20% | Iterative @ 20% | ... | Pass @ 20% (one-shot → final)
+  ...), repair_accuracy mean ± 95% CI: Student t over the training seeds for a row of several runs
+  (each run's value a mean over its corruption seeds, the same for every run), over the corruption
+  seeds for a row of one run; and each run's in-vocabulary ceiling (when its report has one);
+* "Paired differences against <first row>": every later row evaluated on the same inputs (the
+  report's ``inputs_id``: split, programs, corruption levels and seeds, iterations) minus the first,
+  per level, with a paired-bootstrap 95% CI over programs
+  (:func:`graphrepair.evaluation.aggregate.paired_between`);
+* "Improvement over one-shot": each row's final minus one-shot value of the model and of the
+  feedback-zeroed baseline on the same programs, with a paired-bootstrap 95% CI over programs
+  (:func:`graphrepair.evaluation.aggregate.paired_improvement`);
 * ``comparison.png``: grouped bars of one-shot and final repair_accuracy per level for each
   experiment and its feedback-zeroed baseline (95% CI error bars where there are several seeds),
   the unigram baseline as a dashed line.
+
+The paired tables pool a row's per-program outcomes over its runs and corruption seeds; they need
+the per-program outcomes that reports carry since evaluate kept them, and a report without them is
+named with "evaluate again".
 
 Runs evaluated on different inputs are still tabulated, with a warning in the file: their rows are
 not comparable.
@@ -27,6 +39,13 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from graphrepair.evaluation.aggregate import (
+    aggregate_reports,
+    config_differences,
+    group_reports,
+    paired_between,
+    paired_improvement,
+)
 from graphrepair.evaluation.report import (
     BASELINES,
     CEILING_LABEL,
@@ -36,12 +55,12 @@ from graphrepair.evaluation.report import (
     ceiling_cell,
     iterative_cell,
     level_label,
-    paired_differences,
 )
 from harness.io import atomic_write_text
 from harness.report import Estimate, Interval, Table, ci_cell, grouped_bar_plot, markdown_table
+from harness.seeds import is_seed_group, read_seed_group
 
-__all__ = ["compare", "load_report"]
+__all__ = ["compare", "expand_runs", "load_report"]
 
 log = logging.getLogger(__name__)
 
@@ -147,73 +166,174 @@ def _model_name(cfg: dict) -> str:
     return name
 
 
-def _experiment_labels(reports: Sequence[dict]) -> list[str]:
-    labels, seen = [], set()
-    for i, rep in enumerate(reports):
-        exp = f"Exp {rep['config'].get('exp', '?')}"
-        exp = exp if exp not in seen else f"{exp} (#{i + 1})"  # the same experiment twice
-        seen.add(exp)
-        labels.append(exp)
-    return labels
+def _experiment_labels(rows: Sequence[dict]) -> tuple[list[str], list[str]]:
+    """Row labels (``Exp 3d``, ``Exp 3d (#2)`` for a second row of the same id) and notes saying
+    in what such a row differs from the first row of its id."""
+    labels, notes, first = [], [], {}
+    for i, row in enumerate(rows):
+        exp = f"Exp {row['config'].get('exp', '?')}"
+        if exp in first:  # the same experiment id, another configuration or other inputs
+            j = first[exp]
+            label = f"{exp} (#{i + 1})"
+            diffs = config_differences(rows[j], row)
+            shown = "; ".join(diffs[:6]) + (f"; ... ({len(diffs)} in all)" if len(diffs) > 6 else "")
+            notes.append(f"{label} is not aggregated with {labels[j]}: "
+                         + (f"it differs in {shown}." if diffs else "the same configuration and "
+                            "inputs (tabulated per run)."))
+        else:
+            first[exp], label = i, exp
+        labels.append(label)
+    return labels, notes
 
 
-def _paired_against_first(reports: Sequence[dict], labels: Sequence[str]) -> tuple[Table | None, list[str]]:
-    """Later runs on the first run's inputs minus the first run, per level; notes on runs left out."""
-    first, notes = reports[0], []
-    rows = []
-    for rep, label in zip(reports[1:], labels[1:]):
-        if rep["results"].get("inputs_id") != first["results"].get("inputs_id"):
+def _seeds_cell(row: dict) -> str:
+    """``"3 × 2"``: training seeds (runs) × corruption seeds per run."""
+    return f"{row['results'].get('n_runs', 1)} × {int(row['results'].get('n_seeds', 1))}"
+
+
+def _interval(rows: Sequence[dict]) -> Interval:
+    """The Full Comparison's interval: over training seeds where a row has several runs, else over
+    the corruption seeds of its one run."""
+    runs = [r["results"].get("n_runs", 1) for r in rows]
+    if all(n == 1 for n in runs):
+        return Interval.student_t([int(r["results"].get("n_seeds", 1)) for r in rows], "corruption seeds")
+    ns = [n if n > 1 else int(r["results"].get("n_seeds", 1)) for n, r in zip(runs, rows)]
+    over = "training seeds" if all(n > 1 for n in runs) else \
+        "training seeds (a row of one run: its corruption seeds)"
+    return Interval.student_t(ns, over)
+
+
+def expand_runs(runs: Sequence[str | Path]) -> list[Path]:
+    """``runs`` with every seed group directory replaced by its runs, in seed order
+    (:func:`harness.seeds.read_seed_group`).
+
+    Raises:
+        FileNotFoundError: a seed group's run has no directory (the message says how to train it).
+        ValueError: a malformed ``seeds.json``.
+    """
+    out = []
+    for run in map(Path, runs):
+        if not is_seed_group(run):
+            out.append(run)
+            continue
+        meta = read_seed_group(run)
+        for seed, name in zip(meta["seeds"], meta["runs"]):
+            if not (run / name).is_dir():
+                raise FileNotFoundError(
+                    f"seed group {run}: {run / name} does not exist (the group was interrupted before "
+                    f"this seed); train it with --exp {meta.get('exp', '<ID>')} --set "
+                    f"train.seed={seed} --run-dir {run / name}, or pass the group's finished runs "
+                    f"one by one")
+            out.append(run / name)
+    return out
+
+
+def _no_outcomes(row: dict, label: str, lv: str) -> str:
+    return (f"{label} at {level_label(lv)}: {', '.join(row['_paths'])} has no per-program outcomes "
+            f"(written by an older graphrepair.evaluate); evaluate it again for a paired difference.")
+
+
+def _malformed(row: dict, lv: str, exc: Exception) -> ValueError:
+    return ValueError(f"{', '.join(row['_paths'])}: malformed per_program at level {lv} "
+                      f"({type(exc).__name__}: {exc}); {_evaluate_again(Path(row['_path']))}")
+
+
+def _estimate(d: dict) -> Estimate:
+    return Estimate(_nan(d["value"]), low=d["low"], high=d["high"])
+
+
+def _paired_against_first(rows: Sequence[dict], labels: Sequence[str]) -> tuple[Table | None, list[str]]:
+    """Later rows on the first row's inputs minus the first row, per level; notes on rows left out."""
+    first, notes = rows[0], []
+    out = []
+    for row, label in zip(rows[1:], labels[1:]):
+        if row["results"].get("inputs_id") != first["results"].get("inputs_id"):
             notes.append(f"{label} was evaluated on other inputs than {labels[0]}: no paired difference.")
             continue
-        for lv, r in rep["results"]["levels"].items():
+        for lv, r in row["results"]["levels"].items():
             ours, theirs = (first["results"]["levels"].get(lv) or {}).get("per_program"), r.get("per_program")
             if not ours or not theirs:
-                missing = rep["_path"] if not theirs else first["_path"]
-                notes.append(f"{label} at {level_label(lv)}: {missing} has no per-program outcomes "
-                             f"(written by an older graphrepair.evaluate); evaluate it again for a "
-                             f"paired difference.")
-                continue
-            if ours["task_ids"] != theirs["task_ids"] or ours["masked"] != theirs["masked"]:
-                notes.append(f"{label} at {level_label(lv)}: other programs or masks than {labels[0]}.")
+                notes.append(_no_outcomes(row if not theirs else first, label, lv))
                 continue
             try:
-                pooled = dict(ours, methods={"first": ours["methods"]["model"], "this": theirs["methods"]["model"]})
-                d = paired_differences(pooled, "this")["first"]
-            except (KeyError, TypeError, ValueError) as exc:  # re-raised with the files named
-                raise ValueError(f"{rep['_path']} or {first['_path']}: malformed per_program at level "
-                                 f"{lv} ({type(exc).__name__}: {exc}); {_evaluate_again(Path(rep['_path']))}") from None
-            rows.append([f"{label} − {labels[0]}", level_label(lv),
-                         *[Estimate(_nan(d[stage][m]["value"]), low=d[stage][m]["low"], high=d[stage][m]["high"])
-                           for m in PAIRED_METRICS for stage in ("one_shot", "final")]])
-    if not rows:
+                d = paired_between(theirs, ours)
+            except ValueError as exc:
+                if str(exc) not in ("other programs", "other masks"):
+                    raise _malformed(row, lv, exc) from None
+                notes.append(f"{label} at {level_label(lv)}: {exc} than {labels[0]}.")
+                continue
+            except (KeyError, TypeError) as exc:  # re-raised with the files named
+                raise _malformed(row, lv, exc) from None
+            out.append([f"{label} − {labels[0]}", level_label(lv),
+                        *[_estimate(d[stage][m]) for m in PAIRED_METRICS for stage in ("one_shot", "final")]])
+    if not out:
         return None, notes
-    cols = ["Runs", "Corruption", *[f"{m} {stage}" for m in PAIRED_METRICS for stage in ("one-shot", "final")]]
-    return Table(f"Paired differences against {labels[0]} (same inputs)", cols, rows,
+    cols = ["Rows", "Corruption", *[f"{m} {stage}" for m in PAIRED_METRICS for stage in ("one-shot", "final")]]
+    return Table(f"Paired differences against {labels[0]} (same inputs)", cols, out,
                  caption="Model minus model on the same corrupted programs, in percentage points "
-                         "(> 0: the later run is better).", fmt=DIFFERENCE,
-                 interval=Interval.bootstrap(first["results"].get("programs", len(ours["task_ids"])),
+                         "(> 0: the later row is better); a row of several runs pools their outcomes "
+                         "per program.", fmt=DIFFERENCE,
+                 interval=Interval.bootstrap(first["results"].get("programs") or len(ours["task_ids"]),
                                              "programs", paired=True)), notes
+
+
+def _improvements(rows: Sequence[dict], labels: Sequence[str]) -> Table | None:
+    """Final minus one-shot of each row's model and feedback-zeroed baseline, paired over programs."""
+    out, n = [], 0
+    for row, label in zip(rows, labels):
+        for lv, r in row["results"]["levels"].items():
+            pooled = r.get("per_program")
+            if not pooled:
+                continue
+            n = max(n, len(pooled["task_ids"]))
+            for method in ("model", "feedback_zeroed"):
+                if method not in pooled.get("methods", {}):
+                    continue
+                try:
+                    d = paired_improvement(pooled, method)
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise _malformed(row, lv, exc) from None
+                name = label if method == "model" else f"{label}: {METHOD_LABELS[method]}"
+                out.append([name, level_label(lv), *[_estimate(d[m]) for m in PAIRED_METRICS]])
+    if not out:
+        return None
+    return Table("Improvement over one-shot (paired bootstrap over programs)",
+                 ["Row", "Corruption", *[f"{m} final − one-shot" for m in PAIRED_METRICS]], out,
+                 caption="The last iteration minus iteration 0 of the same row on the same "
+                         "corrupted programs, in percentage points; a row of several runs pools "
+                         "their outcomes per program.", fmt=DIFFERENCE,
+                 interval=Interval.bootstrap(n, "programs", paired=True))
 
 
 def _nan(value: float | None) -> float:
     return float("nan") if value is None else value
 
 
-def compare(runs: Sequence[str | Path], out_dir: str | Path = ".") -> tuple[Path, Path, str]:
+def compare(runs: Sequence[str | Path], out_dir: str | Path = ".", *,
+            aggregate: bool = True) -> tuple[Path, Path, str]:
     """Tabulate and plot the evaluation reports of ``runs`` (see module docstring).
+
+    Args:
+        runs: run directories, evaluation directories, ``report.json`` files or seed groups.
+        out_dir: where ``comparison.md`` and ``comparison.png`` go.
+        aggregate: runs of one experiment with different training seeds become one row
+            (:func:`graphrepair.evaluation.aggregate.group_reports`); ``False``: one row per run.
 
     Returns:
         (path of comparison.md, path of comparison.png, the Full Comparison table as Markdown).
 
     Raises:
-        FileNotFoundError / OSError / ValueError: see :func:`load_report`; ``runs`` empty.
+        FileNotFoundError / OSError / ValueError: see :func:`load_report` and :func:`expand_runs`;
+            ``runs`` empty; two runs of one experiment with the same ``train.seed`` (with
+            ``aggregate``); runs of one experiment whose levels or outcomes do not line up.
     """
     if not runs:
         raise ValueError("give at least one run directory")
-    reports = [load_report(r) for r in runs]
+    reports = [load_report(r) for r in expand_runs(runs)]
+    reports = [aggregate_reports(g) for g in group_reports(reports, aggregate=aggregate)]
     levels = list(dict.fromkeys(lv for r in reports for lv in r["results"]["levels"]))
-    labels = _experiment_labels(reports)
-    cols = ["Experiment", "Model"]
+    labels, label_notes = _experiment_labels(reports)
+    cols = ["Experiment", "Model", "Seeds (training × corruption)"]
     for lv in levels:
         cols += [f"One-shot @ {level_label(lv)}", f"Iterative @ {level_label(lv)}"]
     cols += [f"Pass @ {level_label(lv)} (one-shot → final)" for lv in levels]
@@ -222,7 +342,7 @@ def compare(runs: Sequence[str | Path], out_dir: str | Path = ".") -> tuple[Path
         cfg, res = rep["config"], rep["results"]
         for method in ("model", *BASELINES):
             label = exp if method == "model" else f"{exp}: {METHOD_LABELS[method]}"
-            row = [label, _model_name(cfg) if method in ("model", "feedback_zeroed") else "-"]
+            row = [label, _model_name(cfg) if method in ("model", "feedback_zeroed") else "-", _seeds_cell(rep)]
             pass_cells = []
             present = False
             for lv in levels:
@@ -252,25 +372,30 @@ def compare(runs: Sequence[str | Path], out_dir: str | Path = ".") -> tuple[Path
                          *[ceiling_cell(r, "repair_accuracy") if r else "n/a" for r in found for _ in (0, 1)],
                          *[ceiling_cell(r, "pass_rate") if r else "n/a" for r in found]])
     ids = {r["results"].get("inputs_id") for r in reports}
-    notes = [f"Runs: {', '.join(r['_path'] for r in reports)}.",
+    notes = ["Runs: " + "; ".join(
+                 f"{label}: {r['_path']}" if len(r["_paths"]) == 1 else
+                 f"{label}: train.seed {', '.join(map(str, r['train_seeds']))} ({', '.join(r['_paths'])})"
+                 for r, label in zip(reports, labels)) + ".",
              "Cells: repair_accuracy; Iterative = after the last iteration (improvement over "
-             "one-shot in percentage points); Pass = pass_rate. In-vocabulary ceiling: the best "
-             "repair_accuracy (and, under Pass, exact repair) any model that writes only vocabulary "
-             "texts can reach on the run's corrupted programs."]
+             "one-shot in percentage points); Pass = pass_rate. Seeds: runs with different "
+             "training seeds (train.seed) × corruption seeds of each run's evaluation. "
+             "In-vocabulary ceiling: the best repair_accuracy (and, under Pass, exact repair) any "
+             "model that writes only vocabulary texts can reach on the run's corrupted programs.",
+             *label_notes]
     if len(ids) > 1:
         notes.append(f"WARNING: the runs were evaluated on different inputs (inputs ids {sorted(map(str, ids))}): "
                      "their rows are not comparable.")
-    seeds = [int(r["results"].get("n_seeds", 1)) for r in reports]
     table = Table("Full Comparison", cols, rows,
-                  caption=f"Split(s): {sorted({r['results']['split'] for r in reports})}; seeds: {sorted(set(seeds))}.",
-                  interval=Interval.student_t(seeds))
+                  caption=f"Split(s): {sorted({r['results']['split'] for r in reports})}.",
+                  interval=_interval(reports))
     md = markdown_table(table)
     paired, paired_notes = _paired_against_first(reports, labels)
     notes += paired_notes
+    extra = [t for t in (paired, _improvements(reports, labels)) if t is not None]
     out_dir = Path(out_dir)
     md_path = atomic_write_text(out_dir / "comparison.md", "# graphrepair comparison\n\n"
                                 + "\n\n".join(notes) + "\n\n" + md
-                                + ("" if paired is None else "\n" + markdown_table(paired)))
+                                + "".join("\n" + markdown_table(t) for t in extra))
     png = grouped_bar_plot(out_dir / "comparison.png", {k: v for k, v in panels.items() if v},
                            title="repair_accuracy: one-shot vs final per corruption level",
                            ylabel="repair_accuracy", hlines=hlines)

@@ -32,6 +32,7 @@ from graphrepair.data.dataset import (
     fixed_states,
     prepare,
 )
+from graphrepair.data.dedup import EXACT, SIMILAR
 from graphrepair.data.problems import DataError
 from graphrepair.evaluation.report import report_plots, report_tables, summarize
 from graphrepair.feedback.informativeness import feedback_informativeness
@@ -147,6 +148,7 @@ def evaluate(
         "unknown_leaves": {k: r.num_unknown for k, r in data.unknown.items()},
         "skipped_programs": data.skipped,
         "near_duplicates_removed": data.near_duplicates_removed,
+        "near_duplicates_by_kind": data.near_duplicates_by_kind,
         "test_runs": refiner.test_runs,
         "cache_hits": refiner.cache_hits,
         "resumed_units": resumed,
@@ -273,11 +275,21 @@ def _notes(cfg: ExperimentConfig, results: dict, data: PreparedData) -> list[str
     if split in HELDOUT_SPLITS:
         notes.append(
             f"Trained on {cfg.data.dataset}, evaluated on `{split}`: "
-            f"{data.near_duplicates_removed.get(split, 0)} near-duplicates of training programs removed, "
+            f"{_removed_text(data, cfg, split)} near-duplicates of training programs removed, "
             f"{data.skipped.get(split, 0)} over {cfg.data.max_nodes} nodes left out; encoded with the "
             f"training vocabulary: OOV rate {data.oov_rate.get(split, 0.0):.1%} "
             f"({results['unknown_leaves'].get(split, 0)} unknown leaf tokens -> UNK).")
     return [n for n in notes if n]
+
+
+def _removed_text(data: PreparedData, cfg: ExperimentConfig, split: str) -> str:
+    """The programs of ``split`` removed as near-duplicates, in all and per criterion."""
+    kinds = data.near_duplicates_by_kind.get(split, {})
+    text = str(data.near_duplicates_removed.get(split, 0))
+    if not kinds or cfg.data.near_duplicate_similarity is None:
+        return text
+    return (f"{text} ({kinds.get(EXACT, 0)} equal normalised AST, {kinds.get(SIMILAR, 0)} "
+            f"normalised token similarity >= {cfg.data.near_duplicate_similarity:g})")
 
 
 def find_checkpoint(exp: str, runs_root: str | Path = "runs") -> Path:

@@ -46,8 +46,9 @@ from harness.report import (
 )
 
 __all__ = ["BASELINES", "CEILING_LABEL", "DIFFERENCE", "METHOD_LABELS", "PAIRED_METRICS", "ceiling_cell",
-           "ceiling_summary", "iterative_cell", "level_label", "method_summary", "paired_differences",
-           "pool_programs", "report_plots", "report_tables", "summarize"]
+           "ceiling_summary", "feedback_summary", "iterative_cell", "level_label", "method_summary",
+           "paired_differences", "paired_estimate", "pool_programs", "program_rates", "report_plots",
+           "report_tables", "summarize"]
 
 BASELINES = ("feedback_zeroed", "unigram", "copy")
 METHOD_LABELS = {"feedback_zeroed": "same model, feedback zeroed", "unigram": "unigram baseline",
@@ -202,26 +203,41 @@ def paired_differences(pooled: dict, method: str = "model") -> dict[str, dict]:
         ``{other: {"one_shot" | "final": {metric: {"value", "low", "high"}}}}``: fractions (the
         difference of two fractions; x100 = percentage points); bounds ``None`` with one program.
     """
-    n = len(pooled["task_ids"])
-    weights = {"masked": pooled["masked"], "leaves": pooled["leaves"], "seeds": [pooled["seeds"]] * n}
-
-    def rates(counts: dict, metric: str) -> list[float]:
-        num, den = _METRIC_PARTS[metric]
-        return [c / w if w else 0.0 for c, w in zip(counts[num], weights[den])]
-
     ours = pooled["methods"][method]
     out = {}
     for other, theirs in pooled["methods"].items():
         if other == method:
             continue
-        out[other] = {stage: {metric: _paired(rates(ours[stage], metric), rates(theirs[stage], metric),
-                                              weights[_METRIC_PARTS[metric][1]])
+        out[other] = {stage: {metric: paired_estimate(*program_rates(pooled, ours[stage], metric),
+                                                      program_rates(pooled, theirs[stage], metric)[0])
                               for metric in _METRIC_PARTS}
                       for stage in ("one_shot", "final")}
     return out
 
 
-def _paired(a: list[float], b: list[float], w: list[float]) -> dict:
+def program_rates(pooled: dict, counts: dict, metric: str) -> tuple[list[float], list[float]]:
+    """Each program's value of ``metric`` and its weight, as :func:`paired_differences` uses them.
+
+    Args:
+        pooled: :func:`pool_programs` of one level (or the same pooled over several runs, with
+            ``seeds`` = the number of (run, corruption seed) pairs).
+        counts: one method's outcomes at one stage, ``pooled["methods"][name][stage]``.
+        metric: one of :data:`~graphrepair.loop.refine.METRICS`.
+
+    Returns:
+        ``([n] values, [n] weights)``: repair_accuracy = restored / corrupted leaves with weight
+        the corrupted leaves; token_accuracy likewise over all leaves; exact_match and pass_rate =
+        the share of seeds, with weight the number of seeds. The weighted mean of the values is
+        the metric over all programs and seeds.
+    """
+    num, den = _METRIC_PARTS[metric]
+    weights = [pooled["seeds"]] * len(pooled["task_ids"]) if den == "seeds" else pooled[den]
+    return [c / w if w else 0.0 for c, w in zip(counts[num], weights)], list(weights)
+
+
+def paired_estimate(a: list[float], w: list[float], b: list[float]) -> dict:
+    """``{"value", "low", "high"}`` of the weighted mean of ``a - b`` with its paired-bootstrap 95%
+    CI (:func:`harness.report.paired_bootstrap_ci`); value NaN and no bounds when every weight is 0."""
     if not any(w):  # e.g. repair_accuracy at corruption 0: nothing corrupted, no value
         return {"value": float("nan"), "low": None, "high": None}
     return paired_bootstrap_ci(a, b, weights=w).to_dict()

@@ -54,6 +54,10 @@ def test_training_writes_a_loadable_checkpoint_and_logs(trained):
     assert meta["training_samples"]["samples"] == 8 and meta["training_samples"]["unique_programs"] <= 8
     assert set(meta["near_duplicates_removed"]) == {"train", "val", "test"}
     assert meta["near_duplicates_removed"]["train"] == 0
+    by_kind = meta["near_duplicates_by_kind"]  # MBPP's default split: both criteria remove programs
+    assert by_kind["test"]["normalised_ast"] > 0 and by_kind["test"]["token_similarity"] > 0
+    assert all(sum(by_kind[s].values()) == meta["near_duplicates_removed"][s] for s in by_kind)
+    assert len(meta["near_duplicates"]) == sum(meta["near_duplicates_removed"].values())
 
 
 def test_report_schema_and_numbers_come_from_test_runs(trained):

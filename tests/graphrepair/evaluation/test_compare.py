@@ -84,7 +84,7 @@ def test_runs_on_the_same_inputs_get_paired_differences_against_the_first(report
     # final repair_accuracy at 20%: 15/24 - 22/24 restored leaves pooled over programs and seeds
     assert "| Exp 3c − Exp 3d | 20% | +0.0 pp [+0.0, +0.0] | -29.2 pp [" in text
     assert "paired bootstrap over n=3 programs" in text
-    assert "Intervals: mean ± 95% CI, Student t over n=2 seeds." in md  # the Full Comparison's CIs
+    assert "Intervals: mean ± 95% CI, Student t over n=2 corruption seeds." in md  # the Full Comparison's CIs
 
 
 def test_reports_without_outcomes_or_on_other_inputs_are_named(report, tmp_path):

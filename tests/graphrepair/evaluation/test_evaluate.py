@@ -164,9 +164,9 @@ def test_exp_picks_the_newest_run_or_lists_what_exists(tmp_path, capsys):
 
 def test_compare_tabulates_runs_with_baselines(two_seeds, loaded, tmp_path, capsys):
     out, res = two_seeds
-    md_path, png, md = compare([out, out / "report.json"], tmp_path)
-    assert ("| Experiment | Model | One-shot @ 20% | Iterative @ 20% | One-shot @ 50% | "
-            "Iterative @ 50% |") in md
+    md_path, png, md = compare([out, out / "report.json"], tmp_path, aggregate=False)  # a row per run
+    assert ("| Experiment | Model | Seeds (training × corruption) | One-shot @ 20% | Iterative @ 20% | "
+            "One-shot @ 50% | Iterative @ 50% |") in md
     assert "Pass @ 50% (one-shot → final)" in md and "Exp 3d: unigram baseline" in md
     assert "Exp 3d (#2): same model, feedback zeroed" in md and "WARNING" not in md_path.read_text()
     assert png.stat().st_size > 1000

@@ -62,5 +62,6 @@ def test_report_json_carries_outcomes_for_compare(loaded, tmp_path):
     assert set(level["paired"]) == {"feedback_zeroed", "unigram", "copy"}
     md = (tmp_path / "eval" / "report.md").read_text()
     assert "Model vs baselines (paired bootstrap over programs)" in md and "n=3 programs" in md
-    text = compare([tmp_path, tmp_path / "eval" / "report.json"], tmp_path / "out")[0].read_text()
+    text = compare([tmp_path, tmp_path / "eval" / "report.json"], tmp_path / "out",
+                   aggregate=False)[0].read_text()  # a row per run: the run against itself
     assert "| Exp 3d (#2) − Exp 3d | 50% | +0.0 pp [+0.0, +0.0] |" in text  # a run against itself

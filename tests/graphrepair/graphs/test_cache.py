@@ -122,3 +122,11 @@ def test_prepare_reuses_the_cache(tmp_path):
     third = prepare(cfg, vocab=small, graph_cache=third_cache)
     assert (third_cache.hits, third_cache.misses) == (1, 1)
     assert third.oov_rate["train"] > first.oov_rate["train"]
+    # Another near-duplicate threshold removes other val/test programs: the encoded entry is keyed
+    # by every split's task ids, so it misses (the graphs are the same and hit).
+    fourth_cache = GraphCache(tmp_path)
+    strict = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, near_duplicate_similarity=None))
+    fourth = prepare(strict, graph_cache=fourth_cache)
+    assert (fourth_cache.hits, fourth_cache.misses) == (1, 1)
+    assert len(fourth.splits["test"]) > len(first.splits["test"])
+    assert [e.problem.task_id for e in fourth.splits["train"]] == [e.problem.task_id for e in first.splits["train"]]
