@@ -187,8 +187,9 @@ def aggregate_reports(reports: Sequence[dict]) -> dict:
         ``{"config", "results", "_path", "_paths", "train_seeds"}``; ``results`` has ``split``,
         ``inputs_id``, ``programs``, ``n_seeds`` (corruption seeds per run), ``n_runs`` and
         ``levels``: per level the :func:`method_summary` keys over the runs (means, ``ci95``
-        half-widths over the runs), ``baselines`` (those every run has) and ``per_program``
-        (:func:`pool_runs`). One report is returned as it is (plus the keys above), its CIs
+        half-widths over the runs), ``baselines`` (those every run has), ``per_program``
+        (:func:`pool_runs`) and ``in_vocab_ceiling`` (the first run's: it depends only on the
+        inputs and the vocabulary, which the runs share). One report is returned as it is (plus the keys above), its CIs
         over corruption seeds.
 
     Raises:
@@ -211,6 +212,10 @@ def aggregate_reports(reports: Sequence[dict]) -> dict:
             entry["baselines"] = {b: _seed_summary([e["baselines"][b] for e in entries])
                                   for b in BASELINES if all(b in e.get("baselines", {}) for e in entries)}
             entry["per_program"] = pool_runs([e.get("per_program") for e in entries])
+            # the same inputs and vocabulary in every run: the first run's ceiling holds for all
+            entry["in_vocab_ceiling"] = entries[0].get("in_vocab_ceiling")
+            if entry["in_vocab_ceiling"] is not None:
+                entry["ci95"]["in_vocab_ceiling"] = entries[0]["ci95"].get("in_vocab_ceiling", {})
             out_levels[lv] = entry
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"the runs {', '.join(row['_paths'])} cannot be aggregated "

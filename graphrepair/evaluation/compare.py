@@ -368,7 +368,7 @@ def compare(runs: Sequence[str | Path], out_dir: str | Path = ".", *,
                 rows.append(row + pass_cells)
         found = [res["levels"].get(lv) for lv in levels]
         if any(r is not None and r.get("in_vocab_ceiling") is not None for r in found):
-            rows.append([f"{exp}: {CEILING_LABEL}", "-",
+            rows.append([f"{exp}: {CEILING_LABEL}", "-", "-",
                          *[ceiling_cell(r, "repair_accuracy") if r else "n/a" for r in found for _ in (0, 1)],
                          *[ceiling_cell(r, "pass_rate") if r else "n/a" for r in found]])
     ids = {r["results"].get("inputs_id") for r in reports}

@@ -118,16 +118,14 @@ averaged over seeds."""
 
 
 def feedback_summary(units: Sequence[dict]) -> dict[str, float] | None:
-    """Mean over seeds of the units' ``feedback`` (:data:`FEEDBACK_FIELDS`, NaN-aware), or ``None``
-    when a unit has none (written by an older evaluate)."""
-    import math
-
+    """Mean over seeds of the units' ``feedback`` (:data:`FEEDBACK_FIELDS`; a figure a seed lacks,
+    ``None``, is left out of its mean), or ``None`` when a unit has none (an older evaluate)."""
     if not units or any(u.get("feedback") is None for u in units):
         return None
     out = {}
     for f in FEEDBACK_FIELDS:
-        values = [u["feedback"][f] for u in units if not math.isnan(u["feedback"][f])]
-        out[f] = sum(values) / len(values) if values else float("nan")
+        values = [u["feedback"][f] for u in units if u["feedback"][f] is not None]
+        out[f] = sum(values) / len(values) if values else None
     out["localizable"] = sum(u["feedback"]["localizable"] for u in units) / len(units)
     return out
 
@@ -386,8 +384,11 @@ _CEILING_NOTE = ("In-vocabulary ceiling: the best value any model that writes on
 
 def _feedback_table(levels: dict) -> Table:
     """"Test feedback after the one-shot prediction" (:func:`feedback_summary` of every level)."""
-    rows = [[level_label(lv), f["loads"], f["some_pass"], f["mixed"], f["localizable"],
-             f["faulty_rank"], f["faulty_top1"], f["executed_lines"]]
+    def cell(x: float | None) -> float:
+        return float("nan") if x is None else x  # NaN shows as "n/a"
+
+    rows = [[level_label(lv), *[cell(f[k]) for k in ("loads", "some_pass", "mixed", "localizable",
+                                                    "faulty_rank", "faulty_top1", "executed_lines")]]
             for lv, f in ((lv, r["feedback"]) for lv, r in levels.items())]
     return Table("Test feedback after the one-shot prediction",
                  ["Corruption", "Programs that load", "≥ 1 test passes", "Tests disagree",

@@ -36,7 +36,8 @@ def feedback_informativeness(states: Sequence, formula: str = "tarantula") -> di
         suspicious, ties averaged, of a faulty line among the executed lines; faulty lines that
         were never executed rank after all of them), ``faulty_top1`` (the chance that a faulty
         line comes first when ties are broken at random, averaged over programs) and
-        ``executed_lines`` (mean number of lines ranked). NaN where a denominator is 0.
+        ``executed_lines`` (mean number of lines ranked). ``None`` where a denominator is 0
+        (JSON-safe, unlike NaN).
 
     Raises:
         ValueError: a state without a result.
@@ -68,9 +69,8 @@ def feedback_informativeness(states: Sequence, formula: str = "tarantula") -> di
             ranked.append(float(e + 1))
             top1.append(0.0)
         executed.append(e)
-    nan = float("nan")
-    return {"programs": n, "loads": loads / n if n else nan, "some_pass": some / n if n else nan,
-            "mixed": mixed / n if n else nan, "localizable": len(ranked),
-            "faulty_rank": float(np.mean(ranked)) if ranked else nan,
-            "faulty_top1": float(np.mean(top1)) if top1 else nan,
-            "executed_lines": float(np.mean(executed)) if executed else nan}
+    return {"programs": n, "loads": loads / n if n else None, "some_pass": some / n if n else None,
+            "mixed": mixed / n if n else None, "localizable": len(ranked),
+            "faulty_rank": float(np.mean(ranked)) if ranked else None,
+            "faulty_top1": float(np.mean(top1)) if top1 else None,
+            "executed_lines": float(np.mean(executed)) if executed else None}

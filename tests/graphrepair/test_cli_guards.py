@@ -131,7 +131,7 @@ def test_a_dataset_with_the_wrong_sha256_is_a_message_in_train(tmp_path, capsys)
 
 
 @pytest.mark.parametrize("setting, message", [
-    ("data.dataset=mbppp", "data.dataset: expected one of ['mbpp', 'sanitized-mbpp', 'humaneval']"),
+    ("data.dataset=mbppp", "data.dataset: expected one of ['mbpp', 'sanitized-mbpp', 'humaneval', 'mbpp_plus'"),
     ("train.trajectory_iterations=0", "train.trajectory_iterations must be in [1, inf), got 0"),
     ("train.lr=-1e-3", "train.lr must be in (0, inf), got -0.001"),
     ("data.train_samples=0", "data.train_samples must be in [1, inf)"),

@@ -72,6 +72,13 @@ def test_seeds_give_means_with_ci_and_every_baseline(two_seeds):
     assert "| Corruption | One-shot | Final | Improvement | In-vocabulary ceiling |" in md
     assert "feedback zeroed" in md and "| in-vocabulary ceiling |" in md
     assert "Student t over n=2 seeds" in md
+    # test feedback after the one-shot prediction: the units' shares, their mean in the report
+    for u in units:
+        fb = u["feedback"]
+        assert fb["programs"] == u["programs"] and 0 <= fb["mixed"] <= fb["some_pass"] <= 1
+        assert fb["localizable"] <= fb["programs"]
+    assert half["feedback"]["loads"] == pytest.approx(sum(u["feedback"]["loads"] for u in units) / 2)
+    assert "## Test feedback after the one-shot prediction" in md and "| Tests disagree |" in md
     for png in ("refinement.png", "pass_rate.png", "training_curves.png"):
         assert (out / png).stat().st_size > 1000
 
