@@ -4,7 +4,7 @@ Usage::
 
     python -m graphrepair.evaluate (--checkpoint PATH | --exp ID [--runs-root DIR])
         [--corruption 0.2 0.5 0.75] [--iterations K] [--seeds N] [--split val|test|humaneval]
-        [--dataset NAME] [--programs N] [--no-feedback-zeroed] [--data-dir DIR]
+        [--dataset NAME] [--max-tests N] [--programs N] [--no-feedback-zeroed] [--data-dir DIR]
         [--device cpu|cuda|auto] [--out DIR]
 
 Evaluates the checkpoint (``--exp ID``: the newest ``<runs-root>/<ID>-*/best.pt``) as described in
@@ -49,6 +49,8 @@ def report_dir(checkpoint: Path, args: argparse.Namespace) -> Path:
     parts = []
     if args.dataset:
         parts.append(f"dataset_{args.dataset}")
+    if args.max_tests is not None:
+        parts.append(f"max_tests_{args.max_tests}")
     if args.split:
         parts.append(f"split_{args.split}")
     if args.programs is not None:
@@ -74,6 +76,8 @@ def _check(args: argparse.Namespace) -> None:
         raise InputError(f"--iterations must be >= 1 (iteration 0 is the one-shot), got {args.iterations}")
     if args.programs is not None and args.programs < 0:
         raise InputError(f"--programs must be >= 0 (0 = every program of the split), got {args.programs}")
+    if args.max_tests is not None and args.max_tests < 1:
+        raise InputError(f"--max-tests must be >= 1, got {args.max_tests}")
     if args.seeds is not None and args.seeds < 1:
         raise InputError(f"--seeds must be >= 1, got {args.seeds}")
     if args.corruption and any(not 0.0 <= lv <= 1.0 for lv in args.corruption):
@@ -95,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dataset", choices=list(DATASETS),
                     help="evaluate on this dataset's split instead of the run's (e.g. mbpp_plus: "
                          "the MBPP+ versions of an MBPP model's test problems, ~100 tests each)")
+    ap.add_argument("--max-tests", type=int,
+                    help="tests run and fed back per program (default: the run's data.max_tests; "
+                         "with --dataset mbpp_plus, 3 = the original MBPP tests' inputs)")
     ap.add_argument("--programs", type=int, help="at most this many programs per level (0 = all)")
     ap.add_argument("--no-feedback-zeroed", action="store_true", help="skip the feedback-zeroed baseline")
     ap.add_argument("--data-dir", help="dataset directory (default: $GRAPHREPAIR_DATA or the cache)")
@@ -114,6 +121,7 @@ def _main(args: argparse.Namespace) -> int:
         print(f"evaluating {path} (newest best.pt of Exp {args.exp})")
     _, json_path, md_path, table = evaluate_checkpoint(
         path, report_dir(path, args), data_dir=args.data_dir, device=device, dataset=args.dataset,
+        max_tests=args.max_tests,
         levels=args.corruption, iterations=args.iterations, split=args.split,
         programs=args.programs, seeds=args.seeds,
         feedback_zeroed=False if args.no_feedback_zeroed else None,

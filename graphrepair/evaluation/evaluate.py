@@ -305,7 +305,7 @@ def find_checkpoint(exp: str, runs_root: str | Path = "runs") -> Path:
 
 
 def load_for_eval(path: str | Path, data_dir: str | None = None, device: str = "cpu",
-                  dataset: str | None = None):
+                  dataset: str | None = None, max_tests: int | None = None):
     """Load a checkpoint: (config, model with weights, prepared data encoded with its vocabulary).
 
     Args:
@@ -315,6 +315,9 @@ def load_for_eval(path: str | Path, data_dir: str | None = None, device: str = "
         dataset: evaluate on this dataset's splits instead of the run's (e.g. ``mbpp_plus`` for a
             model trained on ``mbpp``: MBPP+ problems fall in the split of their MBPP originals,
             so its test split holds the MBPP+ versions of MBPP test problems, each with ~100 tests).
+        max_tests: run and feed back at most this many tests per program instead of the run's
+            ``data.max_tests`` (EvalPlus problems list the original tests' inputs first, so
+            ``dataset="mbpp_plus", max_tests=3`` gives MBPP's own tests on the same programs).
 
     Raises:
         FileNotFoundError: no such checkpoint, or a dataset file is missing.
@@ -327,15 +330,19 @@ def load_for_eval(path: str | Path, data_dir: str | None = None, device: str = "
         cfg.data.data_dir = data_dir
     if dataset:
         cfg.data.dataset = dataset
+    if max_tests is not None:
+        if max_tests < 1:
+            raise DataError(f"max_tests must be >= 1, got {max_tests}")
+        cfg.data.max_tests = max_tests
     data = prepare(cfg, vocab=loaded.vocab)
     return cfg, loaded.model, data
 
 
 def evaluate_checkpoint(path: str | Path, out_dir: str | Path | None = None, *,
                         data_dir: str | None = None, device: str = "cpu", dataset: str | None = None,
-                        **kwargs):
+                        max_tests: int | None = None, **kwargs):
     """Load ``path`` (:func:`load_for_eval`) and :func:`evaluate` it; the report goes to
     ``out_dir`` (default: beside it)."""
-    cfg, model, data = load_for_eval(path, data_dir, device, dataset)
+    cfg, model, data = load_for_eval(path, data_dir, device, dataset, max_tests)
     out = Path(out_dir) if out_dir else Path(path).parent / "eval"
     return evaluate(cfg, model, data, out, checkpoint=str(path), device=device, **kwargs)

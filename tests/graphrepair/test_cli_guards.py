@@ -88,6 +88,7 @@ def test_evaluate_rejects_out_of_range_options(finished, capsys):
     for flags, message in ((["--programs", "-85"], "--programs must be >= 0"),
                            (["--iterations", "0"], "--iterations must be >= 1"),
                            (["--seeds", "0"], "--seeds must be >= 1"),
+                           (["--max-tests", "0"], "--max-tests must be >= 1"),
                            (["--corruption", "1.5"], "--corruption levels must lie in [0, 1]")):
         assert evaluate_main(["--checkpoint", best, *flags]) == 2
         assert message in capsys.readouterr().err
@@ -98,9 +99,10 @@ def test_a_one_off_evaluation_gets_its_own_directory(finished, tmp_path, capsys)
     main_report = (run_dir / "eval" / "report.json").read_bytes()
     assert evaluate_main(["--checkpoint", str(run_dir / "best.pt"), "--split", "val",
                           "--programs", "3", "--iterations", "1", "--corruption", "0.2",
-                          "--data-dir", data_dir()]) == 0
-    own = run_dir / "eval-split_val-programs_3-levels_0.2-iterations_1"
-    assert json.loads((own / "report.json").read_text())["results"]["programs"] == 3
+                          "--max-tests", "2", "--data-dir", data_dir()]) == 0
+    own = run_dir / "eval-max_tests_2-split_val-programs_3-levels_0.2-iterations_1"
+    report = json.loads((own / "report.json").read_text())
+    assert report["results"]["programs"] == 3 and report["config"]["data"]["max_tests"] == 2
     assert (run_dir / "eval" / "report.json").read_bytes() == main_report
 
 
