@@ -460,7 +460,7 @@ def _paired_table(exp: str, results: dict) -> Table | None:
                + (f" and over the {seeds} seeds (a resampled program brings every seed's corruption "
                   f"of it; the pooled value can differ slightly from the seed tables' mean of "
                   f"per-seed values)" if seeds > 1 else "") + ". The search baseline starts from the "
-               f"model's one-shot program (one-shot difference 0).")
+               "model's one-shot program (one-shot difference 0).")
     if absent:
         caption += f" Not evaluated in this run: {', '.join(absent)}."
     if missing:
