@@ -308,6 +308,12 @@ class EvalConfig:
         seeds: evaluation seeds; numbers are means with a Student-t 95% CI over them (n=1: none).
         feedback_zeroed: also refine with the model's feedback zeroed (the baseline row that
             isolates what test feedback adds; doubles the model's share of the evaluation time).
+        feedback_shuffled: also refine with each program reading another program's test
+            feedback, mapped onto its lines (isolates what the *location* of the feedback adds;
+            costs as much as the model's refinement; :mod:`graphrepair.feedback.shuffle`).
+        search: also run the search baseline: the model's one-shot alternatives tried where
+            Tarantula points, with the model's number of test executions per program
+            (:mod:`graphrepair.loop.search`; one forward pass, at most the model's executions).
     """
 
     corruption: list[float] = field(default_factory=lambda: [0.2, 0.5, 0.75])
@@ -317,6 +323,8 @@ class EvalConfig:
     seed: int = 1234
     seeds: int = 1
     feedback_zeroed: bool = True
+    feedback_shuffled: bool = True
+    search: bool = True
 
     def __post_init__(self) -> None:
         for level in self.corruption:

@@ -4,8 +4,8 @@ Usage::
 
     python -m graphrepair.evaluate (--checkpoint PATH | --exp ID [--runs-root DIR])
         [--corruption 0.2 0.5 0.75] [--iterations K] [--seeds N] [--split val|test|humaneval]
-        [--dataset NAME] [--max-tests N] [--programs N] [--no-feedback-zeroed] [--data-dir DIR]
-        [--device cpu|cuda|auto] [--out DIR]
+        [--dataset NAME] [--max-tests N] [--programs N] [--no-feedback-zeroed]
+        [--no-feedback-shuffled] [--no-search] [--data-dir DIR] [--device cpu|cuda|auto] [--out DIR]
 
 Evaluates the checkpoint (``--exp ID``: the newest ``<runs-root>/<ID>-*/best.pt``) as described in
 :mod:`graphrepair.evaluation.evaluate`: every (seed, level) unit refines the same corrupted programs
@@ -63,6 +63,10 @@ def report_dir(checkpoint: Path, args: argparse.Namespace) -> Path:
         parts.append(f"seeds_{args.seeds}")
     if args.no_feedback_zeroed:
         parts.append("no_feedback_zeroed")
+    if args.no_feedback_shuffled:
+        parts.append("no_feedback_shuffled")
+    if args.no_search:
+        parts.append("no_search")
     return checkpoint.parent / ("eval-" + "-".join(parts) if parts else "eval")
 
 
@@ -104,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
                          "with --dataset mbpp_plus, 3 = the original MBPP tests' inputs)")
     ap.add_argument("--programs", type=int, help="at most this many programs per level (0 = all)")
     ap.add_argument("--no-feedback-zeroed", action="store_true", help="skip the feedback-zeroed baseline")
+    ap.add_argument("--no-feedback-shuffled", action="store_true",
+                    help="skip the baseline fed other programs' test feedback")
+    ap.add_argument("--no-search", action="store_true",
+                    help="skip the search baseline (the model's budget of test executions)")
     ap.add_argument("--data-dir", help="dataset directory (default: $GRAPHREPAIR_DATA or the cache)")
     ap.add_argument("--device", default="cpu", help="where the model runs: cpu (default), cuda, auto")
     ap.add_argument("--out", help="report directory (default: <checkpoint dir>/eval, or "
@@ -125,6 +133,8 @@ def _main(args: argparse.Namespace) -> int:
         levels=args.corruption, iterations=args.iterations, split=args.split,
         programs=args.programs, seeds=args.seeds,
         feedback_zeroed=False if args.no_feedback_zeroed else None,
+        feedback_shuffled=False if args.no_feedback_shuffled else None,
+        search_baseline=False if args.no_search else None,
     )
     print(table)
     print(f"report: {md_path}\n        {json_path}")

@@ -4,8 +4,8 @@
 several runs are the same experiment with different training seeds, their aggregate:
 
 * **Grouping** (:func:`group_reports`): two reports are runs of the same experiment when their
-  resolved configurations are equal except for :data:`IGNORED_KEYS` (``train.seed``, and where
-  files and workers live), and they were evaluated on the same inputs (``results.inputs_id``: the
+  resolved configurations are equal except for :data:`IGNORED_KEYS` (``train.seed``, where files
+  and workers live, which baselines were evaluated), and they were evaluated on the same inputs (``results.inputs_id``: the
   split, programs, corruption levels and seeds, iterations). Reports that differ in anything else
   are separate rows (:func:`config_differences` says in what); two reports of one experiment with
   the same ``train.seed`` are an error, since a seed counted twice would narrow the interval.
@@ -41,9 +41,10 @@ __all__ = ["IGNORED_KEYS", "STAGES", "aggregate_reports", "config_differences", 
            "group_reports", "paired_between", "paired_improvement", "pool_runs", "train_seed"]
 
 IGNORED_KEYS = ("train.seed", "run_root", "description", "data.data_dir", "sandbox.workers",
-                "sandbox.cache")
-"""Configuration keys in which runs of one experiment may differ: the training seed, and where
-files and sandbox workers live (no effect on the numbers)."""
+                "sandbox.cache", "eval.feedback_zeroed", "eval.feedback_shuffled", "eval.search")
+"""Configuration keys in which runs of one experiment may differ: the training seed, where files
+and sandbox workers live, and which baselines were evaluated (no effect on the numbers: a row
+keeps the baselines every one of its runs has, :func:`aggregate_reports`)."""
 STAGES = ("one_shot", "final")
 
 

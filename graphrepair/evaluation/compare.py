@@ -8,7 +8,10 @@ inputs are one row (:mod:`graphrepair.evaluation.aggregate`; ``aggregate=False``
 keeps every run its own row); runs that differ in anything else are separate rows, and rows of one
 experiment id say in what they differ.
 
-* "Full Comparison": one row per experiment and one per baseline (Experiment | Model | Seeds
+* "Full Comparison": one row per experiment and, under it, one per baseline (feedback zeroed,
+  feedback shuffled, search, unigram, copy: :data:`graphrepair.evaluation.report.BASELINES`, those
+  that at least one compared run has; a row whose runs lack it, e.g. a report of an older
+  evaluate, shows "n/a") (Experiment | Model | Seeds
   (training × corruption) | One-shot @ 20% | Iterative @ 20% | ... | Pass @ 20% (one-shot → final)
   ...), repair_accuracy mean ± 95% CI: Student t over the training seeds for a row of several runs
   (each run's value a mean over its corruption seeds, the same for every run), over the corruption
@@ -17,8 +20,9 @@ experiment id say in what they differ.
   report's ``inputs_id``: split, programs, corruption levels and seeds, iterations) minus the first,
   per level, with a paired-bootstrap 95% CI over programs
   (:func:`graphrepair.evaluation.aggregate.paired_between`);
-* "Improvement over one-shot": each row's final minus one-shot value of the model and of the
-  feedback-zeroed baseline on the same programs, with a paired-bootstrap 95% CI over programs
+* "Improvement over one-shot": each row's final minus one-shot value of the model and of each
+  baseline with iterations (feedback zeroed, feedback shuffled, search) on the same programs, with
+  a paired-bootstrap 95% CI over programs
   (:func:`graphrepair.evaluation.aggregate.paired_improvement`);
 * ``comparison.png``: grouped bars of one-shot and final repair_accuracy per level for each
   experiment and its feedback-zeroed baseline (95% CI error bars where there are several seeds),
@@ -52,6 +56,7 @@ from graphrepair.evaluation.report import (
     DIFFERENCE,
     METHOD_LABELS,
     PAIRED_METRICS,
+    REFINED_BASELINES,
     ceiling_cell,
     iterative_cell,
     level_label,
@@ -286,7 +291,7 @@ def _improvements(rows: Sequence[dict], labels: Sequence[str]) -> Table | None:
             if not pooled:
                 continue
             n = max(n, len(pooled["task_ids"]))
-            for method in ("model", "feedback_zeroed"):
+            for method in ("model", *REFINED_BASELINES):
                 if method not in pooled.get("methods", {}):
                     continue
                 try:
@@ -338,13 +343,15 @@ def compare(runs: Sequence[str | Path], out_dir: str | Path = ".", *,
         cols += [f"One-shot @ {level_label(lv)}", f"Iterative @ {level_label(lv)}"]
     cols += [f"Pass @ {level_label(lv)} (one-shot → final)" for lv in levels]
     rows, panels, hlines = [], {level_label(lv): {} for lv in levels}, {level_label(lv): {} for lv in levels}
+    shown = [b for b in BASELINES if any(b in r.get("baselines", {}) for rep in reports
+                                         for r in rep["results"]["levels"].values())]
     for rep, exp in zip(reports, labels):
         cfg, res = rep["config"], rep["results"]
-        for method in ("model", *BASELINES):
+        for method in ("model", *shown):
             label = exp if method == "model" else f"{exp}: {METHOD_LABELS[method]}"
-            row = [label, _model_name(cfg) if method in ("model", "feedback_zeroed") else "-", _seeds_cell(rep)]
+            same_model = method in ("model", "feedback_zeroed", "feedback_shuffled")
+            row = [label, _model_name(cfg) if same_model else "-", _seeds_cell(rep)]
             pass_cells = []
-            present = False
             for lv in levels:
                 r = res["levels"].get(lv)
                 s = None if r is None else (r if method == "model" else r.get("baselines", {}).get(method))
@@ -352,7 +359,6 @@ def compare(runs: Sequence[str | Path], out_dir: str | Path = ".", *,
                     row += ["n/a", "n/a"]
                     pass_cells.append("n/a")
                     continue
-                present = True
                 row += [ci_cell(s["one_shot"]["repair_accuracy"], s["ci95"]["one_shot"]["repair_accuracy"]),
                         iterative_cell(s, "repair_accuracy")]
                 pass_cells.append(f"{ci_cell(s['one_shot']['pass_rate'], None)} → "
@@ -364,8 +370,7 @@ def compare(runs: Sequence[str | Path], out_dir: str | Path = ".", *,
                         "final": (s["final"]["repair_accuracy"], s["ci95"]["final"]["repair_accuracy"])}
                 elif method == "unigram":
                     hlines[level_label(lv)][f"unigram baseline ({exp})"] = s["final"]["repair_accuracy"]
-            if present:
-                rows.append(row + pass_cells)
+            rows.append(row + pass_cells)
         found = [res["levels"].get(lv) for lv in levels]
         if any(r is not None and r.get("in_vocab_ceiling") is not None for r in found):
             rows.append([f"{exp}: {CEILING_LABEL}", "-", "-",
@@ -380,7 +385,9 @@ def compare(runs: Sequence[str | Path], out_dir: str | Path = ".", *,
              "one-shot in percentage points); Pass = pass_rate. Seeds: runs with different "
              "training seeds (train.seed) × corruption seeds of each run's evaluation. "
              "In-vocabulary ceiling: the best repair_accuracy (and, under Pass, exact repair) any "
-             "model that writes only vocabulary texts can reach on the run's corrupted programs.",
+             "model that writes only vocabulary texts can reach on the run's corrupted programs. "
+             "n/a: not evaluated (a level the run lacks, or a baseline it was not evaluated with, "
+             "e.g. in a report of an older graphrepair.evaluate).",
              *label_notes]
     if len(ids) > 1:
         notes.append(f"WARNING: the runs were evaluated on different inputs (inputs ids {sorted(map(str, ids))}): "

@@ -5,8 +5,9 @@ iterations (DESIGN.md loop: predict -> decode -> run tests -> feedback). The cor
 ``eval.seed + s``, and a program's mask depends only on (corruption seed, task id, level)
 (:func:`graphrepair.data.dataset.fixed_states`), so every model evaluated with the same seeds sees
 the same inputs and rows are comparable across runs. On the same inputs, the baselines of
-:mod:`graphrepair.evaluation.report` (feedback zeroed, unigram, copy) are evaluated the same way,
-tests executed. Numbers are means with a Student-t 95% CI over seeds.
+:mod:`graphrepair.evaluation.report` (feedback zeroed, feedback shuffled across programs, search
+with the model's budget of test executions, unigram, copy) are evaluated the same way, tests
+executed. Numbers are means with a Student-t 95% CI over seeds.
 
 Resumable: each finished (seed, level) is written atomically to ``<out>/partial/`` with a
 fingerprint of the model weights, vocabulary, settings and inputs; a rerun with the same
@@ -16,6 +17,7 @@ fingerprint skips it (a different fingerprint is recomputed, with a warning). Ou
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -37,6 +39,7 @@ from graphrepair.data.problems import DataError
 from graphrepair.evaluation.report import report_plots, report_tables, summarize
 from graphrepair.feedback.informativeness import feedback_informativeness
 from graphrepair.loop.refine import ProgramState, Refiner, in_vocab_ceiling, refine, state_metrics
+from graphrepair.loop.search import SEARCH_FORMULA, SEARCH_TOP_K, search
 from graphrepair.models import from_checkpoint
 from harness import runs
 from harness.config import describe, to_dict
@@ -46,10 +49,11 @@ __all__ = ["evaluate", "evaluate_checkpoint", "find_checkpoint", "load_for_eval"
 
 log = logging.getLogger(__name__)
 
-RESULTS_SCHEMA = "graphrepair.evaluate/5"
+RESULTS_SCHEMA = "graphrepair.evaluate/6"
 """Version of ``results``; part of every unit's fingerprint, so a change recomputes old units
 (4: the refinement update rule compares texts and never changes an UNK input leaf; units carry
-``in_vocab_ceiling``; 5: units carry ``feedback``)."""
+``in_vocab_ceiling``; 5: units carry ``feedback``; 6: units carry the ``feedback_shuffled`` and
+``search`` baselines and ``per_program.program_runs``)."""
 
 
 def evaluate(
@@ -64,6 +68,8 @@ def evaluate(
     programs: int | None = None,
     seeds: int | None = None,
     feedback_zeroed: bool | None = None,
+    feedback_shuffled: bool | None = None,
+    search_baseline: bool | None = None,
     checkpoint: str = "",
     device: str | torch.device = "cpu",
     progress: bool = True,
@@ -76,7 +82,8 @@ def evaluate(
         data: prepared programs encoded with the model's vocabulary; a held-out split
             (``humaneval``) missing from it is added (:func:`~graphrepair.data.dataset.add_heldout_split`).
         out_dir: where ``report.json``, ``report.md``, the PNGs and ``partial/`` go.
-        levels, iterations, split, programs, seeds, feedback_zeroed: override ``cfg.eval``.
+        levels, iterations, split, programs, seeds, feedback_zeroed, feedback_shuffled: override
+            ``cfg.eval``; search_baseline overrides ``cfg.eval.search``.
         checkpoint: path recorded in the report; its directory's ``metrics.csv`` (if any) gives
             the training-curve plot.
         device: where the model runs.
@@ -97,6 +104,9 @@ def evaluate(
     split = split or ev.split
     n_seeds = ev.seeds if seeds is None else seeds
     zeroed = ev.feedback_zeroed if feedback_zeroed is None else feedback_zeroed
+    baselines = {"feedback_zeroed": zeroed,
+                 "feedback_shuffled": ev.feedback_shuffled if feedback_shuffled is None else feedback_shuffled,
+                 "search_baseline": ev.search if search_baseline is None else search_baseline}
     n_programs = ev.programs if programs is None else programs
     if n_seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {n_seeds}")
@@ -110,7 +120,7 @@ def evaluate(
     pool = data.splits[split]
     pool = pool[:n_programs] if n_programs else pool
     refiner = Refiner.from_config(model, data.vocab, cfg, device)
-    base_fp = _fingerprint(model, data.vocab, cfg, split, pool, iterations, zeroed)
+    base_fp = _fingerprint(model, data.vocab, cfg, split, pool, iterations, baselines)
     partial = runs.UnitStore(Path(out_dir) / "partial")
     t0 = time.perf_counter()
     units, resumed = [], 0
@@ -123,7 +133,7 @@ def evaluate(
             log.info("seed %d, %g%% corruption: %d programs, %d iterations", ev.seed + s, level * 100,
                      len(pool), iterations)
             unit = run_unit(refiner, cfg, data, pool, level, ev.seed + s, iterations,
-                            feedback_zeroed=zeroed, progress=progress)
+                            **baselines, progress=progress)
             unit = partial.save(name, fp, unit)
         else:
             resumed += 1
@@ -168,13 +178,32 @@ def evaluate(
 
 def run_unit(refiner: Refiner, cfg: ExperimentConfig, data: PreparedData, pool: list, level: float,
              corruption_seed: int, iterations: int, *, feedback_zeroed: bool = True,
+             feedback_shuffled: bool = True, search_baseline: bool = True,
              progress: bool = False) -> dict:
     """Every method on one seed's corrupted programs at one level (tests really executed).
 
+    Methods (:data:`graphrepair.evaluation.report.BASELINES`): ``model`` (K iterations with its
+    own test feedback); ``feedback_zeroed`` (the same loop, empty feedback); ``feedback_shuffled``
+    (the same loop, each program reading another program's test result, donors drawn with seed
+    ``corruption_seed``: :func:`graphrepair.feedback.shuffle.shuffle_feedback`); ``search`` (no
+    learned refinement: :func:`graphrepair.loop.search.search` from the model's one-shot program,
+    per program at most the executions the model's refinement used, its row ``k`` at the model's
+    cost after iteration ``k``); ``unigram``; ``copy``.
+
+    Args:
+        refiner: the model, vocabulary and sandbox settings.
+        cfg: the experiment configuration (``feedback.feedback_at_iteration0``).
+        data: prepared programs (vocabulary, unigram text).
+        pool: the encoded programs evaluated.
+        level: corruption level in [0, 1]; corruption_seed: its seed; iterations: K (>= 1).
+        feedback_zeroed, feedback_shuffled, search_baseline: evaluate these baselines.
+        progress: tqdm bars over iterations.
+
     Returns:
         ``{"level", "corruption_seed", "programs", "masked_leaves", "seconds", "methods": {name:
-        per-iteration rows}, "in_vocab_ceiling": ..., "per_program": ...}``; rows hold the four
-        metrics and ``program_runs`` (cumulative); ``in_vocab_ceiling`` is
+        per-iteration rows}, "in_vocab_ceiling": ..., "feedback": ..., "per_program": ...}``;
+        rows hold the four metrics and ``program_runs`` (cumulative; K rows for the model, the
+        feedback ablations and search, one for unigram and copy); ``in_vocab_ceiling`` is
         :func:`~graphrepair.loop.refine.in_vocab_ceiling` of the corrupted programs (the best
         repair_accuracy, token_accuracy and exact_match a vocabulary-only model can reach);
         ``feedback`` is :func:`~graphrepair.feedback.informativeness.feedback_informativeness` of
@@ -183,11 +212,14 @@ def run_unit(refiner: Refiner, cfg: ExperimentConfig, data: PreparedData, pool: 
         comparisons of methods on the same programs (:mod:`graphrepair.evaluation.report`):
         ``{"task_ids": [n], "masked": [n] corrupted leaves, "leaves": [n], "methods": {name:
         {"one_shot" | "final": {"restored": [n] corrupted leaves back to the reference,
-        "correct": [n] leaves equal to the reference, "exact": [n] 0/1, "passed": [n] 0/1}}}}``,
-        in pool order (one-shot = after iteration 0; unigram and copy have one iteration).
+        "correct": [n] leaves equal to the reference, "exact": [n] 0/1, "passed": [n] 0/1}}},
+        "program_runs": {name: [n] programs evaluated per program, cache hits included}}``, in
+        pool order (one-shot = after iteration 0, or the search's start, which is the model's
+        one-shot; unigram and copy have one iteration).
     """
     t0 = time.perf_counter()
     states = [s for _, s in fixed_states(pool, [level], len(pool), corruption_seed, data.vocab)]
+    fb0 = cfg.feedback.feedback_at_iteration0
 
     def fresh() -> list[ProgramState]:
         return [ProgramState.start(s.enc, s.masked, data.vocab) for s in states]
@@ -200,27 +232,40 @@ def run_unit(refiner: Refiner, cfg: ExperimentConfig, data: PreparedData, pool: 
         return dict(zip(("restored", "correct", "exact", "passed"), map(list, zip(*per_state))))
 
     informativeness: dict[str, dict] = {}
+    model_runs: list[list[int]] = []  # per iteration: each program's executions so far (model)
+    one_shot_states: list[ProgramState] = []  # the model's programs after iteration 0
 
-    def refined(group: list[ProgramState], **kwargs) -> tuple[list[dict], dict]:
+    def refined(group: list[ProgramState], track: bool = False, **kwargs) -> tuple[list[dict], dict]:
         one_shot: list[tuple[int, int, int, int]] = []
 
-        def keep_one_shot(k: int, states: list[ProgramState]) -> None:
+        def after(k: int, states: list[ProgramState]) -> None:
             if k == 0:
                 one_shot.extend(outcome(s) for s in states)
                 informativeness.setdefault("one_shot", feedback_informativeness(states))
+            if track:
+                model_runs.append([s.runs for s in states])
+                if k == 0:
+                    one_shot_states.extend(dataclasses.replace(s, texts=list(s.texts)) for s in states)
 
-        rows = refine(refiner, group, iterations, progress=progress,
-                      after_iteration=keep_one_shot, **kwargs)
-        return rows, {"one_shot": outcomes(one_shot),
-                      "final": outcomes([outcome(s) for s in group])}
+        rows = refine(refiner, group, iterations, progress=progress, after_iteration=after, **kwargs)
+        return rows, {"one_shot": outcomes(one_shot), "final": outcomes([outcome(s) for s in group])}
 
+    methods, per_method, runs = {}, {}, {}
+    methods["model"], per_method["model"] = refined(states, track=True, feedback_at_iteration0=fb0)
+    runs["model"] = [s.runs for s in states]
+    if feedback_zeroed:
+        group = fresh()
+        methods["feedback_zeroed"], per_method["feedback_zeroed"] = refined(group, with_feedback=False)
+        runs["feedback_zeroed"] = [s.runs for s in group]
+    if feedback_shuffled:
+        group = fresh()
+        methods["feedback_shuffled"], per_method["feedback_shuffled"] = refined(
+            group, feedback_at_iteration0=fb0, shuffle_seed=corruption_seed)
+        runs["feedback_shuffled"] = [s.runs for s in group]
+    if search_baseline:
+        methods["search"], per_method["search"], runs["search"] = _search(
+            refiner, fresh(), one_shot_states, model_runs, fb0, outcome, outcomes)
     copy, unigram = fresh(), fresh()
-    zeroed = fresh() if feedback_zeroed else None
-    methods, per_method = {}, {}
-    methods["model"], per_method["model"] = refined(
-        states, feedback_at_iteration0=cfg.feedback.feedback_at_iteration0)
-    if zeroed is not None:
-        methods["feedback_zeroed"], per_method["feedback_zeroed"] = refined(zeroed, with_feedback=False)
     for b in unigram:  # every mask -> the most frequent eligible training token
         b.texts = [data.unigram if t is None else t for t in b.texts]
     for name, group in (("unigram", unigram), ("copy", copy)):
@@ -228,12 +273,14 @@ def run_unit(refiner: Refiner, cfg: ExperimentConfig, data: PreparedData, pool: 
         methods[name] = [state_metrics(group) | {"program_runs": float(len(group))}]
         once = outcomes([outcome(s) for s in group])
         per_method[name] = {"one_shot": once, "final": once}
+        runs[name] = [s.runs for s in group]
     for rows in methods.values():
         for row in rows:
             row.pop("test_runs", None)  # cache-dependent; program_runs is the method's cost
     per_program = {"task_ids": [s.enc.problem.task_id for s in states],
                    "masked": [int(s.masked.sum()) for s in states],
-                   "leaves": [len(s.texts) for s in states], "methods": per_method}
+                   "leaves": [len(s.texts) for s in states], "methods": per_method,
+                   "program_runs": runs}
     return {"level": level, "corruption_seed": corruption_seed, "programs": len(states),
             "masked_leaves": int(sum(s.masked.sum() for s in states)),
             "seconds": round(time.perf_counter() - t0, 2), "methods": methods,
@@ -241,14 +288,36 @@ def run_unit(refiner: Refiner, cfg: ExperimentConfig, data: PreparedData, pool: 
             "per_program": per_program}
 
 
-def _fingerprint(model, vocab, cfg, split, pool, iterations, zeroed) -> str:
+def _search(refiner: Refiner, corrupted: list[ProgramState], one_shot: list[ProgramState],
+            model_runs: list[list[int]], fb0: bool, outcome, outcomes) -> tuple[list[dict], dict, list[int]]:
+    """The search baseline's rows, per-program outcomes and executions (:func:`run_unit`).
+
+    ``corrupted``: fresh corrupted states (the iteration-0 input, for the alternatives);
+    ``one_shot``: the model's states after iteration 0; ``model_runs``: per iteration, the
+    model's executions of each program so far (row ``k``'s budgets).
+    """
+    if fb0:  # the iteration-0 input reads the corrupted program's feedback (the model's own run)
+        refiner.run_tests(corrupted)
+    top_k = min(SEARCH_TOP_K, int(refiner.vocab.leaf_token_mask().sum()))
+    options = refiner.top_k(corrupted, with_feedback=fb0, k=top_k)
+    budgets = [list(b) for b in zip(*model_runs)]  # per program, per iteration
+    rows, used = search(refiner, one_shot, options, budgets)
+    history = [state_metrics(r) | {"program_runs": float(sum(min(b[k], u) for b, u in zip(budgets, used)))}
+               for k, r in enumerate(rows)]
+    per = {"one_shot": outcomes([outcome(s) for s in rows[0]]),
+           "final": outcomes([outcome(s) for s in rows[-1]])}
+    return history, per, used
+
+
+def _fingerprint(model, vocab, cfg, split, pool, iterations, baselines: dict[str, bool]) -> str:
     """Fingerprint of everything a (seed, level) result depends on, except the seed and level."""
     settings = {"vocab": vocab.to_dict(), "feedback": to_dict(cfg.feedback), "eligible": cfg.corruption.eligible,
                 "timeout_s": cfg.sandbox.timeout_s, "memory_mb": cfg.sandbox.memory_mb,
                 "budget_s": cfg.sandbox.budget_s,
                 "max_tests": cfg.data.max_tests, "max_iteration": cfg.train.trajectory_iterations,
                 "model": to_dict(cfg.model), "split": split, "tasks": [e.problem.task_id for e in pool],
-                "iterations": iterations, "feedback_zeroed": zeroed, "schema": RESULTS_SCHEMA}
+                "iterations": iterations, **baselines, "search_top_k": SEARCH_TOP_K,
+                "search_formula": SEARCH_FORMULA, "schema": RESULTS_SCHEMA}
     return runs.fingerprint(settings, model.state_dict())
 
 

@@ -13,10 +13,18 @@ Two sources of variance are reported separately (DESIGN.md "Metrics"):
   programs)"). A program's outcomes are pooled over the seeds before resampling, so a resample
   draws whole programs (every seed's corruption of them), for both rows alike.
 
-Methods (every table carries all four, DESIGN.md "Metrics"):
+Methods (every table carries all six, DESIGN.md "Metrics"; a baseline a run did not evaluate, e.g.
+a report written before it existed, shows "n/a"):
 
 * ``model``: the refiner with real test feedback, K iterations;
 * ``feedback_zeroed``: the same model and loop with empty feedback at every iteration;
+* ``feedback_shuffled``: the same model and loop, each program reading another program's test
+  feedback mapped onto its own lines (:mod:`graphrepair.feedback.shuffle`): does *where* the tests
+  failed matter, or only that feedback is present?
+* ``search``: no learned refinement: the model's one-shot program, then its one-shot alternatives
+  tried one leaf at a time where Tarantula points, keeping a candidate that passes more tests,
+  with per program the test executions the model's refinement used (:mod:`graphrepair.loop.search`;
+  its iteration ``k`` row is at the model's cost after iteration ``k``);
 * ``unigram``: every mask filled with the most frequent eligible leaf text of the training split;
 * ``copy``: the corrupted program as given (masks left in; repair_accuracy 0 by definition, its
   token_accuracy is the share of leaves left intact).
@@ -33,6 +41,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from graphrepair.loop.refine import CEILING_METRICS, METRICS
+from graphrepair.loop.search import SEARCH_TOP_K
 from harness.report import (
     Estimate,
     Format,
@@ -45,14 +54,35 @@ from harness.report import (
     training_curves,
 )
 
-__all__ = ["BASELINES", "CEILING_LABEL", "DIFFERENCE", "METHOD_LABELS", "PAIRED_METRICS", "ceiling_cell",
-           "ceiling_summary", "feedback_summary", "iterative_cell", "level_label", "method_summary",
+__all__ = ["BASELINES", "CEILING_LABEL", "DIFFERENCE", "METHOD_LABELS", "PAIRED_METRICS",
+           "REFINED_BASELINES", "ceiling_cell", "ceiling_summary", "feedback_summary", "iterative_cell", "level_label", "method_summary",
            "paired_differences", "paired_estimate", "pool_programs", "program_rates", "report_plots",
            "report_tables", "summarize"]
 
-BASELINES = ("feedback_zeroed", "unigram", "copy")
-METHOD_LABELS = {"feedback_zeroed": "same model, feedback zeroed", "unigram": "unigram baseline",
+BASELINES = ("feedback_zeroed", "feedback_shuffled", "search", "unigram", "copy")
+METHOD_LABELS = {"feedback_zeroed": "same model, feedback zeroed",
+                 "feedback_shuffled": "same model, feedback shuffled across programs",
+                 "search": "search with the model's test executions", "unigram": "unigram baseline",
                  "copy": "copy baseline (corrupted input)"}
+REFINED_BASELINES = ("feedback_zeroed", "feedback_shuffled", "search")
+"""The baselines with one row per iteration (the others have one row)."""
+_BASELINE_CAPTIONS = {
+    "feedback_zeroed": "The same model and loop given empty test feedback at every iteration: what "
+                       "the model does without the test signal.",
+    "feedback_shuffled": "The same model and loop, each program given the test feedback of another "
+                         "program of the batch (a seeded derangement per iteration) mapped onto its "
+                         "lines by relative position; its own tests decide freezing and metrics. "
+                         "Against the model: whether *where* the tests failed matters.",
+    "search": f"No learned refinement: from the model's one-shot program, the model's one-shot "
+              f"top-{SEARCH_TOP_K} texts tried one corrupted leaf at a time, most Tarantula-suspicious "
+              "line first, keeping a program that passes more tests; per program at most the test executions "
+              "the model's refinement used (Final), iteration k = the model's cost after its "
+              "iteration k. One-shot = the model's one-shot."}
+_TITLES = {"feedback_zeroed": "feedback zeroed", "feedback_shuffled": "feedback shuffled across programs",
+           "search": "search with the model's test executions"}
+_PLOT_STYLES = {"feedback_zeroed": ("feedback zeroed", "--"), "feedback_shuffled": ("feedback shuffled", ":"),
+                "search": ("search", "-.")}
+_NOT_EVALUATED = "n/a: a baseline the run did not evaluate (switched off, or a report of an older evaluate)."
 CEILING_LABEL = "in-vocabulary ceiling"
 DIFFERENCE = Format(scale=100.0, decimals=1, unit=" pp", signed=True)
 """Table format of a difference of two fractions, in percentage points: ``0.0194 -> "+1.9 pp"``."""
@@ -265,7 +295,7 @@ def summarize(units: Sequence[dict]) -> dict[str, dict]:
         us = sorted(us, key=lambda u: u["corruption_seed"])
         entry = method_summary([u["methods"]["model"] for u in us])
         entry["baselines"] = {b: method_summary([u["methods"][b] for u in us])
-                              for b in BASELINES if b in us[0]["methods"]}
+                              for b in BASELINES if all(b in u["methods"] for u in us)}
         entry["test_runs"] = entry["program_runs"] + sum(
             b["program_runs"] for b in entry["baselines"].values())
         entry["masked_leaves"] = us[0]["masked_leaves"]
@@ -317,27 +347,25 @@ def report_tables(exp: str, results: dict) -> list[Table]:
             s = r if base is None else r["baselines"].get(base)
             rows[key] += ([ci_cell(s["one_shot"]["repair_accuracy"], s["ci95"]["one_shot"]["repair_accuracy"]),
                            iterative_cell(s, "repair_accuracy")] if s else ["n/a"] * 2)
-    summary_rows = [v for k, v in rows.items() if k == "model" or k in next(iter(levels.values()))["baselines"]]
+    summary_rows = list(rows.values())
     summary_rows.append([CEILING_LABEL, *[cell for r in levels.values()
                                           for cell in [ceiling_cell(r, "repair_accuracy")] * 2]])
     tables = [Table("Summary (repair_accuracy)", cols, summary_rows,
                     caption="repair_accuracy = fraction of corrupted leaves restored to the reference "
                             "token. Iterative = after the last iteration (in brackets: its improvement "
                             "over one-shot, percentage points; CI in the per-level tables). "
-                            + _CEILING_NOTE, interval=seeds)]
+                            + _CEILING_NOTE + " " + _NOT_EVALUATED, interval=seeds)]
     head = ["Corruption", "One-shot", "Final", "Improvement", "In-vocabulary ceiling"]
     tables.append(Table("Iterative refinement", head,
                         [[level_label(lv), *_cells(r, "repair_accuracy"), ceiling_cell(r, "repair_accuracy")]
                          for lv, r in levels.items()],
                         caption=f"Exp {exp}, repair_accuracy. " + _CEILING_NOTE, interval=seeds))
-    if all("feedback_zeroed" in r["baselines"] for r in levels.values()):
-        tables.append(Table("Iterative refinement, feedback zeroed", head,
-                            [[level_label(lv), *_cells(r["baselines"]["feedback_zeroed"], "repair_accuracy"),
-                              ceiling_cell(r, "repair_accuracy")]
-                             for lv, r in levels.items()],
-                            caption="The same model and loop given empty test feedback at every "
-                                    "iteration: what the model does without the test signal.",
-                            interval=seeds))
+    for b in REFINED_BASELINES:
+        if all(b in r["baselines"] for r in levels.values()):
+            tables.append(Table(f"Iterative refinement, {_TITLES[b]}", head,
+                                [[level_label(lv), *_cells(r["baselines"][b], "repair_accuracy"),
+                                  ceiling_cell(r, "repair_accuracy")] for lv, r in levels.items()],
+                                caption=_BASELINE_CAPTIONS[b], interval=seeds))
     tables.append(Table("Functional repair (pass_rate: programs whose tests all pass)",
                         ["Corruption", "One-shot", "Final", "Improvement", "In-vocabulary ceiling (exact repair)",
                          *[f"{METHOD_LABELS[b]} (final)" for b in BASELINES], "Program runs"],
@@ -351,7 +379,7 @@ def report_tables(exp: str, results: dict) -> list[Table]:
                                 "share of programs whose corrupted leaves all have reference texts in "
                                 "the vocabulary, the most any vocabulary-only model can repair exactly; "
                                 "pass_rate can exceed it only with a program that differs from the "
-                                "reference and still passes.", interval=seeds))
+                                "reference and still passes. " + _NOT_EVALUATED, interval=seeds))
     paired = _paired_table(exp, results)
     if paired is not None:
         tables.append(paired)
@@ -412,14 +440,16 @@ def _paired_table(exp: str, results: dict) -> Table | None:
         return None
     cols = ["Corruption", "Baseline", *[f"{m} {stage}" for m in PAIRED_METRICS
                                          for stage in ("one-shot", "final")]]
-    rows, missing = [], []
+    rows, missing, absent = [], [], []
     for lv, r in levels.items():
         if not r.get("paired"):
             missing.append(level_label(lv))
             continue
         for b in BASELINES:
             d = r["paired"].get(b)
-            if d is not None:
+            if d is None:
+                absent += [] if METHOD_LABELS[b] in absent else [METHOD_LABELS[b]]
+            else:
                 rows.append([level_label(lv), METHOD_LABELS[b],
                              *[Estimate(**_nan_if_none(d[stage][m])) for m in PAIRED_METRICS
                                for stage in ("one_shot", "final")]])
@@ -429,7 +459,10 @@ def _paired_table(exp: str, results: dict) -> Table | None:
                f"repair_accuracy pools corrupted leaves over programs"
                + (f" and over the {seeds} seeds (a resampled program brings every seed's corruption "
                   f"of it; the pooled value can differ slightly from the seed tables' mean of "
-                  f"per-seed values)" if seeds > 1 else "") + ".")
+                  f"per-seed values)" if seeds > 1 else "") + ". The search baseline starts from the "
+               "model's one-shot program (one-shot difference 0).")
+    if absent:
+        caption += f" Not evaluated in this run: {', '.join(absent)}."
     if missing:
         caption += (f" No per-program outcomes at {', '.join(missing)} (results resumed from an older "
                     f"evaluate): evaluate again to get them.")
@@ -443,7 +476,8 @@ def _nan_if_none(d: dict) -> dict:
 
 def report_plots(out_dir: Path, exp: str, results: dict, metrics_csv: Path | None) -> list[str]:
     """Write ``refinement.png``, ``pass_rate.png`` (metric against iteration per level, model solid,
-    feedback zeroed dashed in the same colour, 95% CI bands) and ``training_curves.png`` when ``metrics_csv`` exists.
+    in the same colour feedback zeroed dashed, feedback shuffled dotted and search dash-dotted,
+    95% CI bands) and ``training_curves.png`` when ``metrics_csv`` exists.
 
     Returns:
         The PNG file names written into ``out_dir``.
@@ -453,14 +487,15 @@ def report_plots(out_dir: Path, exp: str, results: dict, metrics_csv: Path | Non
     for metric, name in (("repair_accuracy", "refinement.png"), ("pass_rate", "pass_rate.png")):
         series, errors, styles, colors = {}, {}, {}, {}
         for lv, r in results["levels"].items():
-            for label, s, style in (("", r, "-"), (" feedback zeroed", r["baselines"].get("feedback_zeroed"), "--")):
+            for label, s, style in (("", r, "-"), *((f" {name}", r["baselines"].get(b), ls)
+                                                    for b, (name, ls) in _PLOT_STYLES.items())):
                 if s is None:
                     continue
                 key = f"{level_label(lv)}{label}"
                 series[key] = [h[metric] for h in s["per_iteration"]]
                 errors[key] = [c[metric] for c in s["ci95"]["per_iteration"]]
                 styles[key] = style
-                colors[key] = lv  # a level's model and feedback-zeroed lines share a colour
+                colors[key] = lv  # a level's model and its baselines share a colour
         line_plot(out_dir / name, series, errors=errors, styles=styles, colors=colors, title=f"{metric}: {title}",
                   xlabel="iteration (0 = one-shot)", ylabel=metric)
         names.append(name)

@@ -40,6 +40,7 @@ from torch_geometric.data import Batch
 from graphrepair.config import ExperimentConfig
 from graphrepair.features.encoding import EncodedProgram, Feedback, feedback_from_result, make_data
 from graphrepair.features.variants import FeatureVariant, make_signal_data
+from graphrepair.feedback.shuffle import shuffle_feedback
 from graphrepair.feedback.spectrum import FORMULAS, line_spectrum, node_scores, score
 from graphrepair.graphs.vocab import MASK, UNK, Vocabulary
 from graphrepair.models import model_variant
@@ -71,6 +72,8 @@ class ProgramState:
         unk_input: bool ``[L]`` leaves the model reads as ``UNK`` whatever their text (training's
             UNK replacement, :func:`graphrepair.data.corruption.unk_replacement`); ``None`` = none.
             Their texts and loss targets are unchanged.
+        runs: times this state's programs were evaluated by :meth:`Refiner.run_tests` (cache hits
+            included: the per-program cost that ``program_runs`` of :func:`refine` sums).
     """
 
     enc: EncodedProgram
@@ -82,6 +85,7 @@ class ProgramState:
     feedback: Feedback = field(default_factory=Feedback.empty)
     signal: np.ndarray | None = None
     unk_input: np.ndarray | None = None
+    runs: int = 0
 
     @classmethod
     def start(cls, enc: EncodedProgram, masked: np.ndarray, vocab: Vocabulary,
@@ -306,6 +310,49 @@ class Refiner:
         self.model.train(was_training)
         return out
 
+    @torch.no_grad()
+    def top_k(self, states: Sequence[ProgramState], with_feedback: bool, k: int,
+              batch_size: int = 32) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per state: the ``k`` most probable leaf texts of every leaf, in eval mode.
+
+        Only ids the update rule may write count (:meth:`changes`: leaf texts, never ``UNK``,
+        ``MASK``, ``PAD`` or a node type); probabilities are the model's softmax over the whole
+        vocabulary, so a row sums to at most 1.
+
+        Args:
+            states: the program states (their current inputs, as :meth:`predict` reads them).
+            with_feedback: give the model the states' feedback.
+            k: texts per leaf (>= 1; at most the number of leaf texts of the vocabulary).
+            batch_size: states per forward pass.
+
+        Returns:
+            Per state: (int64 ``[L, k]`` token ids, float32 ``[L, k]`` their probabilities), each
+            row in decreasing probability.
+
+        Raises:
+            ValueError: ``k`` < 1 or more than the vocabulary's leaf texts.
+        """
+        n_texts = int(self._is_leaf_text.sum())
+        if not 1 <= k <= n_texts:
+            raise ValueError(f"k must lie in [1, {n_texts}] (the vocabulary's leaf texts), got {k}")
+        was_training = self.model.training
+        self.model.eval()
+        writable = torch.as_tensor(self._is_leaf_text, device=self.device)  # (V,)
+        out: list[tuple[np.ndarray, np.ndarray]] = []
+        for start in range(0, len(states), batch_size):
+            chunk = states[start : start + batch_size]
+            probs = torch.softmax(self.model(self.batch(chunk, with_feedback)).float(), dim=-1)  # (L_total, V)
+            probs = probs.masked_fill(~writable, -1.0)  # below every probability: never in the top k
+            values, ids = probs.topk(k, dim=-1)  # (L_total, k)
+            ids_np, values_np = ids.cpu().numpy(), values.cpu().numpy()
+            begin = 0
+            for s in chunk:
+                end = begin + len(s.texts)
+                out.append((ids_np[begin:end], values_np[begin:end]))
+                begin = end
+        self.model.train(was_training)
+        return out
+
     def input_ids(self, state: ProgramState) -> np.ndarray:
         """int64 ``[L]``: the leaf ids the model reads for ``state``'s current texts.
 
@@ -378,10 +425,26 @@ class Refiner:
                             memory_mb=self.memory_mb, progress=progress, cache=self.cache)
         for s, result in zip(states, results, strict=True):
             s.result = result
-            if self.variant is FeatureVariant.SIX:
-                s.signal = signal_from_result(s.enc, s.texts, result, self.signal)
-            else:
-                s.feedback = feedback_from_result(s.enc, s.texts, result, self.max_tests)
+            s.runs += 1
+            self.give_feedback(s, result)
+
+    def give_feedback(self, state: ProgramState, result: ProgramResult | None) -> None:
+        """Set the feedback the model reads at ``state``'s next iteration from ``result``.
+
+        :attr:`ProgramState.signal` (6-feature variant) or :attr:`ProgramState.feedback`
+        (5-feature) is computed from ``result`` as if it were the result of ``state``'s current
+        program (its lines are read on ``state``'s current source); ``state.result`` is left
+        alone. :meth:`run_tests` gives each state its own result; the *feedback-shuffled*
+        baseline (:func:`refine`) another program's, mapped onto this one
+        (:func:`graphrepair.feedback.shuffle.transplant_result`). ``None`` = no feedback (a zero
+        signal, no records).
+        """
+        if result is None:
+            state.signal, state.feedback = None, Feedback.empty()
+        elif self.variant is FeatureVariant.SIX:
+            state.signal = signal_from_result(state.enc, state.texts, result, self.signal)
+        else:
+            state.feedback = feedback_from_result(state.enc, state.texts, result, self.max_tests)
 
 
 def signal_from_result(enc: EncodedProgram, texts: Sequence[str | None], result: ProgramResult,
@@ -424,6 +487,7 @@ def refine(
     *,
     feedback_at_iteration0: bool = False,
     with_feedback: bool = True,
+    shuffle_seed: int | None = None,
     progress: bool = False,
     after_iteration: Callable[[int, Sequence[ProgramState]], None] | None = None,
 ) -> list[dict[str, float]]:
@@ -443,6 +507,13 @@ def refine(
             passing programs still freeze, metrics the same) but the model is given empty feedback
             (no per-test records / a zero per-node signal) at every iteration; it isolates what
             test feedback adds.
+        shuffle_seed: not ``None`` = the *feedback-shuffled* ablation: the same loop, but
+            whenever the model is given feedback, each program refined at iteration ``k`` reads
+            the last test result of another program of ``states`` mapped onto its own lines
+            (:func:`graphrepair.feedback.shuffle.shuffle_feedback`; donors drawn from
+            ``numpy.random.default_rng([shuffle_seed, k])``, so the same states and seed give the
+            same donors). Tests still run on each program's own code, and freezing and metrics
+            read its own results; it isolates what the *location* of the feedback adds.
         progress: show a tqdm bar over iterations.
         after_iteration: called as ``after_iteration(k, states)`` once iteration ``k``'s programs
             were executed (e.g. to keep each program's one-shot outcome).
@@ -470,6 +541,8 @@ def refine(
         active = [s for s in states if not s.passed] if k else list(states)
         if active:
             feedback = with_feedback and (k > 0 or feedback_at_iteration0)
+            if feedback and shuffle_seed is not None:
+                shuffle_feedback(refiner, states, active, np.random.default_rng([shuffle_seed, k]))
             preds = refiner.predict(active, with_feedback=feedback)
             for s, (pred, conf) in zip(active, preds):
                 refiner.apply(s, pred, conf)

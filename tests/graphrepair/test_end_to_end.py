@@ -1,5 +1,6 @@
 """End to end on real MBPP programs: train two steps, checkpoint, evaluate with real test runs."""
 
+import argparse
 import csv
 import json
 
@@ -9,6 +10,7 @@ import torch
 
 from graphrepair.config import load_config
 from graphrepair.evaluate import main as evaluate_main
+from graphrepair.evaluate import report_dir
 from graphrepair.evaluation.evaluate import evaluate_checkpoint
 from graphrepair.features.encoding import EncodedProgram, feedback_from_result
 from graphrepair.graphs.graph import ProgramGraph
@@ -90,6 +92,18 @@ def test_evaluate_cli_on_checkpoint(trained, tmp_path, capsys):
     assert code == 0
     assert "One-shot @ 20%" in capsys.readouterr().out
     assert json.loads((tmp_path / "report.json").read_text())["results"]["programs"] == 3
+    baselines = json.loads((tmp_path / "report.json").read_text())["results"]["levels"]["0.2"]["baselines"]
+    assert {"feedback_shuffled", "search"} <= set(baselines)
+    code = evaluate_main(["--checkpoint", str(run_dir / "best.pt"), "--corruption", "0.2",
+                          "--iterations", "1", "--programs", "2", "--split", "val", "--no-search",
+                          "--no-feedback-shuffled", "--data-dir", data_dir(), "--out", str(tmp_path / "off")])
+    assert code == 0
+    baselines = json.loads((tmp_path / "off" / "report.json").read_text())["results"]["levels"]["0.2"]["baselines"]
+    assert set(baselines) == {"feedback_zeroed", "unigram", "copy"}
+    args = argparse.Namespace(out=None, dataset=None, split=None, programs=None, corruption=None,
+                              iterations=None, seeds=None, no_feedback_zeroed=False,
+                              no_feedback_shuffled=True, no_search=True)
+    assert report_dir(run_dir / "best.pt", args) == run_dir / "eval-no_feedback_shuffled-no_search"
 
 
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path):

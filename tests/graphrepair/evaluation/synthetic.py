@@ -4,6 +4,8 @@ Small enough to check every aggregate by hand; the units a real model produces a
 ``test_per_program.py``.
 """
 
+import copy
+
 from graphrepair.evaluation.report import report_tables, summarize
 from harness.report import write_report
 
@@ -61,6 +63,21 @@ def results(us=None, inputs_id="abc"):
             "iterations": 2, "n_seeds": 2, "corruption_seeds": [1234, 1235], "levels": summarize(us)}
 
 
+def new_units():
+    """:func:`units` with the baselines of schema 6: feedback shuffled (here with the outcomes of
+    feedback zeroed) and search (the model's one-shot, then program 0 fully repaired and passing)."""
+    out = copy.deepcopy(units())
+    for u in out:
+        per = u["per_program"]["methods"]
+        per["feedback_shuffled"] = copy.deepcopy(per["feedback_zeroed"])
+        u["methods"]["feedback_shuffled"] = copy.deepcopy(u["methods"]["feedback_zeroed"])
+        one = per["model"]["one_shot"]
+        final = outcomes([MASKED[0], *one["restored"][1:]], [1, *one["passed"][1:]])
+        per["search"] = {"one_shot": copy.deepcopy(one), "final": final}
+        u["methods"]["search"] = [row(one, 3), row(final, 5)]
+    return out
+
+
 def other_seed_units():
     """:func:`units` of a second training seed: the model's one-shot at 20% restores one leaf of
     program 2 fewer for each corruption seed (5/12 and 8/12 instead of 6/12 and 9/12)."""
@@ -72,15 +89,18 @@ def other_seed_units():
     return us
 
 
-def write(out_dir, exp="3d", us=None, inputs_id="abc", train_seed=None, hidden=None):
+def write(out_dir, exp="3d", us=None, inputs_id="abc", train_seed=None, hidden=None, eval_cfg=None):
     """Write a report.json + report.md as evaluate does; returns the report.json path.
 
-    ``train_seed`` / ``hidden``: put ``train.seed`` / ``model.hidden`` into the configuration."""
+    ``train_seed`` / ``hidden`` / ``eval_cfg``: put ``train.seed`` / ``model.hidden`` / an
+    ``eval`` section into the configuration."""
     res = results(us, inputs_id)
     config = {"exp": exp, "model": {"name": "GuidedIterativeGraphUNet", "use_test_guidance": True}}
     if train_seed is not None:
         config["train"] = {"seed": train_seed}
     if hidden is not None:
         config["model"]["hidden"] = hidden
+    if eval_cfg is not None:
+        config["eval"] = eval_cfg
     return write_report(out_dir, title=f"Exp {exp}", results=res, tables=report_tables(exp, res),
                         config=config)[0]

@@ -15,6 +15,7 @@ from graphrepair.evaluation.aggregate import (
     pool_runs,
 )
 from graphrepair.evaluation.compare import compare, load_report
+from graphrepair.evaluation.report import METHOD_LABELS
 from harness.seeds import write_seed_group
 from tests.graphrepair.evaluation import synthetic
 
@@ -117,3 +118,28 @@ def test_rows_of_different_run_counts_are_paired_per_program(seeds, tmp_path):
     shifted["masked"][0] += 1
     with pytest.raises(ValueError, match="other masks"):
         paired_between(shifted, group)
+
+
+def test_runs_with_and_without_the_new_baselines(tmp_path):
+    """A report of an older evaluate (no feedback_shuffled / search) beside a new one: per run,
+    its rows show n/a; as training seeds of one experiment, the row keeps the common baselines."""
+    shuffled, search = METHOD_LABELS["feedback_shuffled"], METHOD_LABELS["search"]
+    new = synthetic.write(tmp_path / "s0" / "eval", train_seed=0, us=synthetic.new_units(),
+                          eval_cfg={"feedback_zeroed": True, "feedback_shuffled": True, "search": True})
+    old = synthetic.write(tmp_path / "s1" / "eval", train_seed=1, eval_cfg={"feedback_zeroed": True})
+    md_path, _, md = compare([new, old], tmp_path / "per-run", aggregate=False)
+    assert f"| Exp 3d: {search} | - | 1 × 2 | 62.5% ± 158.8 | 75.0% ± 105.9 (+12.5 pp) |" in md
+    assert f"| Exp 3d (#2): {search} | - | 1 × 2 | n/a | n/a | n/a | n/a | n/a | n/a |" in md
+    assert (f"| Exp 3d (#2): {shuffled} | GuidedIterativeGraphUNet | 1 × 2 | n/a | n/a | n/a | n/a "
+            f"| n/a | n/a |") in md
+    text = md_path.read_text()
+    assert f"| Exp 3d: {search} | 20% | +12.5 pp [" in text  # its improvement over one-shot
+    assert f"| Exp 3d (#2): {search} |" not in text.split("Improvement over one-shot")[1]
+    # training seeds of one experiment (which baselines ran is no difference): one row, common baselines
+    [group] = group_reports([load_report(new), load_report(old)])
+    row = aggregate_reports(group)
+    assert set(row["results"]["levels"]["0.2"]["baselines"]) == {"feedback_zeroed", "unigram", "copy"}
+    assert set(row["results"]["levels"]["0.2"]["per_program"]["methods"]) == {
+        "model", "feedback_zeroed", "unigram", "copy"}
+    md = compare([new, old], tmp_path / "aggregated")[2]
+    assert "| Exp 3d | GuidedIterativeGraphUNet | 2 × 2 |" in md and search not in md

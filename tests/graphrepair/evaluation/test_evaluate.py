@@ -44,7 +44,7 @@ def test_seeds_give_means_with_ci_and_every_baseline(two_seeds):
     out, res = two_seeds
     assert res["n_seeds"] == 2 and res["corruption_seeds"] == [1234, 1235]
     half = res["levels"]["0.5"]
-    assert set(half["baselines"]) == {"feedback_zeroed", "unigram", "copy"}
+    assert set(half["baselines"]) == {"feedback_zeroed", "feedback_shuffled", "search", "unigram", "copy"}
     units = [json.loads((out / "partial" / f"seed{s}-level0.5.json").read_text()) for s in (1234, 1235)]
     for m in ("repair_accuracy", "pass_rate"):  # the mean of the two seeds' finals
         finals = [u["methods"]["model"][-1][m] for u in units]
@@ -120,6 +120,33 @@ def test_interrupted_evaluation_resumes_with_identical_numbers(loaded, two_seeds
     calls.clear()
     ev.evaluate(cfg, model, data, tmp_path, seeds=1, **(FAST | {"iterations": 1}))
     assert len(calls) == 2 and "computed from other inputs" in caplog.text
+
+
+def test_units_of_an_older_schema_are_recomputed_with_the_new_baselines(loaded, tmp_path, monkeypatch,
+                                                                        caplog):
+    """partial/ written by evaluate/5 (no feedback_shuffled, no search) is not resumed."""
+    cfg, model, data, _ = loaded
+    fast = FAST | {"levels": [0.2], "seeds": 1}
+    real = ev.run_unit
+
+    def old_unit(*args, **kwargs):
+        unit = real(*args, **kwargs)
+        for name in ("feedback_shuffled", "search"):
+            del unit["methods"][name], unit["per_program"]["methods"][name]
+        return unit
+
+    monkeypatch.setattr(ev, "RESULTS_SCHEMA", "graphrepair.evaluate/5")
+    monkeypatch.setattr(ev, "run_unit", old_unit)
+    old = ev.evaluate(cfg, model, data, tmp_path, **fast)[0]
+    assert set(old["levels"]["0.2"]["baselines"]) == {"feedback_zeroed", "unigram", "copy"}
+    monkeypatch.undo()
+    new = ev.evaluate(cfg, model, data, tmp_path, **fast)[0]
+    assert new["resumed_units"] == 0 and "computed from other inputs" in caplog.text
+    assert {"feedback_shuffled", "search"} <= set(new["levels"]["0.2"]["baselines"])
+    off = ev.evaluate(cfg, model, data, tmp_path / "off", feedback_shuffled=False, search_baseline=False,
+                      **fast)[0]
+    assert set(off["levels"]["0.2"]["baselines"]) == {"feedback_zeroed", "unigram", "copy"}
+    assert "| same model, feedback shuffled across programs | n/a |" in (tmp_path / "off" / "report.md").read_text()
 
 
 def test_feedback_zeroed_gives_the_model_no_feedback_at_any_iteration(loaded, monkeypatch):
@@ -202,5 +229,6 @@ def test_compare_warns_when_inputs_differ(two_seeds, loaded, tmp_path):
     ev.evaluate(cfg, model, data, other, seeds=1, feedback_zeroed=False, **FAST)
     md_path, _, md = compare([two_seeds[0], other], tmp_path)
     assert "WARNING: the runs were evaluated on different inputs" in md_path.read_text()
-    # model, feedback zeroed, unigram, copy; the other without fb0; each run's in-vocabulary ceiling
-    assert md.count("| Exp 3d") == 4 + 3 + 2 and md.count(": in-vocabulary ceiling |") == 2
+    # the model and five baselines per run (the other's feedback zeroed: n/a), each run's ceiling
+    assert md.count("| Exp 3d") == 6 + 6 + 2 and md.count(": in-vocabulary ceiling |") == 2
+    assert "| Exp 3d (#2): same model, feedback zeroed | guided_unet | 1 × 1 | n/a | n/a |" in md

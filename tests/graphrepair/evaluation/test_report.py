@@ -6,7 +6,14 @@ import copy
 import pytest
 
 import harness.plots as plots
-from graphrepair.evaluation.report import paired_differences, report_plots, report_tables, summarize
+from graphrepair.evaluation.report import (
+    BASELINES,
+    METHOD_LABELS,
+    paired_differences,
+    report_plots,
+    report_tables,
+    summarize,
+)
 from harness.report import markdown_table
 from tests.graphrepair.evaluation import synthetic
 
@@ -85,6 +92,9 @@ def test_plots_spell_out_their_labels(tmp_path, monkeypatch):
     names = report_plots(tmp_path, "3d", synthetic.results(), None)
     assert names == ["refinement.png", "pass_rate.png"]
     assert "20% feedback zeroed" in labels and not any("fb0" in lab for lab in labels)
+    labels.clear()
+    report_plots(tmp_path, "3d", synthetic.results(synthetic.new_units()), None)
+    assert {"50% feedback shuffled", "50% search"} <= set(labels)
 
 
 def with_ceilings():
@@ -124,3 +134,50 @@ def test_units_without_a_ceiling_show_na():
     assert res["levels"]["0.2"]["in_vocab_ceiling"] is None
     md = "\n".join(markdown_table(t) for t in report_tables("3d", res))
     assert "| in-vocabulary ceiling | n/a | n/a | n/a | n/a |" in md
+
+
+SHUFFLED, SEARCH = METHOD_LABELS["feedback_shuffled"], METHOD_LABELS["search"]
+
+
+def test_shuffled_feedback_and_search_are_rows_of_every_table():
+    res = synthetic.results(synthetic.new_units())
+    level = res["levels"]["0.2"]
+    assert list(level["baselines"]) == list(BASELINES)
+    # search starts from the model's one-shot program: no one-shot difference
+    d = level["paired"]["search"]
+    assert d["one_shot"]["repair_accuracy"] == {"value": 0.0, "low": 0.0, "high": 0.0}
+    # final: model 22/24 restored leaves, search 8 + 3 + 7 = 18/24; passing: (1, .5, 1) vs (1, .5, 0)
+    assert d["final"]["repair_accuracy"]["value"] == pytest.approx(4 / 24)
+    assert d["final"]["pass_rate"]["value"] == pytest.approx(1 / 3)
+    assert level["baselines"]["search"]["improvement_pp"]["repair_accuracy"] == pytest.approx(12.5)
+    md = "\n".join(markdown_table(t) for t in report_tables("3d", res))
+    for label in (SHUFFLED, SEARCH):
+        assert f"| {label} | 62.5% ± 158.8 |" in md  # summary
+        assert f"| 20% | {label} | +0.0 pp [+0.0, +0.0] |" in md  # paired model vs baseline
+        assert f"| {label}, iteration 1 |" in md  # per-level detail
+        assert f"| {label} (final) |" in md  # functional repair column
+    assert "### Iterative refinement, feedback shuffled across programs" in md
+    assert "### Iterative refinement, search with the model's test executions" in md
+    assert "| 20% | 62.5% ± 158.8 | 75.0% ± 105.9 | +12.5 ± 52.9 pp | n/a |" in md  # search's own table
+    assert "Not evaluated in this run" not in md
+
+
+def test_a_report_without_shuffled_feedback_or_search_shows_na():
+    """Units of an older evaluate (schema 5) render, the new baselines as n/a."""
+    res = synthetic.results()
+    assert set(res["levels"]["0.2"]["baselines"]) == {"feedback_zeroed", "unigram", "copy"}
+    md = "\n".join(markdown_table(t) for t in report_tables("3d", res))
+    for label in (SHUFFLED, SEARCH):
+        assert f"| {label} | n/a | n/a | n/a | n/a |" in md
+        assert f"| {label} (final) |" in md and f"| 20% | {label} |" not in md
+    assert "| 16.7% ± 211.8 | n/a | n/a | 0.0% ± 0.0 |" in md  # their pass_rate columns
+    assert f"Not evaluated in this run: {SHUFFLED}, {SEARCH}." in md
+    assert "Iterative refinement, feedback shuffled" not in md
+
+
+def test_a_level_whose_seeds_differ_in_baselines_keeps_the_common_ones():
+    us = synthetic.new_units()
+    us[1] = synthetic.units()[1]  # seed 1235 at 20% from an older evaluate
+    level = summarize(us)["0.2"]
+    assert set(level["baselines"]) == {"feedback_zeroed", "unigram", "copy"}
+    assert set(level["per_program"]["methods"]) == {"model", "feedback_zeroed", "unigram", "copy"}
