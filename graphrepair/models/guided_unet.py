@@ -187,6 +187,10 @@ class GuidedIterativeGraphUNet(nn.Module):
     def _encode_tests(self, data, x0: Tensor, num_graphs: int) -> tuple[Tensor, Tensor]:
         """Dense test embeddings ``[B, T+1, H]`` (null token first) and their padding mask ``[B, T+1]``."""
         n_tests = data.test_outcome.numel()
+        if self.failure_details and "raise_index" not in data:
+            raise ValueError("this model reads failure details (failure_details=True), but the "
+                             "input has no raise_index / test_exception: build it with "
+                             "graphrepair.features.encoding.make_data")
         if n_tests:
             test_idx, node_idx = data.trace_index  # (C,), (C,)
             trace = scatter(x0[node_idx], test_idx, dim=0, dim_size=n_tests, reduce="mean")
@@ -217,7 +221,7 @@ class GuidedIterativeGraphUNet(nn.Module):
     def _raised_fraction(data, batch: Tensor, num_graphs: int) -> Tensor:
         """``[N, 1]``: per node, the fraction of its graph's tests that raised on its line."""
         n = batch.numel()
-        test_idx, node_idx = data.raise_index  # (R,), (R,)
+        _, node_idx = data.raise_index  # (R,): one entry per (test, node on its raising line)
         count = torch.zeros(n, device=batch.device).index_add_(
             0, node_idx, torch.ones_like(node_idx, dtype=torch.float32))  # (N,)
         tests = torch.bincount(data.test_outcome_batch, minlength=num_graphs) \

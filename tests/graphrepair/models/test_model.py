@@ -134,9 +134,12 @@ def test_failure_details_change_the_output_and_batch_like_single_graphs(encoded)
     together = model(Batch.from_data_list(datas, follow_batch=["test_outcome"]))
     alone = torch.cat([model(Batch.from_data_list([d], follow_batch=["test_outcome"])) for d in datas])
     torch.testing.assert_close(together, alone, atol=1e-4, rtol=1e-4)
-    # without feedback (iteration 0) the details add nothing to a graph
-    empty = run(None)
-    assert torch.isfinite(empty).all()
+    # without feedback (iteration 0) there is nothing to add
+    assert torch.isfinite(run(None)).all()
+    bare = _data(enc, _failure_feedback(enc, name, np.arange(3)), 1)
+    del bare.raise_index  # an input built by hand, without the details
+    with pytest.raises(ValueError, match="build it with graphrepair.features.encoding.make_data"):
+        model(Batch.from_data_list([bare], follow_batch=["test_outcome"]))
 
 
 def test_a_model_without_failure_details_keeps_its_old_weights_and_loads_old_checkpoints(
