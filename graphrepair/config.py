@@ -126,6 +126,12 @@ class ModelConfig:
         pool_ratio: fraction of nodes kept by each top-k pooling.
         dropout: dropout probability.
         use_test_guidance: ``False`` removes the feedback path entirely (Exp 3b).
+        failure_details: ``guided_unet`` also embeds what each failing test said: its exception
+            type, the nodes on the program line it was raised at, a failed comparison's value
+            types (:mod:`graphrepair.feedback.failures`). Default ``False``, so that the record's
+            experiment configs and their checkpoints (whose saved configs lack the key) build the
+            model they were trained with; the ``*_failures`` configs turn it on. Ignored by
+            ``iterative_unet`` (see ``feedback.raise_signal``).
     """
 
     name: str = "guided_unet"
@@ -136,6 +142,7 @@ class ModelConfig:
     pool_ratio: float = 0.5
     dropout: float = 0.1
     use_test_guidance: bool = True
+    failure_details: bool = False
 
     def __post_init__(self) -> None:
         for name in ("hidden", "depth", "gat_heads", "attention_heads"):
@@ -158,14 +165,29 @@ class FeedbackConfig:
             (covered by a failing test; Exp 1, 2), ``tarantula`` (Exp 4), ``ochiai`` or ``dstar``
             (:mod:`graphrepair.feedback.spectrum`). The loss weight ``1 + train.test_weight * signal``
             uses the same signal.
+        load_lines: which tests cover the lines executed only while the program loads (``def``
+            headers, imports, module-level code), in the spectrum of the 6-feature signal and in
+            the per-test traces of ``guided_unet``: ``every_test`` (default: the rule the
+            record's experiment configs and their checkpoints were trained with) or ``no_test``
+            (those lines score 0 and belong to no trace; the better localization, and the
+            default of :func:`graphrepair.feedback.spectrum.line_spectrum`; the ``*_failures``
+            configs use it).
+        raise_signal: weight ``w`` in [0, 1] of the raising line in the 6-feature signal:
+            ``signal_v = (1 - w) · score_v + w · r_v``, with ``r_v`` the fraction of the failing
+            tests whose exception was raised on node v's line
+            (:func:`graphrepair.loop.refine.signal_from_result`). Default 0 (the signal of the
+            record's experiments).
     """
 
     feedback_at_iteration0: bool = False
     min_confidence: float = 0.5
     signal: Literal["binary", "tarantula", "ochiai", "dstar"] = "binary"
+    load_lines: Literal["every_test", "no_test"] = "every_test"
+    raise_signal: float = 0.0
 
     def __post_init__(self) -> None:
         check_range("min_confidence", self.min_confidence, low=0, high=1)
+        check_range("raise_signal", self.raise_signal, low=0, high=1)
 
 
 @dataclass

@@ -3,13 +3,17 @@
 Usage::
 
     python -m graphrepair.localize PROGRAM.py TESTS.py [--formula tarantula|ochiai|dstar|binary]
-                                   [--star X] [--timeout S] [--json]
+                                   [--star X] [--load-lines no_test|every_test] [--timeout S]
+                                   [--json]
 
 Runs the tests in the sandbox (:func:`harness.sandbox.run_tests`, TESTS.py split by
 :func:`harness.run.parse_tests_file` exactly as ``python -m harness.run`` does), builds the
 per-line spectrum and scores every executed line with :mod:`graphrepair.feedback.spectrum` (default
 ``tarantula``; ``--star`` is DStar's exponent, default 2). A test counts as failing unless it
-passed. A program that does not load is scored on its parse-error region.
+passed. Lines executed only while the program loads (``def`` headers, imports) are covered by no
+test and score 0 (``--load-lines no_test``, the default), or by every test (``every_test``, the
+rule before the option; :data:`graphrepair.feedback.spectrum.LOAD_LINES`). A program that does
+not load is scored on its parse-error region.
 
 Output: a summary line (passed and failing test counts), then one row per executed line, most
 suspicious first (ties by line number): rank (``best-worst`` when tied), line, score, failing and
@@ -35,7 +39,15 @@ from collections import Counter
 
 import numpy as np
 
-from graphrepair.feedback.spectrum import FORMULAS, Ranks, Spectrum, line_spectrum, ranks, score
+from graphrepair.feedback.spectrum import (
+    FORMULAS,
+    LOAD_LINES,
+    Ranks,
+    Spectrum,
+    line_spectrum,
+    ranks,
+    score,
+)
 from harness.run import InputError, read_tests, read_text
 from harness.sandbox import ProgramResult, run_tests
 
@@ -86,6 +98,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--formula", choices=sorted(FORMULAS), default="tarantula",
                    help="suspiciousness formula (default tarantula)")
     p.add_argument("--star", type=float, default=2.0, help="DStar exponent, > 0 (default 2)")
+    p.add_argument("--load-lines", choices=LOAD_LINES, default=LOAD_LINES[0],
+                   help="tests that cover the lines executed only while loading (default "
+                        f"{LOAD_LINES[0]}: none, they score 0)")
     p.add_argument("--timeout", type=float, default=5.0,
                    help="wall-clock limit per test and for loading, in s (default 5)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
@@ -119,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as exc:  # the sandbox itself could not start (not the input's fault)
         log.error("sandbox failure: %s", exc)
         return 3
-    spectrum = line_spectrum(result, source)
+    spectrum = line_spectrum(result, source, load_lines=args.load_lines)
     scores = score(spectrum, args.formula, star=args.star)
     report = _report(args.formula, spectrum, scores, ranks(scores))
     if args.json:

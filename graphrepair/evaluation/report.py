@@ -428,7 +428,9 @@ def _feedback_table(levels: dict) -> Table:
                          "leaf is still wrong, some test does not pass): the best average rank (1 = "
                          "most suspicious, ties averaged) of a line holding a wrong leaf among the "
                          "executed lines, and the chance that such a line comes first under random "
-                         "tie-breaking.",
+                         "tie-breaking. Lines run only while the program loads count as covered by no "
+                         "test (reports written before issue 20 counted them for every test, which "
+                         "ranks faulty lines lower).",
                  formats={c: "{:.1f}" for c in ("Localizable programs", "Tarantula rank of a faulty line",
                                                "Lines ranked")})
 

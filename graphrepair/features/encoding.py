@@ -2,11 +2,14 @@
 
 This module implements the 5-feature variant of DESIGN.md ("Node features") used by Experiments 3,
 3b, 3c and 3d: ``x = [token_id, prev_token_id, depth, sibling_index, iteration]`` per node, and the
-test feedback as separate records, one per test: its index, its outcome, and its *execution trace* =
-the graph nodes whose line the test executed (line granularity; lines executed while loading the
-program count for every test). A program that does not load (syntax or import error) gives every
-test an ``error`` outcome whose trace is the parse-error region (tree-sitter ERROR/MISSING lines of
-the current source) or, failing that, the line named in the error message.
+test feedback as separate records, one per test: its index, its outcome, its *execution trace* =
+the graph nodes whose line the test executed (line granularity; the lines executed while loading
+the program count for every test or for none, ``load_lines`` of :func:`feedback_from_result`), and
+what its failure said (:mod:`graphrepair.feedback.failures`): the exception type, the nodes on the
+program line it was raised at, and for a failed comparison the types of the actual and expected
+values. A program that does not load (syntax or import error) gives every test an ``error``
+outcome whose trace is the parse-error region (tree-sitter ERROR/MISSING lines of the current
+source) or, failing that, the line named in the error message.
 
 The 6-feature variant (Experiments 1, 2, 4) and the :class:`~graphrepair.features.variants.FeatureVariant`
 switch between the two live in :mod:`graphrepair.features.variants`. ``EncodedProgram.build`` and
@@ -25,7 +28,8 @@ import torch
 from torch_geometric.data import Data
 
 from graphrepair.data.problems import Problem
-from graphrepair.feedback.spectrum import error_region
+from graphrepair.feedback.failures import Failure, parse_failure
+from graphrepair.feedback.spectrum import check_load_lines, error_region
 from graphrepair.graphs.graph import EdgeType, LeafCategory, ProgramGraph, kind_names
 from graphrepair.graphs.vocab import MASK, PAD, UNK, Vocabulary
 from harness.sandbox import OUTCOMES, ProgramResult
@@ -56,7 +60,7 @@ OUTCOME_ID = {name: i for i, name in enumerate(OUTCOMES)}
 #: would not do: ``4<mask>a`` parses as the comparison ``4 < mask > a``).
 MASK_TEXT = "$mask$"
 _NO_TESTS = torch.zeros(0, dtype=torch.int64)  # test_outcome / test_position without feedback
-_NO_TRACE = torch.zeros((2, 0), dtype=torch.int64)  # trace_index without feedback
+_NO_TRACE = torch.zeros((2, 0), dtype=torch.int64)  # trace_index / raise_index without feedback
 _CATEGORY_VALUES = frozenset(c.value for c in LeafCategory)
 
 
@@ -199,11 +203,36 @@ class Feedback:
         outcome: int64 ``[T]`` index into :data:`harness.sandbox.OUTCOMES`.
         trace_index: int64 ``[2, C]`` (test, node) pairs: the nodes each test executed.
         all_passed: whether every test passed.
+        exception: int64 ``[T]`` index into
+            :data:`graphrepair.feedback.failures.EXCEPTION_TYPES` (``None``: all 0, "none").
+        actual_type, expected_type: int64 ``[T]`` indices into
+            :data:`graphrepair.feedback.failures.VALUE_TYPES` of a failed comparison's values
+            (``None``: all 0, "unknown").
+        raise_index: int64 ``[2, R]`` (test, node) pairs: the nodes on the program line each
+            test's exception was raised at (``None``: no pair).
+        failures: the parsed :class:`~graphrepair.feedback.failures.Failure` of each test, with
+            the bounded reprs the tensors leave out (``()`` when not parsed).
     """
 
     outcome: np.ndarray
     trace_index: np.ndarray
     all_passed: bool
+    exception: np.ndarray | None = None
+    actual_type: np.ndarray | None = None
+    expected_type: np.ndarray | None = None
+    raise_index: np.ndarray | None = None
+    failures: tuple[Failure, ...] = ()
+
+    def __post_init__(self) -> None:
+        n = len(self.outcome)
+        for name in ("exception", "actual_type", "expected_type"):
+            value = getattr(self, name)
+            if value is None:
+                setattr(self, name, np.zeros(n, np.int64))
+            elif len(value) != n:
+                raise ValueError(f"Feedback.{name} has {len(value)} entries for {n} tests")
+        if self.raise_index is None:
+            self.raise_index = np.zeros((2, 0), np.int64)
 
     @classmethod
     def empty(cls) -> Feedback:
@@ -212,16 +241,25 @@ class Feedback:
 
 
 def feedback_from_result(
-    enc: EncodedProgram, texts: Sequence[str | None], result: ProgramResult, max_tests: int
+    enc: EncodedProgram, texts: Sequence[str | None], result: ProgramResult, max_tests: int,
+    *, load_lines: str = "every_test",
 ) -> Feedback:
     """Turn a sandbox result for the program written with ``texts`` into feedback records.
 
     Args:
         enc: the encoded program.
         texts: the leaf texts the program was written with (``None`` = masked).
-        result: :func:`harness.sandbox.run_tests` result of that program.
+        result: :func:`harness.sandbox.run_tests` result of that program, whose tests are the
+            first ones of ``enc.problem.tests`` (their texts give MBPP's expected values).
         max_tests: keep at most this many tests (the first ones).
+        load_lines: whether the lines executed while loading belong to ``every_test``'s trace
+            (default: the rule the existing experiments were trained with) or to ``no_test``'s
+            (:data:`graphrepair.feedback.spectrum.LOAD_LINES`).
+
+    Raises:
+        ValueError: an unknown ``load_lines``.
     """
+    check_load_lines(load_lines)
     node_lines = enc.node_lines(texts)
     tests = result.tests[:max_tests]
     outcome = np.array([OUTCOME_ID[t.outcome] for t in tests], dtype=np.int64)
@@ -229,21 +267,40 @@ def feedback_from_result(
         region = np.array(error_region(enc.source(texts), result.load_message), dtype=np.int64)
         covered = [region] * len(tests)
     else:
-        load = np.asarray(result.load_covered_lines, dtype=np.int64)
-        covered = [np.union1d(load, np.asarray(t.covered_lines, dtype=np.int64)) for t in tests]
-    pairs = []
-    for i, lines in enumerate(covered):
-        nodes = np.nonzero(np.isin(node_lines, lines))[0]
-        pairs.append(np.stack([np.full_like(nodes, i), nodes]))
-    trace = np.concatenate(pairs, axis=1) if pairs else np.zeros((2, 0), np.int64)
-    return Feedback(outcome, trace.astype(np.int64), bool(result.all_passed))
+        per_test = [np.asarray(t.covered_lines, dtype=np.int64) for t in tests]
+        if load_lines == "every_test":
+            load = np.asarray(result.load_covered_lines, dtype=np.int64)
+            per_test = [np.union1d(load, lines) for lines in per_test]
+        covered = per_test
+    trace = _pairs([np.flatnonzero(np.isin(node_lines, lines)) for lines in covered])
+    texts_of_tests = enc.problem.tests
+    num_lines = int(node_lines.max()) if len(node_lines) else None  # the last line with a token
+    failures = tuple(parse_failure(t.outcome, t.message, num_lines=num_lines,
+                                   test=texts_of_tests[i] if i < len(texts_of_tests) else None)
+                     for i, t in enumerate(tests))
+    raised = _pairs([np.zeros(0, np.int64) if f.line is None else np.flatnonzero(node_lines == f.line)
+                     for f in failures])
+    return Feedback(
+        outcome, trace, bool(result.all_passed),
+        exception=np.array([f.exception_id for f in failures], dtype=np.int64),
+        actual_type=np.array([f.actual_type_id for f in failures], dtype=np.int64),
+        expected_type=np.array([f.expected_type_id for f in failures], dtype=np.int64),
+        raise_index=raised, failures=failures)
+
+
+def _pairs(nodes_per_test: Sequence[np.ndarray]) -> np.ndarray:
+    """int64 ``[2, C]`` (test, node) pairs from each test's node indices."""
+    if not nodes_per_test:
+        return np.zeros((2, 0), np.int64)
+    rows = [np.full(len(nodes), i, dtype=np.int64) for i, nodes in enumerate(nodes_per_test)]
+    return np.stack([np.concatenate(rows), np.concatenate(nodes_per_test).astype(np.int64)])
 
 
 class RefinementData(Data):
-    """``Data`` whose ``trace_index`` rows are offset by tests (row 0) and nodes (row 1) when batched."""
+    """``Data`` whose ``trace_index`` and ``raise_index`` rows are offset by tests (row 0) and nodes (row 1) when batched."""
 
     def __inc__(self, key, value, *args, **kwargs):  # noqa: D105
-        if key == "trace_index":
+        if key in ("trace_index", "raise_index"):
             return torch.tensor([[self.test_outcome.numel()], [self.num_nodes]])
         return super().__inc__(key, value, *args, **kwargs)
 
@@ -281,7 +338,9 @@ def make_data(
         iteration), ``edge_index [2, E]``, ``edge_type [E]``, ``leaf_mask [N]``,
         ``y [L]`` (reference ids; -100 where the reference text is out of vocabulary),
         ``test_outcome [T]``, ``test_position [T]`` (not called *index*: PyG would offset it by the
-        node count when batching), ``trace_index [2, C]``.
+        node count when batching), ``trace_index [2, C]``, ``test_exception [T]``,
+        ``test_actual_type [T]``, ``test_expected_type [T]`` and ``raise_index [2, R]`` (see
+        :class:`Feedback`).
     """
     n = enc.num_nodes
     x = np.empty((n, 5), dtype=np.int64)
@@ -298,9 +357,13 @@ def make_data(
         outcome = torch.from_numpy(feedback.outcome)
         position = torch.from_numpy(np.arange(num_tests, dtype=np.int64))
         trace = torch.from_numpy(feedback.trace_index)
+        exception = torch.from_numpy(feedback.exception)
+        actual = torch.from_numpy(feedback.actual_type)
+        expected = torch.from_numpy(feedback.expected_type)
+        raised = torch.from_numpy(feedback.raise_index)
     else:  # no feedback (iteration 0): shared empty tensors, which nothing can write into
-        outcome = position = _NO_TESTS
-        trace = _NO_TRACE
+        outcome = position = exception = actual = expected = _NO_TESTS
+        trace = raised = _NO_TRACE
     return new_data(
         RefinementData,
         x=torch.from_numpy(x),
@@ -311,6 +374,10 @@ def make_data(
         test_outcome=outcome,
         test_position=position,
         trace_index=trace,
+        test_exception=exception,
+        test_actual_type=actual,
+        test_expected_type=expected,
+        raise_index=raised,
         num_nodes=n,
     )
 

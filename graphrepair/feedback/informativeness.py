@@ -20,13 +20,18 @@ from graphrepair.feedback.spectrum import line_spectrum, ranks, score
 __all__ = ["feedback_informativeness"]
 
 
-def feedback_informativeness(states: Sequence, formula: str = "tarantula") -> dict[str, float]:
+def feedback_informativeness(states: Sequence, formula: str = "tarantula", *,
+                             load_lines: str = "no_test") -> dict[str, float]:
     """Informativeness of the test results of ``states`` (each with ``result`` set).
 
     Args:
         states: :class:`graphrepair.loop.refine.ProgramState` objects whose programs were run.
         formula: the suspiciousness formula (a key of
             :data:`graphrepair.feedback.spectrum.FORMULAS`).
+        load_lines: treatment of the lines executed while loading
+            (:data:`graphrepair.feedback.spectrum.LOAD_LINES`; default ``no_test``, as
+            :func:`~graphrepair.feedback.spectrum.line_spectrum`'s). Load-only lines stay among
+            the executed lines either way.
 
     Returns:
         Fractions of the ``programs`` (all in [0, 1]): ``loads`` (the program loaded),
@@ -40,7 +45,7 @@ def feedback_informativeness(states: Sequence, formula: str = "tarantula") -> di
         (JSON-safe, unlike NaN).
 
     Raises:
-        ValueError: a state without a result.
+        ValueError: a state without a result, or an unknown ``load_lines``.
     """
     n = len(states)
     loads = some = mixed = 0
@@ -57,7 +62,7 @@ def feedback_informativeness(states: Sequence, formula: str = "tarantula") -> di
         if r.load_outcome != "passed" or not wrong.any() or passed.all():
             continue
         lines = s.enc.node_lines(s.texts)[s.enc.leaf_nodes[wrong]]
-        spectrum = line_spectrum(r, s.source())
+        spectrum = line_spectrum(r, s.source(), load_lines=load_lines)
         scores = score(spectrum, formula)
         e = len(spectrum.elements)
         faulty = np.flatnonzero(np.isin(spectrum.elements, lines))  # executed faulty lines

@@ -28,6 +28,7 @@ like any covered line, so the receiver reads it as the donor's tests did.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -76,6 +77,9 @@ def map_lines(lines: Sequence[int] | np.ndarray, n_from: int, n_to: int) -> np.n
     return np.unique(np.concatenate([np.arange(a, b + 1, dtype=np.int64) for a, b in zip(lo, hi)]))
 
 
+_PROGRAM_LINE = re.compile(r'("program\.py", line )(\d+)')
+
+
 def transplant_result(donor: ProgramResult, donor_source: str, n_lines: int) -> ProgramResult:
     """The donor's test result laid onto a program of ``n_lines`` lines (module docstring).
 
@@ -87,8 +91,9 @@ def transplant_result(donor: ProgramResult, donor_source: str, n_lines: int) -> 
 
     Returns:
         A result that loaded (``load_outcome`` ``"passed"``): the donor's tests with their names,
-        outcomes, messages and durations, their covered lines and the load-time lines mapped with
-        :func:`map_lines`. For a donor that did not load, every test keeps its (failing) outcome
+        outcomes, messages and durations, their covered lines, the load-time lines and the
+        program lines their messages name (``"program.py", line N``: where an exception was
+        raised) mapped with :func:`map_lines`. For a donor that did not load, every test keeps its (failing) outcome
         and message and covers the mapped parse-error region, no load-time lines: the feedback
         computed from it equals the one a program that does not load gets, at mapped lines.
     """
@@ -97,12 +102,17 @@ def transplant_result(donor: ProgramResult, donor_source: str, n_lines: int) -> 
     def move(lines: Sequence[int]) -> tuple[int, ...]:
         return tuple(map_lines(lines, n_from, n_lines).tolist())
 
+    def message(text: str) -> str:  # the lines a traceback names, mapped the same way
+        return _PROGRAM_LINE.sub(lambda m: f'{m.group(1)}{move([int(m.group(2))])[0]}', text)
+
     if donor.load_outcome != "passed":
         region = move(error_region(donor_source, donor.load_message))
-        tests = tuple(dataclasses.replace(t, covered_lines=region) for t in donor.tests)
+        tests = tuple(dataclasses.replace(t, covered_lines=region, message=message(t.message))
+                      for t in donor.tests)
         load: tuple[int, ...] = ()
     else:
-        tests = tuple(dataclasses.replace(t, covered_lines=move(t.covered_lines)) for t in donor.tests)
+        tests = tuple(dataclasses.replace(t, covered_lines=move(t.covered_lines),
+                                          message=message(t.message)) for t in donor.tests)
         load = move(donor.load_covered_lines)
     return ProgramResult(tests=tests, load_outcome="passed", load_message="", load_covered_lines=load,
                          stdout_tail=donor.stdout_tail, stderr_tail=donor.stderr_tail)

@@ -1,15 +1,35 @@
 """Spectrum-based fault localization: from per-test outcomes and coverage to suspiciousness.
 
-See DESIGN.md, "Feedback". A test *covers* a line when it executed it; lines executed while loading
-the program count for every test; a graph node takes its line's spectrum. A test *fails* unless
-its outcome is ``"passed"``. ``failed(e)``/``passed(e)`` = failing/passing tests covering element
-``e``; ``F``/``P`` = totals. Each formula is a numpy function over elements; every score is one
-correctly rounded operation on exact integers (Ochiai: its square root; DStar: for an integer
-exponent), so mathematically equal scores are bitwise equal and ties exact. An uncovered element, and every element when no test
+See DESIGN.md, "Feedback". A test *covers* a line when it executed it; a graph node takes its
+line's spectrum. A test *fails* unless its outcome is ``"passed"``.
+
+Lines executed while the program loads (``def`` and ``class`` headers, imports, module-level code;
+:attr:`harness.results.ProgramResult.load_covered_lines`) are treated as :data:`LOAD_LINES` says:
+
+* ``no_test`` (the default): a test covers only the lines it executed itself. A line executed
+  only while loading stays an element of the spectrum (an executed line) with ``f = p = 0``, so it
+  scores 0 under every formula and ranks with the lines no failing test ran.
+* ``every_test`` (the rule before this option, and that of the experiment configs that do not set
+  ``feedback.load_lines``): every test covers every line executed while loading, so such a line
+  has ``f = F``, ``p = P`` (Tarantula 1/2 when both totals are > 0, Ochiai ``sqrt(F / (F + P))``)
+  and ties with the lines every test runs, among them, often, the faulty one.
+
+Every test did run after the program loaded, but a load-only line is no evidence for or against
+any test: ``every_test`` puts it level with a faulty line that every test executes, and a faulty
+line's average rank then falls by half the number of load-only lines tied with it
+(``benchmarks/load_lines.py`` measures the effect on real one-line bugs; ``docs/feedback.md``).
+The price of ``no_test``: a bug on a load-only line (a default argument, a module-level constant)
+ranks low.
+
+``failed(e)``/``passed(e)`` = failing/passing tests covering element ``e``; ``F``/``P`` = totals.
+Each formula is a numpy function over elements; every score is one correctly rounded operation on
+exact integers (Ochiai: its square root; DStar: for an integer exponent), so mathematically equal
+scores are bitwise equal and ties exact. An uncovered element, and every element when no test
 fails, scores 0 under every formula. A program that does not load runs no test: every test fails
 and covers the parse-error region (:func:`error_region`; the 5-feature feedback uses the same rule).
 Known limit: a crashed test (or a timed-out one the sandbox had to kill) reports no lines, so it
-covers only the lines executed while loading (see :class:`harness.sandbox.TestResult`).
+covers no line (``every_test``: only the lines executed while loading; see
+:class:`harness.sandbox.TestResult`).
 """
 
 from __future__ import annotations
@@ -28,7 +48,7 @@ from harness.sandbox import ProgramResult
 log = logging.getLogger(__name__)
 _LINE_RE = re.compile(r'"program\.py", line (\d+)|line (\d+)')
 
-__all__ = ["FORMULAS", "Ranks", "Spectrum", "binary", "dstar", "error_region", "line_spectrum",
+__all__ = ["FORMULAS", "LOAD_LINES", "Ranks", "Spectrum", "binary", "check_load_lines", "dstar", "error_region", "line_spectrum",
            "node_scores",
            "node_spectrum", "ochiai", "ranks", "score", "tarantula"]
 
@@ -184,6 +204,10 @@ def dstar(failed: np.ndarray, passed: np.ndarray, total_failed: int, total_passe
     return np.divide(num, den, out=out, where=den > 0)
 
 
+#: Treatments of the lines executed while the program loads (module docstring); the first is the
+#: default of :func:`line_spectrum`.
+LOAD_LINES = ("no_test", "every_test")
+
 #: Formula name -> function ``(failed, passed, total_failed, total_passed) -> scores``.
 FORMULAS: dict[str, Callable[..., np.ndarray]] = {
     "binary": binary, "tarantula": tarantula, "ochiai": ochiai, "dstar": dstar}
@@ -265,21 +289,27 @@ def error_region(source: str, message: str) -> list[int]:
     return found[-1:]
 
 
-def line_spectrum(result: ProgramResult, source: str) -> Spectrum:
+def line_spectrum(result: ProgramResult, source: str, *, load_lines: str = "no_test") -> Spectrum:
     """Per-line spectrum of a program from its sandbox result.
 
     Args:
         result: :func:`harness.sandbox.run_tests` result of ``source``.
         source: the program text that was run (read only when it did not load, to find the
             parse-error region).
+        load_lines: which tests cover the lines executed while loading, one of
+            :data:`LOAD_LINES` (module docstring): ``no_test`` (default; only the tests that
+            executed them themselves) or ``every_test``.
 
     Returns:
         :class:`Spectrum` over every executed line: lines run while loading or by any test; for
-        a program that did not load, the parse-error region (every test failing, covering it).
+        a program that did not load, the parse-error region (every test failing, covering it;
+        ``load_lines`` plays no part).
 
     Raises:
+        ValueError: an unknown ``load_lines``.
         UnicodeEncodeError: if the program did not load and ``source`` holds lone surrogates.
     """
+    check_load_lines(load_lines)
     n = len(result.tests)
     failing = np.array([t.outcome != "passed" for t in result.tests], dtype=bool)
     if result.load_outcome != "passed":
@@ -296,10 +326,18 @@ def line_spectrum(result: ProgramResult, source: str) -> Spectrum:
     covered = np.zeros((n, len(elements)), dtype=bool)  # (tests, elements)
     for i, lines in enumerate(per_test):
         covered[i, np.searchsorted(elements, lines)] = True
-    covered |= np.isin(elements, load)[None, :]
+    if load_lines == "every_test":
+        covered |= np.isin(elements, load)[None, :]
     return Spectrum(elements, covered[failing].sum(0).astype(np.int64),
                     covered[~failing].sum(0).astype(np.int64), int(failing.sum()),
                     int(n - failing.sum()))
+
+
+def check_load_lines(load_lines: str) -> None:
+    """Raise ValueError naming the valid treatments unless ``load_lines`` is one of :data:`LOAD_LINES`."""
+    if load_lines not in LOAD_LINES:
+        raise ValueError(f"unknown load_lines {load_lines!r}; choose one of {list(LOAD_LINES)} "
+                         "(graphrepair.feedback.spectrum)")
 
 
 def node_spectrum(spectrum: Spectrum, node_lines: np.ndarray) -> Spectrum:

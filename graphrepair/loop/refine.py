@@ -40,8 +40,15 @@ from torch_geometric.data import Batch
 from graphrepair.config import ExperimentConfig
 from graphrepair.features.encoding import EncodedProgram, Feedback, feedback_from_result, make_data
 from graphrepair.features.variants import FeatureVariant, make_signal_data
+from graphrepair.feedback.failures import result_failures
 from graphrepair.feedback.shuffle import shuffle_feedback
-from graphrepair.feedback.spectrum import FORMULAS, line_spectrum, node_scores, score
+from graphrepair.feedback.spectrum import (
+    FORMULAS,
+    check_load_lines,
+    line_spectrum,
+    node_scores,
+    score,
+)
 from graphrepair.graphs.vocab import MASK, UNK, Vocabulary
 from graphrepair.models import model_variant
 from harness.cache import ResultCache
@@ -212,6 +219,11 @@ class Refiner:
             ``five`` feeds per-test records, ``six`` a per-node test signal.
         signal: the 6-feature variant's per-node signal: a formula of
             :data:`graphrepair.feedback.spectrum.FORMULAS` (``binary`` for Exp 1/2, ``tarantula`` Exp 4).
+        load_lines: the treatment of the lines executed while loading in the feedback
+            (:data:`graphrepair.feedback.spectrum.LOAD_LINES`; ``feedback.load_lines``); default
+            ``every_test``, the rule of the record's experiments.
+        raise_signal: weight of the raising line in the 6-feature signal
+            (:func:`signal_from_result`; ``feedback.raise_signal``), in [0, 1].
         cache: the sandbox result cache (:class:`harness.cache.ResultCache`); default: a new
             in-memory one. Pass one with a path to reuse results across runs and processes.
 
@@ -235,6 +247,8 @@ class Refiner:
         variant: FeatureVariant | str = FeatureVariant.FIVE,
         signal: str = "binary",
         cache: ResultCache | None = None,
+        load_lines: str = "every_test",
+        raise_signal: float = 0.0,
     ) -> None:
         self.model, self.vocab = model, vocab
         self.timeout_s, self.memory_mb, self.workers = timeout_s, memory_mb, workers
@@ -246,6 +260,10 @@ class Refiner:
         if signal not in FORMULAS:
             raise ValueError(f"unknown test signal {signal!r}; valid: {sorted(FORMULAS)}")
         self.signal = signal
+        check_load_lines(load_lines)
+        if not 0 <= raise_signal <= 1:
+            raise ValueError(f"raise_signal must be in [0, 1], got {raise_signal!r}")
+        self.load_lines, self.raise_signal = load_lines, raise_signal
         self.cache = ResultCache() if cache is None else cache
         self._is_leaf_text = vocab.leaf_token_mask()  # bool (V,): ids the update rule may write
 
@@ -275,7 +293,8 @@ class Refiner:
             min_confidence=cfg.feedback.min_confidence,
             max_iteration=cfg.train.trajectory_iterations - 1, device=device,
             variant=model_variant(cfg.model.name), signal=cfg.feedback.signal,
-            cache=ResultCache(cfg.sandbox.cache or None),
+            cache=ResultCache(cfg.sandbox.cache or None), load_lines=cfg.feedback.load_lines,
+            raise_signal=cfg.feedback.raise_signal,
         )
 
     # -- model side -------------------------------------------------------------------------
@@ -442,30 +461,58 @@ class Refiner:
         if result is None:
             state.signal, state.feedback = None, Feedback.empty()
         elif self.variant is FeatureVariant.SIX:
-            state.signal = signal_from_result(state.enc, state.texts, result, self.signal)
+            state.signal = signal_from_result(state.enc, state.texts, result, self.signal,
+                                              load_lines=self.load_lines,
+                                              raise_weight=self.raise_signal)
         else:
-            state.feedback = feedback_from_result(state.enc, state.texts, result, self.max_tests)
+            state.feedback = feedback_from_result(state.enc, state.texts, result, self.max_tests,
+                                                  load_lines=self.load_lines)
 
 
 def signal_from_result(enc: EncodedProgram, texts: Sequence[str | None], result: ProgramResult,
-                formula: str) -> np.ndarray:
+                       formula: str, *, load_lines: str = "every_test",
+                       raise_weight: float = 0.0) -> np.ndarray:
     """The 6-feature variant's per-node test signal of one program state.
 
     The spectrum of every executed line (:func:`graphrepair.feedback.spectrum.line_spectrum`: failed /
     passed tests covering it; for a program that did not load, the parse-error region) scored
-    with ``formula`` and given to the nodes on that line; nodes on other lines get 0.
+    with ``formula`` and given to the nodes on that line; nodes on other lines get 0. With
+    ``raise_weight`` ``w`` > 0 and a program that loaded, the raising lines
+    (:mod:`graphrepair.feedback.failures`) are mixed in::
+
+        signal_v = (1 - w) · score_v + w · r_v,   r_v = |{failing t raised on v's line}| / F
+
+    A program that did not load keeps its error-region signal alone.
 
     Args:
         enc: the encoded program; texts: the leaf texts the program was written with.
         result: the sandbox result of that program.
         formula: a key of :data:`graphrepair.feedback.spectrum.FORMULAS`.
+        load_lines: treatment of the lines executed while loading
+            (:data:`graphrepair.feedback.spectrum.LOAD_LINES`); default ``every_test``, the rule
+            of the record's experiments.
+        raise_weight: ``w`` in [0, 1].
 
     Returns:
-        float32 ``[N]`` (binary: 0/1; Tarantula and Ochiai: in [0, 1]).
+        float32 ``[N]`` (binary: 0/1 and Tarantula, Ochiai: in [0, 1], before mixing with ``w``;
+        the mix stays in [0, 1] for them).
+
+    Raises:
+        ValueError: an unknown ``load_lines`` or formula, or ``raise_weight`` outside [0, 1].
     """
-    spectrum = line_spectrum(result, enc.source(texts))
+    if not 0 <= raise_weight <= 1:
+        raise ValueError(f"raise_weight must be in [0, 1], got {raise_weight!r}")
+    spectrum = line_spectrum(result, enc.source(texts), load_lines=load_lines)
     scores = score(spectrum, formula)
-    return node_scores(spectrum.elements, scores, enc.node_lines(texts))
+    node_lines = enc.node_lines(texts)
+    signal = node_scores(spectrum.elements, scores, node_lines)
+    if raise_weight == 0 or result.load_outcome != "passed" or spectrum.total_failed == 0:
+        return signal
+    raised = [f.line for f, t in zip(result_failures(result), result.tests)
+              if t.outcome != "passed" and f.line is not None]
+    lines, counts = np.unique(np.asarray(raised, dtype=np.int64), return_counts=True)
+    share = node_scores(lines, counts / spectrum.total_failed, node_lines)  # (N,)
+    return ((1 - raise_weight) * signal + raise_weight * share).astype(np.float32)
 
 
 def split_predictions(logits: torch.Tensor, sizes: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:

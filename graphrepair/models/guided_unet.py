@@ -14,6 +14,18 @@ embeddings of that graph's tests::
 where ``e_t = MLP(Emb_index(t) + Emb_outcome(o_t) + mean_{v in trace(t)} x0_v)`` and ``null`` is a
 learned token that stands for "no feedback" (iteration 0 under the Exp 3c rule, programs without
 tests), so attention never sees an empty key set.
+
+With ``failure_details`` the records also say what each failure said
+(:mod:`graphrepair.feedback.failures`): the exception type ``x_t``, the nodes ``raise(t)`` on the
+program line the exception was raised at, and a failed comparison's value types ``a_t``
+(actual) and ``b_t`` (expected)::
+
+    e_t = MLP(... + Emb_exc(x_t) + Emb_actual(a_t) + Emb_expected(b_t)
+              + W_raise · mean_{v in raise(t)} x0_v)
+    x0_v <- x0_v + r_v · w_raised,   r_v = |{t : v in raise(t)}| / T   (the "raised here" mark)
+
+(``W_raise`` and ``w_raised`` without bias: a test that names no program line, and a node on no
+raising line, add nothing.)
 """
 
 from __future__ import annotations
@@ -31,6 +43,7 @@ from graphrepair.features.encoding import (
     NUM_OUTCOMES,
 )
 from graphrepair.features.variants import FeatureVariant
+from graphrepair.feedback.failures import EXCEPTION_TYPES, VALUE_TYPES
 from graphrepair.models.registry import register
 from graphrepair.models.unet_body import GraphUNetBody
 
@@ -76,6 +89,9 @@ class GuidedIterativeGraphUNet(nn.Module):
         dropout (float): dropout probability.
         use_test_guidance (bool): ``False`` builds no feedback path at all (Exp 3b ablation).
         max_tests (int): test indices >= this share the last index embedding.
+        failure_details (bool): embed what each failure said (exception type, raising line,
+            value types; module docstring). Default ``False``: the model of the existing
+            experiments, whose checkpoints hold no such weights.
         output_mask (Tensor, optional): bool ``[V]``; ids that may be predicted for a leaf
             (others get ``-inf`` logits).
 
@@ -85,6 +101,8 @@ class GuidedIterativeGraphUNet(nn.Module):
         - data.leaf_mask: ``[N]`` bool
         - data.test_outcome / data.test_position: ``[T]`` long; data.test_outcome_batch: ``[T]``
         - data.trace_index: ``[2, C]`` (test, node) pairs
+        - data.test_exception / data.test_actual_type / data.test_expected_type: ``[T]`` long and
+          data.raise_index: ``[2, R]`` (test, node) pairs (read with ``failure_details`` only)
         - output: ``[L, V]`` logits for the ``L = leaf_mask.sum()`` leaves, in node order
     """
 
@@ -99,7 +117,7 @@ class GuidedIterativeGraphUNet(nn.Module):
         return cls(vocab_size, hidden=m.hidden, depth=m.depth, gat_heads=m.gat_heads,
                    attention_heads=m.attention_heads, pool_ratio=m.pool_ratio, dropout=m.dropout,
                    use_test_guidance=m.use_test_guidance, max_tests=cfg.data.max_tests,
-                   output_mask=output_mask)
+                   failure_details=m.failure_details, output_mask=output_mask)
 
     def __init__(
         self,
@@ -112,6 +130,7 @@ class GuidedIterativeGraphUNet(nn.Module):
         dropout: float = 0.1,
         use_test_guidance: bool = True,
         max_tests: int = 100,
+        failure_details: bool = False,
         output_mask: Tensor | None = None,
     ) -> None:
         super().__init__()
@@ -122,6 +141,7 @@ class GuidedIterativeGraphUNet(nn.Module):
             )
         self.vocab_size, self.hidden, self.depth = vocab_size, hidden, depth
         self.pool_ratio, self.use_test_guidance, self.max_tests = pool_ratio, use_test_guidance, max_tests
+        self.failure_details = failure_details and use_test_guidance
         self.token_emb = nn.Embedding(vocab_size, hidden)
         self.prev_emb = nn.Embedding(vocab_size, hidden)
         self.depth_emb = nn.Embedding(MAX_DEPTH + 1, hidden)
@@ -137,6 +157,12 @@ class GuidedIterativeGraphUNet(nn.Module):
             self.cross = nn.ModuleList(
                 [_FeedbackCrossAttention(hidden, attention_heads, dropout) for _ in range(n_layers)]
             )
+        if self.failure_details:
+            self.exception_emb = nn.Embedding(len(EXCEPTION_TYPES), hidden)
+            self.actual_type_emb = nn.Embedding(len(VALUE_TYPES), hidden)
+            self.expected_type_emb = nn.Embedding(len(VALUE_TYPES), hidden)
+            self.raise_proj = nn.Linear(hidden, hidden, bias=False)
+            self.raised_mark = nn.Linear(1, hidden, bias=False)
         self.head = nn.Linear(hidden, vocab_size)
         if output_mask is None:
             output_mask = torch.ones(vocab_size, dtype=torch.bool)
@@ -155,12 +181,16 @@ class GuidedIterativeGraphUNet(nn.Module):
         return (
             f"{self.__class__.__name__}(vocab={self.vocab_size}, hidden={self.hidden}, "
             f"depth={self.depth}, pool_ratio={self.pool_ratio}, "
-            f"test_guidance={self.use_test_guidance})"
+            f"test_guidance={self.use_test_guidance}, failure_details={self.failure_details})"
         )
 
     def _encode_tests(self, data, x0: Tensor, num_graphs: int) -> tuple[Tensor, Tensor]:
         """Dense test embeddings ``[B, T+1, H]`` (null token first) and their padding mask ``[B, T+1]``."""
         n_tests = data.test_outcome.numel()
+        if self.failure_details and "raise_index" not in data:
+            raise ValueError("this model reads failure details (failure_details=True), but the "
+                             "input has no raise_index / test_exception: build it with "
+                             "graphrepair.features.encoding.make_data")
         if n_tests:
             test_idx, node_idx = data.trace_index  # (C,), (C,)
             trace = scatter(x0[node_idx], test_idx, dim=0, dim_size=n_tests, reduce="mean")
@@ -169,6 +199,14 @@ class GuidedIterativeGraphUNet(nn.Module):
                 + self.test_outcome_emb(data.test_outcome)
                 + trace
             )
+            if self.failure_details:
+                raise_test, raise_node = data.raise_index  # (R,), (R,)
+                raised = scatter(x0[raise_node], raise_test, dim=0, dim_size=n_tests,
+                                 reduce="mean")  # (T, H); 0 for a test raising on no line
+                emb = (emb + self.exception_emb(data.test_exception)
+                       + self.actual_type_emb(data.test_actual_type)
+                       + self.expected_type_emb(data.test_expected_type)
+                       + self.raise_proj(raised))
             emb = self.test_mlp(emb)  # (T, H)
             dense, mask = to_dense_batch(emb, data.test_outcome_batch, batch_size=num_graphs)
         else:
@@ -178,6 +216,18 @@ class GuidedIterativeGraphUNet(nn.Module):
         keys = torch.cat([null, dense], dim=1)  # (B, T+1, H)
         pad = torch.cat([torch.zeros(num_graphs, 1, dtype=torch.bool, device=x0.device), ~mask], 1)
         return keys, pad
+
+    @staticmethod
+    def _raised_fraction(data, batch: Tensor, num_graphs: int) -> Tensor:
+        """``[N, 1]``: per node, the fraction of its graph's tests that raised on its line."""
+        n = batch.numel()
+        _, node_idx = data.raise_index  # (R,): one entry per (test, node on its raising line)
+        count = torch.zeros(n, device=batch.device).index_add_(
+            0, node_idx, torch.ones_like(node_idx, dtype=torch.float32))  # (N,)
+        tests = torch.bincount(data.test_outcome_batch, minlength=num_graphs) \
+            if data.test_outcome.numel() else torch.zeros(num_graphs, dtype=torch.long,
+                                                          device=batch.device)  # (B,)
+        return (count / tests[batch].clamp(min=1)).unsqueeze(-1)  # (N, 1)
 
     def forward(self, data) -> Tensor:
         """Return leaf logits ``[L, V]`` for a (batched) :class:`torch_geometric.data.Data`."""
@@ -194,6 +244,9 @@ class GuidedIterativeGraphUNet(nn.Module):
         hook = None
         if self.use_test_guidance:
             keys, pad = self._encode_tests(data, x0, num_graphs)
+            if self.failure_details:
+                fraction = self._raised_fraction(data, batch, num_graphs)  # (N, 1)
+                x0 = x0 + self.raised_mark(fraction.to(self.raised_mark.weight.dtype))
 
             def hook(x: Tensor, batch: Tensor, layer: int) -> Tensor:
                 return self.cross[layer](x, batch, keys, pad)

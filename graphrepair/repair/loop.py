@@ -3,10 +3,11 @@
 The loop of ``python -m graphrepair.repair`` (:mod:`graphrepair.repair.cli` is its thin CLI):
 
 1. Run the program's tests (sandbox, per-test coverage). All pass: repaired, zero iterations.
-2. Localize: score every executed line with a spectrum formula (:mod:`graphrepair.feedback.spectrum`) and
+2. Localize: score every executed line with a spectrum formula (:mod:`graphrepair.feedback.spectrum`,
+   lines run only while loading, such as ``def`` lines, covered by no test, so scoring 0) and
    group the lines that can hold a maskable leaf by score (:func:`line_groups`: most suspicious
-   group first; lines run only while loading, such as ``def`` lines, after the lines a test ran;
-   lines no test executed last).
+   group first; lines run only while loading after the lines a test ran of the same score; lines
+   no test executed last).
 3. For the current group, mask the *maskable* leaves (those the proposer can predict: for the
    model, the experiment's eligible categories with texts in its vocabulary, single-line texts
    only) of each line *alone* and ask the :class:`Proposer` (the model) for log-probabilities of
@@ -127,9 +128,11 @@ def line_groups(result: ProgramResult, source: str, formula: str,
                 lines: Sequence[int]) -> list[list[int]]:
     """``lines`` in groups of equal suspiciousness, most suspicious group first.
 
-    A group holds the lines of one score; lines run only while loading (``def`` lines, imports)
-    form their own group after those of the same score that a test ran; lines no test executed
-    form the last group. Lines within a group are in increasing order.
+    A group holds the lines of one score (:func:`~graphrepair.feedback.spectrum.line_spectrum`
+    with its default ``load_lines="no_test"``: a line run only while loading scores 0); lines
+    run only while loading (``def`` lines, imports) form their own group after those of the same
+    score that a test ran; lines no test executed form the last group. Lines within a group are
+    in increasing order.
 
     Raises:
         ValueError: an unknown formula.

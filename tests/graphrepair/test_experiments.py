@@ -92,3 +92,27 @@ def test_mbpp_plus_experiments_change_only_the_dataset(exp, base):
     for cfg in (plus, original):
         cfg.pop("description"), cfg.pop("exp", None)
     assert plus == original
+
+
+@pytest.mark.parametrize("exp,base,changes", [
+    ("3d_failures", "3d", {("model", "failure_details"): True,
+                           ("feedback", "load_lines"): "no_test"}),
+    ("3d_plus_failures", "3d_plus", {("model", "failure_details"): True,
+                                     ("feedback", "load_lines"): "no_test"}),
+    ("4_plus_failures", "4_plus", {("feedback", "load_lines"): "no_test",
+                                   ("feedback", "raise_signal"): 0.5}),
+])
+def test_failure_detail_experiments_change_only_the_feedback(exp, base, changes):
+    from harness.config import to_dict
+
+    new, old = to_dict(load_config(exp)), to_dict(load_config(base))
+    for (section, key), value in changes.items():
+        assert new[section].pop(key) == value and old[section].pop(key) != value
+    for cfg in (new, old):
+        cfg.pop("description"), cfg.pop("exp", None)
+    assert new == old
+    # the record's experiments keep the record's feedback
+    for exp in RECORD:
+        cfg = load_config(exp)
+        assert not cfg.model.failure_details and cfg.feedback.load_lines == "every_test"
+        assert cfg.feedback.raise_signal == 0.0

@@ -35,7 +35,17 @@ def test_json_on_mbpp_17_with_a_fault(tmp_path, mbpp, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["formula"] == "tarantula"
     assert report["tests"] == {"passed": 1, "failed": 2}
-    # Every test runs every line (1 while loading): all tie at (2/2) / (2/2 + 1/1).
+    # Every test runs lines 2 and 3: they tie at (2/2) / (2/2 + 1/1). Line 1 (def) runs only
+    # while loading: covered by no test, it scores 0 and ranks after them.
+    assert [row["line"] for row in report["lines"]] == [2, 3, 1]
+    for row in report["lines"][:2]:
+        assert row == {"line": row["line"], "score": 0.5, "failed": 2, "passed": 1,
+                       "rank_best": 1, "rank_avg": 1.5, "rank_worst": 2}
+    assert report["lines"][2] == {"line": 1, "score": 0.0, "failed": 0, "passed": 0,
+                                  "rank_best": 3, "rank_avg": 3.0, "rank_worst": 3}
+    # Counted for every test, line 1 joins the tie and the faulty line 2 falls half a rank.
+    assert main([*argv, "--load-lines", "every_test"]) == 0
+    report = json.loads(capsys.readouterr().out)
     assert [row["line"] for row in report["lines"]] == [1, 2, 3]
     for row in report["lines"]:
         assert row == {"line": row["line"], "score": 0.5, "failed": 2, "passed": 1,
@@ -52,8 +62,9 @@ def test_json_ranks_the_faulty_branch_first_on_mbpp_3(tmp_path, mbpp, capsys, fo
     report = json.loads(capsys.readouterr().out)
     assert report["tests"] == {"passed": 1, "failed": 2}  # is_not_prime(2) never enters the loop
     lines = report["lines"]
-    assert [row["line"] for row in lines] == ([1, 2, 3, 4, 5, 6, 7] if formula == "binary"
-                                              else [5, 6, 1, 2, 3, 4, 7])
+    # lines 1 and 2 (import, def) run only while loading: covered by no test, they score 0
+    assert [row["line"] for row in lines] == ([3, 4, 5, 6, 7, 1, 2] if formula == "binary"
+                                              else [5, 6, 3, 4, 7, 1, 2])
     assert {row["line"] for row in lines} == {1, 2, 3, 4, 5, 6, 7}  # every executed line
     scores = [row["score"] for row in lines]
     assert scores == sorted(scores, reverse=True)
@@ -70,6 +81,7 @@ def test_human_output_lists_lines_most_suspicious_first(tmp_path, mbpp, capsys):
     assert out[0] == "tarantula: 1 passed, 2 failing (2 failed)"
     rows = [line.split() for line in out[2:]]
     assert [row[:2] for row in rows[:2]] == [["1-2", "5"], ["1-2", "6"]]
+    assert [row[:2] for row in rows[-2:]] == [["6-7", "1"], ["6-7", "2"]]  # import, def
     assert rows[1][5:] == ["result", "=", "False"]  # the line's own text
     assert len(rows) == 7
 

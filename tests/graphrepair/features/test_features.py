@@ -10,6 +10,7 @@ from graphrepair.features.encoding import (
     EncodedProgram,
     Feedback,
     RefinementData,
+    feedback_from_result,
     make_data,
     new_data,
 )
@@ -19,8 +20,10 @@ from graphrepair.features.variants import (
     make_signal_data,
     make_variant_data,
 )
+from graphrepair.feedback.failures import EXCEPTION_TYPES, VALUE_TYPES
 from graphrepair.graphs.graph import EdgeType, ProgramGraph
 from graphrepair.graphs.vocab import PAD, UNK, Vocabulary
+from harness.sandbox import run_tests
 
 ELIGIBLE = ["identifier", "operator", "keyword", "literal"]
 TASKS = (2, 3, 4, 17, 57)
@@ -146,3 +149,52 @@ def test_new_data_equals_constructor(encoded):
     a, b = new_data(RefinementData, **attrs), RefinementData(**attrs)
     ba, bb = Batch.from_data_list([a, a]), Batch.from_data_list([b, b])
     assert torch.equal(ba.trace_index, bb.trace_index) and torch.equal(ba.edge_index, bb.edge_index)
+
+
+def test_feedback_records_say_what_failed(mbpp):
+    """A real MBPP program run in the sandbox: the exception, its line's nodes, expected types."""
+    p = mbpp["mbpp/17"]  # def square_perimeter(a): / perimeter=4*a / return perimeter
+    g = ProgramGraph.from_source(p.source)
+    enc = EncodedProgram.build(p, g, Vocabulary.build([g]), ELIGIBLE)
+    texts = list(enc.orig_texts)
+    texts[len(texts) - 1 - texts[::-1].index("perimeter")] = "perimetr"  # line 3: NameError
+    result = run_tests(enc.source(texts), p.tests, p.setup, timeout_s=5)
+    fb = feedback_from_result(enc, texts, result, max_tests=2)
+    lines = enc.node_lines(texts)
+    assert fb.exception.tolist() == [EXCEPTION_TYPES.index("NameError")] * 2
+    assert [f.line for f in fb.failures] == [3, 3]
+    assert set(fb.raise_index[0].tolist()) == {0, 1}
+    assert set(lines[fb.raise_index[1]].tolist()) == {3}
+    assert len(fb.raise_index[1]) == 2 * (lines == 3).sum()  # every node on line 3, per test
+    assert (fb.actual_type == 0).all() and (fb.expected_type == 0).all()  # raised in the program
+    # a wrong value instead: the AssertionError is raised in the test, which names the expected int
+    texts = ["3" if t == "4" else t for t in enc.orig_texts]
+    result = run_tests(enc.source(texts), p.tests, p.setup, timeout_s=5)
+    fb = feedback_from_result(enc, texts, result, max_tests=100)
+    assert fb.exception.tolist() == [EXCEPTION_TYPES.index("AssertionError")] * 3
+    assert fb.raise_index.shape == (2, 0) and [f.expected for f in fb.failures] == ["40", "20", "16"]
+    assert fb.expected_type.tolist() == [VALUE_TYPES.index("int")] * 3
+    # load-only lines (the def line, 1) are in every trace, or in none
+    every = feedback_from_result(enc, texts, result, 100, load_lines="every_test")
+    none = feedback_from_result(enc, texts, result, 100, load_lines="no_test")
+    assert set(lines[every.trace_index[1]].tolist()) == {1, 2, 3}
+    assert set(lines[none.trace_index[1]].tolist()) == {2, 3}
+    with pytest.raises(ValueError, match="unknown load_lines"):
+        feedback_from_result(enc, texts, result, 100, load_lines="all")
+    # the records reach the model input, and raise_index is offset per graph when batched
+    data = make_data(enc, enc.orig_ids, enc.orig_ids, 1, _with_raise(fb, lines))
+    assert data.test_exception.tolist() == fb.exception.tolist()
+    assert data.test_expected_type.tolist() == fb.expected_type.tolist()
+    batch = Batch.from_data_list([data, data], follow_batch=["test_outcome"])
+    r = data.raise_index.shape[1]
+    assert torch.equal(batch.raise_index[:, r:], data.raise_index + torch.tensor([[3], [enc.num_nodes]]))
+    empty = make_data(enc, enc.orig_ids, enc.orig_ids, 0, Feedback.empty())
+    assert empty.raise_index.shape == (2, 0) and empty.test_exception.shape == (0,)
+
+
+def _with_raise(fb, lines):
+    """``fb`` with every test raising on line 2 (to see the pairs batched)."""
+    nodes = np.flatnonzero(lines == 2)
+    pairs = np.concatenate([np.stack([np.full_like(nodes, t), nodes]) for t in range(len(fb.outcome))], 1)
+    return Feedback(fb.outcome, fb.trace_index, fb.all_passed, fb.exception, fb.actual_type,
+                    fb.expected_type, pairs, fb.failures)

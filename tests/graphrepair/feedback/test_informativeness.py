@@ -43,9 +43,15 @@ def test_tests_that_all_fail_tie_every_executed_line():
     s = _state(2, "1", "2")  # every test runs line 2 and fails
     out = feedback_informativeness([s])
     assert out["some_pass"] == out["mixed"] == 0.0
-    n = out["executed_lines"]  # def (loading), 2, 3, 4, 5: all covered by failing tests only
-    assert n == 5 and out["faulty_rank"] == pytest.approx((1 + n) / 2)
-    assert out["faulty_top1"] == pytest.approx(1 / n)
+    # executed: def (while loading only, so covered by no test: score 0), and lines 2, 3, 4, 5,
+    # covered by failing tests only: those four tie first
+    n = out["executed_lines"]
+    assert n == 5 and out["faulty_rank"] == pytest.approx((1 + 4) / 2)
+    assert out["faulty_top1"] == pytest.approx(1 / 4)
+    # when loading counts for every test, the def line joins the tie
+    old = feedback_informativeness([s], load_lines="every_test")
+    assert old["faulty_rank"] == pytest.approx((1 + n) / 2)
+    assert old["faulty_top1"] == pytest.approx(1 / n)
 
 
 def test_a_repaired_program_is_not_localizable_and_the_shares_pool():

@@ -231,3 +231,17 @@ def test_bad_inputs_are_refused():
         feedback_donors([0, 0], 3, np.random.default_rng(0))
     with pytest.raises(ValueError, match="distinct indices in"):
         feedback_donors([3], 3, np.random.default_rng(0))
+
+
+def test_the_lines_a_donor_message_names_are_mapped_like_its_coverage():
+    from harness.results import ProgramResult, TestResult
+
+    from graphrepair.feedback.shuffle import map_lines, transplant_result
+
+    msg = 'Traceback:\n  File "program.py", line 4, in f\nNameError: name \'x\' is not defined'
+    donor = ProgramResult(tests=(TestResult("t", "error", msg, 0.1, (1, 4)),), load_outcome="passed",
+                          load_message="", load_covered_lines=(1,), stdout_tail="", stderr_tail="")
+    moved = transplant_result(donor, "a\nb\nc\nd\n", 8)
+    line = int(map_lines([4], 4, 8)[0])
+    assert f'"program.py", line {line}, in f' in moved.tests[0].message and line == 7
+    assert moved.tests[0].covered_lines == tuple(map_lines([1, 4], 4, 8).tolist())

@@ -56,19 +56,25 @@ def mid_spectrum():
 def test_mid_spectrum_matches_the_paper(mid_spectrum):
     s = mid_spectrum
     assert (s.total_failed, s.total_passed) == (1, 5)
-    # Executed lines: def (while loading, so for every test) and the statements tests reached.
+    # Executed lines: def (while loading only, so covered by no test) and the statements tests
+    # reached.
     assert s.elements.tolist() == [1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 13]
     spectrum = dict(zip(s.elements.tolist(), zip(s.failed.tolist(), s.passed.tolist())))
     assert spectrum[FAULT] == (1, 1)
-    assert spectrum[6] == (1, 2) and spectrum[4] == (1, 3) and spectrum[1] == (1, 5)
+    assert spectrum[6] == (1, 2) and spectrum[4] == (1, 3) and spectrum[1] == (0, 0)
     assert spectrum[9] == (0, 2) and spectrum[5] == (0, 1)
+    result = run_tests(MID, MID_TESTS, timeout_s=2)
+    every = line_spectrum(result, MID, load_lines="every_test")
+    assert every.elements.tolist() == s.elements.tolist()
+    assert (every.failed[0], every.passed[0]) == (1, 5)  # def counted for every test
+    assert (every.failed[1:] == s.failed[1:]).all() and (every.passed[1:] == s.passed[1:]).all()
 
 
 @pytest.mark.parametrize("formula, value, best, worst", [
     ("tarantula", 5 / 6, 1, 1),  # (1/1) / (1/1 + 1/5), as in the paper's table
     ("ochiai", 1 / np.sqrt(2), 1, 1),
     ("dstar", 1.0, 1, 1),  # 1^2 / (1 + 0)
-    ("binary", 1.0, 1, 7),  # 7 lines are covered by the failing test
+    ("binary", 1.0, 1, 6),  # 6 lines are covered by the failing test (not the def line)
 ])
 def test_mid_faulty_line_rank(mid_spectrum, formula, value, best, worst):
     scores = score(mid_spectrum, formula)
@@ -98,7 +104,7 @@ def test_hand_computed_spectrum_and_scores():
     # error and timeout count as failing; load lines count for every test (timeout included).
     result = _result([1], [("passed", [2, 3]), ("failed", [2, 4]), ("error", [5]),
                            ("timeout", [])])
-    s = line_spectrum(result, "unused: the program loaded")
+    s = line_spectrum(result, "unused: the program loaded", load_lines="every_test")
     assert s.elements.tolist() == [1, 2, 3, 4, 5]
     assert s.failed.tolist() == [3, 1, 0, 1, 1] and s.passed.tolist() == [1, 1, 1, 0, 0]
     assert (s.total_failed, s.total_passed) == (3, 1)
@@ -111,6 +117,41 @@ def test_hand_computed_spectrum_and_scores():
     r = ranks(score(s, "tarantula"))
     assert r.best.tolist() == [3, 4, 5, 1, 1] and r.worst.tolist() == [3, 4, 5, 2, 2]
     assert r.average.tolist() == [3, 4, 5, 1.5, 1.5]
+    # the default: load line 1 is covered by no test; line 2 moves up from rank 4 to 3
+    s = line_spectrum(result, "unused: the program loaded")
+    assert s.elements.tolist() == [1, 2, 3, 4, 5]
+    assert s.failed.tolist() == [0, 1, 0, 1, 1] and s.passed.tolist() == [0, 1, 1, 0, 0]
+    assert (s.total_failed, s.total_passed) == (3, 1)
+    assert np.allclose(score(s, "tarantula"), [0, 0.25, 0, 1, 1])
+    assert np.allclose(score(s, "ochiai"), [0, 1 / np.sqrt(6), 0, 1 / np.sqrt(3), 1 / np.sqrt(3)])
+    r = ranks(score(s, "tarantula"))
+    assert r.best.tolist() == [4, 3, 4, 1, 1] and r.worst.tolist() == [5, 3, 5, 2, 2]
+    with pytest.raises(ValueError, match="unknown load_lines 'sometimes'"):
+        line_spectrum(result, "", load_lines="sometimes")
+
+
+# math.pi * r * 2 where r ** 2 is right: area(2) passes by coincidence (2 * 2 == 2 ** 2)
+AREA = "import math\ndef area(r):\n    return math.pi * r * 2\n"
+AREA_TESTS = ["assert area(2) == math.pi * 4", "assert area(3) == math.pi * 9",
+              "assert area(1) == math.pi"]
+
+
+@pytest.mark.parametrize("formula, value", [("tarantula", 0.5), ("ochiai", 2 / np.sqrt(6))])
+def test_load_only_lines_no_longer_tie_with_the_faulty_line(formula, value):
+    # Line 3 (the fault) is run by every test: f = 2, p = 1. Lines 1 and 2 run only while
+    # loading. Counted for every test they have the same (2, 1) and the same score, a three-way
+    # tie: average rank (1 + 3) / 2 = 2. Counted for no test they score 0: the fault ranks 1.
+    result = run_tests(AREA, AREA_TESTS, timeout_s=2)
+    assert [t.outcome for t in result.tests] == ["passed", "failed", "failed"]
+    assert result.load_covered_lines == (1, 2)
+    for load_lines, fault_rank, load_scores in [("every_test", 2.0, [value, value]),
+                                                ("no_test", 1.0, [0.0, 0.0])]:
+        s = line_spectrum(result, AREA, load_lines=load_lines)
+        scores = score(s, formula)
+        assert s.elements.tolist() == [1, 2, 3]
+        assert (s.failed[2], s.passed[2]) == (2, 1) and scores[2] == pytest.approx(value)
+        assert scores[:2] == pytest.approx(load_scores)
+        assert ranks(scores).average[2] == fault_rank
 
 
 @pytest.mark.parametrize("program, tests, region", [

@@ -113,3 +113,47 @@ def test_sandbox_workers_default_divides_the_cores_among_torchrun_processes(setu
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "16")
     assert Refiner.from_config(model, vocab, cfg).workers == 1
     assert Refiner.from_config(model, vocab, load_config("3d", ["sandbox.workers=3"])).workers == 3
+
+
+def test_feedback_settings_come_from_the_config(setup):
+    from graphrepair.config import load_config
+
+    vocab, _, _ = setup
+    model = ConstantModel(len(vocab), 3, 1.0)
+    old = Refiner.from_config(model, vocab, load_config("3d"))
+    assert (old.load_lines, old.raise_signal) == ("every_test", 0.0)  # the record's rule
+    new = Refiner.from_config(model, vocab, load_config("4_plus_failures"))
+    assert (new.load_lines, new.raise_signal) == ("no_test", 0.5)
+    assert Refiner.from_config(model, vocab, load_config("3d_failures")).load_lines == "no_test"
+    with pytest.raises(ValueError, match="raise_signal must be in"):
+        Refiner(model, vocab, raise_signal=1.5)
+
+
+# line 2 raises ZeroDivisionError for f(0); f(5) returns 3, not 4 (an AssertionError in the test)
+DIVIDE = "def f(x):\n    y = 10 // x\n    return y + 1\n"
+DIVIDE_TESTS = ("assert f(1) == 11", "assert f(2) == 6", "assert f(0) == 1", "assert f(5) == 4")
+
+
+@pytest.mark.parametrize("load_lines, weight, expected", [
+    # F = 2, P = 2. Tarantula: line 1 (def) 0 or, for every test, (2/2) / (2/2 + 2/2) = 1/2;
+    # line 2 (2, 2): 1/2; line 3 (1, 2): (1/2) / (1/2 + 1) = 1/3. Raising share: line 2 1/2.
+    ("no_test", 0.0, [0, 1 / 2, 1 / 3]),
+    ("every_test", 0.0, [1 / 2, 1 / 2, 1 / 3]),
+    ("no_test", 0.5, [0, 0.5 * 1 / 2 + 0.5 * 1 / 2, 0.5 * 1 / 3]),
+    ("every_test", 1.0, [0, 1 / 2, 0]),
+])
+def test_raising_lines_mix_into_the_six_feature_signal(load_lines, weight, expected):
+    from graphrepair.data.problems import Problem
+    from graphrepair.loop.refine import signal_from_result
+    from harness.sandbox import run_tests
+
+    g = ProgramGraph.from_source(DIVIDE)
+    enc = EncodedProgram.build(Problem("t/1", DIVIDE, DIVIDE_TESTS), g, Vocabulary.build([g]),
+                               ELIGIBLE)
+    result = run_tests(DIVIDE, DIVIDE_TESTS, timeout_s=5)
+    assert [t.outcome for t in result.tests] == ["passed", "passed", "error", "failed"]
+    signal = signal_from_result(enc, enc.orig_texts, result, "tarantula", load_lines=load_lines,
+                                raise_weight=weight)
+    lines = enc.node_lines(enc.orig_texts)
+    for line, value in enumerate(expected, start=1):
+        assert signal[lines == line] == pytest.approx(value)

@@ -45,3 +45,19 @@ def test_pipelined_halves_give_the_loss_and_trajectories_of_the_whole_batch():
     loss_b.backward()  # gradients flow through both halves
     grads = [p.grad for p in task.model.parameters() if p.grad is not None]
     assert grads and all(np.isfinite(g.numpy()).all() for g in grads)
+
+
+def test_a_training_step_with_failure_details_reads_real_failures():
+    cfg = load_config("3d_failures", TINY + [f"data.data_dir={data_dir()}"])
+    data = prepare(cfg)
+    torch.manual_seed(0)
+    model = build_model(cfg, data.vocab)
+    task = RefinementTask(cfg, data, model, Refiner.from_config(model, data.vocab, cfg))
+    states = next(iter(task.train_batches(1)))
+    loss, _ = task.training_step(states, 1)
+    loss.backward()
+    assert torch.isfinite(loss)
+    # the corrupted programs failed their tests: their records name exceptions
+    assert any((s.feedback.exception > 0).any() for s in states)
+    assert model.exception_emb.weight.grad is not None
+    assert model.exception_emb.weight.grad.abs().sum() > 0
