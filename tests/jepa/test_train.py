@@ -102,3 +102,22 @@ def test_missing_states_name_the_prepare_command(tmp_path, capsys):
                        "--run-dir", str(tmp_path / "run")]) == 2
     assert "python -m jepa.prepare --exp 1_4" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_3_0_runs_with_a_causal_teacher(tmp_path, tiny_qwen2, capsys):
+    """3.0's short version: a causal teacher (tiny Qwen2) read once over [signature ; body], the
+    student with an input LayerNorm, trained and evaluated end to end."""
+    src = _repos(tmp_path / "src", n=10)
+    data = ["--data-dir", str(tmp_path / "data"), "--set", "corpus.source=directory",
+            "--set", f"corpus.directory={src}", "--set", "corpus.minimum=1",
+            "--set", f"teacher.model={tiny_qwen2}", "--set", "teacher.layer=2",
+            "--set", "teacher.dtype=float32"]
+    assert prepare.main(["--exp", "3_0", *data]) == 0
+    run_dir = tmp_path / "run"
+    assert train.main(["--exp", "3_0", *data, *SHORT, "--run-dir", str(run_dir)]) == 0
+    assert "Test (the result)" in capsys.readouterr().out
+    import yaml
+
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["student"]["input_norm"] is True
+    report = json.loads((run_dir / "eval" / "report.json").read_text())
+    assert "teacher signature → body" in report["results"]["test"]
