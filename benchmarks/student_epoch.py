@@ -33,7 +33,7 @@ from harness.precision import training_autocast  # noqa: E402
 from jepa.config import ExperimentConfig  # noqa: E402
 from jepa.data import collate, load_student_data  # noqa: E402
 from jepa.prepare import CONFIG_DIR  # noqa: E402
-from jepa.task import group_by_length, build_model  # noqa: E402
+from jepa.task import build_model, group_by_length  # noqa: E402
 
 
 def signature_lengths(cfg: ExperimentConfig, data_dir: str | None, dim: int) -> tuple[torch.Tensor, int, str]:

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import re
 from contextlib import AbstractContextManager, nullcontext
-from functools import lru_cache
+from functools import cache
 
 import torch
 
 __all__ = ["bf16_supported", "training_autocast"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cpu_has_bf16() -> bool:
     try:
         with open("/proc/cpuinfo") as f:

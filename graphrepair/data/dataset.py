@@ -28,7 +28,13 @@ import numpy as np
 from graphrepair.config import ExperimentConfig
 from graphrepair.data.corruption import corrupt, corruption_rng
 from graphrepair.data.dedup import KINDS, Deduplicated, deduplicate_splits, normalized_hash
-from graphrepair.data.problems import SPLIT_LIKE, DataError, load_problems, split_like, split_problems
+from graphrepair.data.problems import (
+    SPLIT_LIKE,
+    DataError,
+    load_problems,
+    split_like,
+    split_problems,
+)
 from graphrepair.features.encoding import EncodedProgram
 from graphrepair.graphs.cache import GraphCache
 from graphrepair.graphs.vocab import UnknownReport, Vocabulary

@@ -37,7 +37,6 @@ MBPP inputs are stored as JSON lists where the references take tuples, sets or c
 
 from __future__ import annotations
 
-import copy
 import gzip
 import hashlib
 import json
@@ -54,7 +53,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.io import atomic_write_text
 from graphrepair.data.problems import (
     DataError,
     Problem,
@@ -62,6 +60,7 @@ from graphrepair.data.problems import (
     _read_jsonl,
     ensure_file,
 )
+from harness.io import atomic_write_text
 
 __all__ = ["CHECK_SOURCE", "EVALPLUS_DATASETS", "EvalPlusTask", "build_problems", "load_evalplus",
            "mbpp_argument_types", "oracle_mode", "read_tasks", "reference_outputs", "task_tests",
@@ -230,7 +229,7 @@ def to_source(value: object) -> str:
         inner = ", ".join(to_source(v) for v in value)
         return f"({inner},)" if len(value) == 1 else f"({inner})"
     if t in (set, frozenset):
-        items = sorted((to_source(v) for v in value))  # a fixed text for a set
+        items = sorted(to_source(v) for v in value)  # a fixed text for a set
         if t is frozenset:
             return "frozenset({" + ", ".join(items) + "})" if items else "frozenset()"
         return "{" + ", ".join(items) + "}" if items else "set()"

@@ -234,9 +234,8 @@ def test_bad_inputs_are_refused():
 
 
 def test_the_lines_a_donor_message_names_are_mapped_like_its_coverage():
-    from harness.results import ProgramResult, TestResult
-
     from graphrepair.feedback.shuffle import map_lines, transplant_result
+    from harness.results import ProgramResult, TestResult
 
     msg = 'Traceback:\n  File "program.py", line 4, in f\nNameError: name \'x\' is not defined'
     donor = ProgramResult(tests=(TestResult("t", "error", msg, 0.1, (1, 4)),), load_outcome="passed",
