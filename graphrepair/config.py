@@ -191,6 +191,50 @@ class FeedbackConfig:
 
 
 @dataclass
+class DecodingConfig:
+    """How the refiner's predictions become leaf texts (Issue 21; beyond the record).
+
+    The defaults are the record's rule, so the existing experiment configs and their checkpoints
+    (whose saved configs lack the section) decode as before.
+
+    Attributes:
+        grammar: restrict each leaf to texts of its lexical category, known from the AST
+            (:mod:`graphrepair.loop.constraints`), at training and evaluation.
+        identifiers: ``vocabulary`` (any identifier of the vocabulary) or ``in_scope`` (only names
+            in the current program, its tests and setup, the builtins, and the exports of standard
+            modules it names; :func:`graphrepair.loop.constraints.scope_names`).
+        policy: iterations >= 1 either ``edit`` (the record's rule: change a leaf whose argmax
+            differs with probability >= ``feedback.min_confidence``) or ``mask_predict``
+            (Ghazvininejad et al., EMNLP 2019: re-mask the ``n_k`` least trusted corrupted leaves
+            and predict them again; :meth:`graphrepair.loop.refine.Refiner.remask`) or ``verify``
+            (execute ``candidates`` of the model's proposals per program, keep the one passing the
+            most tests).
+        remask: which corrupted leaves ``mask_predict`` re-masks first: ``confidence`` (lowest
+            probability when written), ``spectrum`` (most suspicious under Tarantula in the
+            current program's test results) or ``both`` (highest ``(1 - p) + suspiciousness``).
+        forbid_previous: a re-masked leaf may not take the text it had (only when the program
+            failed its tests, and only where its category offers another text).
+        candidates: ``verify`` (the tests as a verifier,
+            :meth:`graphrepair.loop.refine.Refiner.verify_step`): programs executed per program
+            at each iteration >= 1, so at most ``1 + (eval.iterations - 1) · candidates`` per
+            program; the search baseline gets the same executions.
+        top_k: ``verify``: the model's most probable texts per corrupted leaf it tries.
+    """
+
+    grammar: bool = False
+    identifiers: Literal["vocabulary", "in_scope"] = "vocabulary"
+    policy: Literal["edit", "mask_predict", "verify"] = "edit"
+    remask: Literal["confidence", "spectrum", "both"] = "both"
+    forbid_previous: bool = False
+    candidates: int = 8
+    top_k: int = 5
+
+    def __post_init__(self) -> None:
+        check_range("candidates", self.candidates, low=1)
+        check_range("top_k", self.top_k, low=1)
+
+
+@dataclass
 class TrainConfig:
     """Optimisation and trajectory replay.
 
@@ -238,6 +282,12 @@ class TrainConfig:
             experiment configs and checkpoints, whose saved configs lack the key, train and resume
             as before; 0.02 is a reasonable value for new experiments. An alternative (or
             complement) is ``data.vocab_min_freq`` >= 2, which makes rare training texts real UNKs.
+        loss_leaves: ``all`` leaves (the record's) or only the ``corrupted`` ones, the leaves the
+            repair may edit (with ``decoding.policy: mask_predict``).
+        select_on: the validation metric that picks ``best.pt``: ``one_shot`` repair_accuracy
+            (the record's; no test runs) or the ``final`` repair_accuracy after
+            ``eval.iterations`` iterations of refinement with real tests on the validation
+            programs (the metric the evaluation reports; slower validation).
     """
 
     epochs: int = 50
@@ -263,6 +313,8 @@ class TrainConfig:
     warmup_steps: int = 0
     min_lr: float = 0.0
     unk_replacement: float = 0.0
+    loss_leaves: Literal["all", "corrupted"] = "all"
+    select_on: Literal["one_shot", "final"] = "one_shot"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "trajectory_iterations", "grad_accum_steps"):
@@ -373,6 +425,7 @@ class ExperimentConfig:
     corruption: CorruptionConfig = field(default_factory=CorruptionConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
+    decoding: DecodingConfig = field(default_factory=DecodingConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)

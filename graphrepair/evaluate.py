@@ -5,7 +5,8 @@ Usage::
     python -m graphrepair.evaluate (--checkpoint PATH | --exp ID [--runs-root DIR])
         [--corruption 0.2 0.5 0.75] [--iterations K] [--seeds N] [--split val|test|humaneval]
         [--dataset NAME] [--max-tests N] [--programs N] [--no-feedback-zeroed]
-        [--no-feedback-shuffled] [--no-search] [--data-dir DIR] [--device cpu|cuda|auto] [--out DIR]
+        [--no-feedback-shuffled] [--no-search] [--set decoding.KEY=VALUE ...] [--data-dir DIR]
+        [--device cpu|cuda|auto] [--out DIR]
 
 Evaluates the checkpoint (``--exp ID``: the newest ``<runs-root>/<ID>-*/best.pt``) as described in
 :mod:`graphrepair.evaluation.evaluate`: every (seed, level) unit refines the same corrupted programs
@@ -17,6 +18,9 @@ changes them (``--split humaneval --programs 3``) into its own directory
 ``<checkpoint dir>/eval-<options>``, so a one-off evaluation never replaces the run's main report.
 ``--dataset mbpp_plus`` evaluates an MBPP model on the MBPP+ versions of its split's problems (the
 same problems, ~100 tests each instead of 3).
+``--set decoding.grammar=true`` (any key of the ``decoding`` section: grammar, identifiers,
+policy, remask, forbid_previous) decodes the trained model another way, e.g. a model trained with
+the record's rule evaluated with grammar-constrained mask-predict.
 ``--out DIR`` chooses the directory.
 
 Exit codes (:mod:`harness.cli`): 0 evaluated, 2 bad input (missing or damaged checkpoint or
@@ -67,6 +71,8 @@ def report_dir(checkpoint: Path, args: argparse.Namespace) -> Path:
         parts.append("no_feedback_shuffled")
     if args.no_search:
         parts.append("no_search")
+    for text in args.set or ():
+        parts.append(text.replace("decoding.", "").replace("=", "_"))
     return checkpoint.parent / ("eval-" + "-".join(parts) if parts else "eval")
 
 
@@ -112,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="skip the baseline fed other programs' test feedback")
     ap.add_argument("--no-search", action="store_true",
                     help="skip the search baseline (the model's budget of test executions)")
+    ap.add_argument("--set", action="append", metavar="decoding.KEY=VALUE",
+                    help="decode another way (a key of the decoding section; repeatable)")
     ap.add_argument("--data-dir", help="dataset directory (default: $GRAPHREPAIR_DATA or the cache)")
     ap.add_argument("--device", default="cpu", help="where the model runs: cpu (default), cuda, auto")
     ap.add_argument("--out", help="report directory (default: <checkpoint dir>/eval, or "
@@ -129,7 +137,7 @@ def _main(args: argparse.Namespace) -> int:
         print(f"evaluating {path} (newest best.pt of Exp {args.exp})")
     _, json_path, md_path, table = evaluate_checkpoint(
         path, report_dir(path, args), data_dir=args.data_dir, device=device, dataset=args.dataset,
-        max_tests=args.max_tests,
+        max_tests=args.max_tests, overrides=args.set or (),
         levels=args.corruption, iterations=args.iterations, split=args.split,
         programs=args.programs, seeds=args.seeds,
         feedback_zeroed=False if args.no_feedback_zeroed else None,

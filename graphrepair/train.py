@@ -76,6 +76,8 @@ log = logging.getLogger("graphrepair.train")
 
 #: Configuration keys a resumed run may change (``--resume RUN_DIR --set train.epochs=N``).
 EXTENDABLE = ("train.epochs", "train.patience")
+MONITOR = {"one_shot": "repair_accuracy", "final": "final_repair_accuracy"}
+"""The validation metric that picks best.pt, per ``train.select_on``."""
 
 
 def resolve_checkpoint(spec: str, run_root: str | os.PathLike) -> Path:
@@ -214,7 +216,7 @@ def run(cfg: ExperimentConfig, run_dir: Path, *, resume: bool = False, do_eval: 
                  cfg.train.floor_margin)
     tcfg = TrainerConfig(
         epochs=cfg.train.epochs, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
-        grad_clip=cfg.train.grad_clip, monitor="repair_accuracy", mode="max",
+        grad_clip=cfg.train.grad_clip, monitor=MONITOR[cfg.train.select_on], mode="max",
         patience=cfg.train.patience, floor_metric=cfg.train.floor_metric, floor=floor,
         seed=cfg.train.seed, bf16=cfg.train.bf16, static_graph=cfg.train.static_graph,
         grad_accum_steps=cfg.train.grad_accum_steps, schedule=cfg.train.schedule,
@@ -223,9 +225,9 @@ def run(cfg: ExperimentConfig, run_dir: Path, *, resume: bool = False, do_eval: 
     trainer = Trainer(task, tcfg, run_dir, to_dict(cfg), dist_ctx=ctx)
     summary = trainer.fit(resume=resume)
     program_runs = sum(float(r.get("train/program_runs", 0)) for r in trainer.rows)
-    log.info("training done in %.0f s: best val repair_accuracy %.1f%% at epoch %d; %d programs "
-             "executed over all ranks and epochs", summary.seconds, summary.best_metric * 100,
-             summary.best_epoch + 1, program_runs)
+    log.info("training done in %.0f s: best val %s %.1f%% at epoch %d; %d programs "
+             "executed over all ranks and epochs", summary.seconds, MONITOR[cfg.train.select_on],
+             summary.best_metric * 100, summary.best_epoch + 1, program_runs)
     out = {"run_dir": str(run_dir), "best": str(summary.best_path), "params": n_params,
            "train_seconds": summary.seconds}
     if do_eval and ctx.master:

@@ -48,6 +48,7 @@ T = TypeVar("T")
 
 __all__ = [
     "ConfigError",
+    "apply_overrides",
     "available_experiments",
     "check_range",
     "describe",
@@ -262,6 +263,14 @@ def load_experiment(
     data = _read_yaml(config_dir, exp)
     if "exp" in {f.name for f in dataclasses.fields(cls)}:
         data["exp"] = exp
+    _set_all(data, overrides)
+    cfg = from_dict(cls, data)
+    describe(cfg)  # a placeholder naming no key is an error now, not when a report is written
+    return cfg
+
+
+def _set_all(data: dict[str, Any], overrides: Sequence[str]) -> None:
+    """Apply ``--set`` overrides to a nested dict, in order."""
     for text in overrides:
         path, value = parse_override(text)
         node = data
@@ -272,9 +281,27 @@ def load_experiment(
                 node[part] = child
             node = child
         node[path[-1]] = value
-    cfg = from_dict(cls, data)
-    describe(cfg)  # a placeholder naming no key is an error now, not when a report is written
-    return cfg
+
+
+def apply_overrides(cfg: T, overrides: Sequence[str], sections: Sequence[str] | None = None) -> T:
+    """A copy of the loaded configuration ``cfg`` with ``--set`` overrides applied and checked.
+
+    Args:
+        cfg: a configuration dataclass (e.g. one read back from a checkpoint).
+        overrides: strings ``"section.key=value"``.
+        sections: the top-level sections overrides may touch (``None``: any).
+
+    Raises:
+        ConfigError: a malformed override, one outside ``sections``, an unknown key or a wrong
+            value type.
+    """
+    for text in overrides:
+        path, _ = parse_override(text)
+        if sections is not None and path[0] not in sections:
+            raise ConfigError(f"override {text!r}: only {list(sections)} may be changed here")
+    data = to_dict(cfg)
+    _set_all(data, overrides)
+    return from_dict(type(cfg), data)
 
 
 def describe(cfg: Any) -> str:

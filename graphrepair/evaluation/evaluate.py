@@ -42,7 +42,7 @@ from graphrepair.loop.refine import ProgramState, Refiner, in_vocab_ceiling, ref
 from graphrepair.loop.search import SEARCH_FORMULA, SEARCH_TOP_K, search
 from graphrepair.models import from_checkpoint
 from harness import runs
-from harness.config import describe, to_dict
+from harness.config import apply_overrides, describe, to_dict
 from harness.report import markdown_table, write_report
 
 __all__ = ["evaluate", "evaluate_checkpoint", "find_checkpoint", "load_for_eval", "run_unit"]
@@ -312,6 +312,7 @@ def _search(refiner: Refiner, corrupted: list[ProgramState], one_shot: list[Prog
 def _fingerprint(model, vocab, cfg, split, pool, iterations, baselines: dict[str, bool]) -> str:
     """Fingerprint of everything a (seed, level) result depends on, except the seed and level."""
     settings = {"vocab": vocab.to_dict(), "feedback": to_dict(cfg.feedback), "eligible": cfg.corruption.eligible,
+                "decoding": to_dict(cfg.decoding),
                 "timeout_s": cfg.sandbox.timeout_s, "memory_mb": cfg.sandbox.memory_mb,
                 "budget_s": cfg.sandbox.budget_s,
                 "max_tests": cfg.data.max_tests, "max_iteration": cfg.train.trajectory_iterations,
@@ -374,7 +375,8 @@ def find_checkpoint(exp: str, runs_root: str | Path = "runs") -> Path:
 
 
 def load_for_eval(path: str | Path, data_dir: str | None = None, device: str = "cpu",
-                  dataset: str | None = None, max_tests: int | None = None):
+                  dataset: str | None = None, max_tests: int | None = None,
+                  overrides: tuple[str, ...] | list[str] = ()):
     """Load a checkpoint: (config, model with weights, prepared data encoded with its vocabulary).
 
     Args:
@@ -387,14 +389,16 @@ def load_for_eval(path: str | Path, data_dir: str | None = None, device: str = "
         max_tests: run and feed back at most this many tests per program instead of the run's
             ``data.max_tests`` (EvalPlus problems list the original tests' inputs first, so
             ``dataset="mbpp_plus", max_tests=3`` gives MBPP's own tests on the same programs).
+        overrides: ``--set`` overrides of the ``decoding`` section (how predictions become texts).
 
     Raises:
+        harness.config.ConfigError: an override outside ``decoding``, or a bad key or value.
         FileNotFoundError: no such checkpoint, or a dataset file is missing.
         harness.checkpoint.CheckpointError: a damaged checkpoint or weights that do not fit
             (:func:`graphrepair.models.from_checkpoint`).
     """
     loaded = from_checkpoint(path, device=device)
-    cfg = loaded.config
+    cfg = apply_overrides(loaded.config, overrides, sections=("decoding",))
     if data_dir:
         cfg.data.data_dir = data_dir
     if dataset:
@@ -409,9 +413,10 @@ def load_for_eval(path: str | Path, data_dir: str | None = None, device: str = "
 
 def evaluate_checkpoint(path: str | Path, out_dir: str | Path | None = None, *,
                         data_dir: str | None = None, device: str = "cpu", dataset: str | None = None,
-                        max_tests: int | None = None, **kwargs):
+                        max_tests: int | None = None, overrides: tuple[str, ...] | list[str] = (),
+                        **kwargs):
     """Load ``path`` (:func:`load_for_eval`) and :func:`evaluate` it; the report goes to
     ``out_dir`` (default: beside it)."""
-    cfg, model, data = load_for_eval(path, data_dir, device, dataset, max_tests)
+    cfg, model, data = load_for_eval(path, data_dir, device, dataset, max_tests, overrides)
     out = Path(out_dir) if out_dir else Path(path).parent / "eval"
     return evaluate(cfg, model, data, out, checkpoint=str(path), device=device, **kwargs)

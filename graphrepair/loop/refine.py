@@ -5,13 +5,20 @@ model, the vocabulary and the sandbox settings and moves a list of states forwar
 time. Training (:mod:`graphrepair.loop.training`) replays the same steps with scheduled sampling;
 evaluation (:mod:`graphrepair.evaluation.evaluate`) runs them for K iterations.
 
-Update policy (documented choice, configurable through ``feedback.min_confidence``;
-:meth:`Refiner.changes`):
+Update policy (documented choice, configurable through ``feedback.min_confidence`` and
+``decoding``; :meth:`Refiner.changes`):
 
 * iteration 0 fills every MASK with the model's argmax over leaf texts;
-* iteration k >= 1 changes a leaf when the *text* of its argmax differs from the leaf's current
-  text *and* its probability is at least ``min_confidence``; programs whose tests all pass are
-  frozen.
+* ``edit`` (the record's rule): iteration k >= 1 changes a leaf when the *text* of its argmax
+  differs from the leaf's current text *and* its probability is at least ``min_confidence``;
+* ``mask_predict``: before iteration k >= 1 the least trusted corrupted leaves are masked again
+  (:meth:`Refiner.remask`) and the iteration fills them, nothing else;
+* ``verify``: iteration k >= 1 executes several of the model's proposals per program and keeps the
+  one that passes the most tests (:meth:`Refiner.verify_step`): the tests as a verifier;
+* programs whose tests all pass are frozen.
+
+The texts a leaf may take can be constrained by its grammatical category and the names in scope
+(:mod:`graphrepair.loop.constraints`, :meth:`Refiner.logits`).
 
 Texts are compared, not ids, and the vocabulary's limits are respected:
 
@@ -29,6 +36,7 @@ out-of-vocabulary leaf back as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -50,15 +58,21 @@ from graphrepair.feedback.spectrum import (
     score,
 )
 from graphrepair.graphs.vocab import MASK, UNK, Vocabulary
+from graphrepair.loop.constraints import OutputConstraint, leaf_categories
 from graphrepair.models import model_variant
 from harness.cache import ResultCache
 from harness.distributed import local_world_size
 from harness.sandbox import Job, ProgramResult, run_batch
 
-__all__ = ["CEILING_METRICS", "METRICS", "ProgramState", "Refiner", "in_vocab_ceiling", "refine",
-           "signal_from_result", "split_predictions", "state_metrics"]
+__all__ = ["CEILING_METRICS", "METRICS", "POLICIES", "REMASK_ORDERS", "ProgramState", "Refiner",
+           "in_vocab_ceiling", "leaf_suspiciousness", "refine", "signal_from_result",
+           "split_predictions", "state_metrics"]
 
 METRICS = ("repair_accuracy", "token_accuracy", "exact_match", "pass_rate")
+POLICIES = ("edit", "mask_predict", "verify")
+"""Update rules of iterations >= 1 (:class:`Refiner`, ``decoding.policy``)."""
+REMASK_ORDERS = ("confidence", "spectrum", "both")
+"""Orders in which ``mask_predict`` re-masks corrupted leaves (:meth:`Refiner.remask`)."""
 
 
 @dataclass
@@ -81,6 +95,12 @@ class ProgramState:
             Their texts and loss targets are unchanged.
         runs: times this state's programs were evaluated by :meth:`Refiner.run_tests` (cache hits
             included: the per-program cost that ``program_runs`` of :func:`refine` sums).
+        confidence: float32 ``[L]`` the model's probability of each leaf's current text when it
+            wrote it (1 for leaves the input gave, 0 while masked); what ``mask_predict`` re-masks
+            by.
+        forbid: int64 ``[L]`` per leaf a token id its next prediction may not take (-1: none);
+            set by :meth:`Refiner.remask` with ``forbid_previous``, cleared by the prediction.
+        tried: the sources the ``verify`` policy has executed for this program (never twice).
     """
 
     enc: EncodedProgram
@@ -93,6 +113,13 @@ class ProgramState:
     signal: np.ndarray | None = None
     unk_input: np.ndarray | None = None
     runs: int = 0
+    confidence: np.ndarray | None = None
+    forbid: np.ndarray | None = None
+    tried: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        if self.confidence is None:
+            self.confidence = np.array([0.0 if t is None else 1.0 for t in self.texts], np.float32)
 
     @classmethod
     def start(cls, enc: EncodedProgram, masked: np.ndarray, vocab: Vocabulary,
@@ -224,6 +251,17 @@ class Refiner:
             ``every_test``, the rule of the record's experiments.
         raise_signal: weight of the raising line in the 6-feature signal
             (:func:`signal_from_result`; ``feedback.raise_signal``), in [0, 1].
+        constraint: which texts each leaf may take
+            (:class:`graphrepair.loop.constraints.OutputConstraint`; ``None``: any leaf text).
+            Applied by :meth:`logits`, so to predictions, top-k alternatives and training alike.
+        policy: the update rule of iterations >= 1: ``edit`` (module docstring) or
+            ``mask_predict`` (:meth:`remask` before the prediction, then only the re-masked leaves
+            are filled; ``decoding.policy``).
+        remask: ``mask_predict``'s order: ``confidence``, ``spectrum`` or ``both``
+            (:meth:`remask`).
+        forbid_previous: a leaf re-masked in a failing program may not take its previous text.
+        candidates: programs the ``verify`` policy executes per program and iteration >= 1
+            (:meth:`verify_step`); top_k: alternatives per leaf it draws them from.
         cache: the sandbox result cache (:class:`harness.cache.ResultCache`); default: a new
             in-memory one. Pass one with a path to reuse results across runs and processes.
 
@@ -249,6 +287,12 @@ class Refiner:
         cache: ResultCache | None = None,
         load_lines: str = "every_test",
         raise_signal: float = 0.0,
+        constraint: OutputConstraint | None = None,
+        policy: str = "edit",
+        remask: str = "both",
+        forbid_previous: bool = False,
+        candidates: int = 8,
+        top_k: int = 5,
     ) -> None:
         self.model, self.vocab = model, vocab
         self.timeout_s, self.memory_mb, self.workers = timeout_s, memory_mb, workers
@@ -266,6 +310,15 @@ class Refiner:
         self.load_lines, self.raise_signal = load_lines, raise_signal
         self.cache = ResultCache() if cache is None else cache
         self._is_leaf_text = vocab.leaf_token_mask()  # bool (V,): ids the update rule may write
+        if policy not in POLICIES:
+            raise ValueError(f"unknown policy {policy!r}; valid: {list(POLICIES)}")
+        if remask not in REMASK_ORDERS:
+            raise ValueError(f"unknown remask order {remask!r}; valid: {list(REMASK_ORDERS)}")
+        self.constraint = constraint if constraint is not None and constraint.active else None
+        self.policy, self.remask_order, self.forbid_previous = policy, remask, forbid_previous
+        if candidates < 1 or top_k < 1:
+            raise ValueError(f"candidates ({candidates}) and top_k ({top_k}) must be >= 1")
+        self.candidates, self.verify_top_k = candidates, top_k
 
     @property
     def test_runs(self) -> int:
@@ -295,6 +348,11 @@ class Refiner:
             variant=model_variant(cfg.model.name), signal=cfg.feedback.signal,
             cache=ResultCache(cfg.sandbox.cache or None), load_lines=cfg.feedback.load_lines,
             raise_signal=cfg.feedback.raise_signal,
+            constraint=OutputConstraint(vocab, grammar=cfg.decoding.grammar,
+                                        identifiers=cfg.decoding.identifiers),
+            policy=cfg.decoding.policy, remask=cfg.decoding.remask,
+            forbid_previous=cfg.decoding.forbid_previous, candidates=cfg.decoding.candidates,
+            top_k=cfg.decoding.top_k,
         )
 
     # -- model side -------------------------------------------------------------------------
@@ -314,6 +372,39 @@ class Refiner:
         follow = ["test_outcome"] if self.variant is FeatureVariant.FIVE else None
         return Batch.from_data_list(data, follow_batch=follow).to(self.device)
 
+    def logits(self, states: Sequence[ProgramState], batch: Batch,
+               model: torch.nn.Module | None = None) -> torch.Tensor:
+        """float32 ``[sum L, V]``: the model's leaf logits for ``batch`` (made from ``states`` by
+        :meth:`batch`), ``-inf`` where :attr:`constraint` or a state's ``forbid`` rules a text out.
+
+        Gradients flow as through the model: training calls this with ``model`` = its
+        (possibly DistributedDataParallel-wrapped) module; default :attr:`model`.
+        """
+        out = (model or self.model)(batch).float()  # (L_total, V)
+        forbid = [s.forbid for s in states]
+        if self.constraint is None and all(f is None for f in forbid):
+            return out
+        if self.constraint is not None:
+            bias = self.constraint.bias(
+                ((leaf_categories(s.enc.graph), s.texts, s.enc.problem.tests, s.enc.problem.setup)
+                 for s in states), device=out.device)
+        else:
+            bias = torch.zeros_like(out)
+        rows, cols, begin = [], [], 0
+        for s, f in zip(states, forbid):
+            if f is not None:
+                leaves = np.flatnonzero(f >= 0)
+                rows.append(begin + leaves)
+                cols.append(f[leaves])
+            begin += len(s.texts)
+        if rows:
+            r = torch.as_tensor(np.concatenate(rows), device=out.device)
+            c = torch.as_tensor(np.concatenate(cols), device=out.device)
+            allowed = torch.isfinite(bias[r] + out[r]).sum(dim=1)  # texts left per forbidding row
+            keep = allowed > 1  # never forbid a row's only text
+            bias[r[keep], c[keep]] = float("-inf")
+        return out + bias
+
     @torch.no_grad()
     def predict(
         self, states: Sequence[ProgramState], with_feedback: bool, batch_size: int = 32
@@ -324,7 +415,7 @@ class Refiner:
         out: list[tuple[np.ndarray, np.ndarray]] = []
         for start in range(0, len(states), batch_size):
             chunk = states[start : start + batch_size]
-            logits = self.model(self.batch(chunk, with_feedback)).float()  # (L_total, V)
+            logits = self.logits(chunk, self.batch(chunk, with_feedback))  # (L_total, V)
             out.extend(split_predictions(logits, [len(s.texts) for s in chunk]))
         self.model.train(was_training)
         return out
@@ -360,7 +451,7 @@ class Refiner:
         out: list[tuple[np.ndarray, np.ndarray]] = []
         for start in range(0, len(states), batch_size):
             chunk = states[start : start + batch_size]
-            probs = torch.softmax(self.model(self.batch(chunk, with_feedback)).float(), dim=-1)  # (L_total, V)
+            probs = torch.softmax(self.logits(chunk, self.batch(chunk, with_feedback)), dim=-1)  # (L_total, V)
             probs = probs.masked_fill(~writable, -1.0)  # below every probability: never in the top k
             values, ids = probs.topk(k, dim=-1)  # (L_total, k)
             ids_np, values_np = ids.cpu().numpy(), values.cpu().numpy()
@@ -405,7 +496,7 @@ class Refiner:
         pred = np.asarray(pred, dtype=np.int64)
         is_text = self._is_leaf_text[pred]  # UNK, MASK, PAD and node types are never written
         fill = is_text & (cur == MASK)  # a masked leaf is filled whatever the confidence
-        if state.iteration == 0:
+        if state.iteration == 0 or self.policy == "mask_predict":
             return np.flatnonzero(fill)
         # an UNK input is frozen: the model cannot reproduce the text it cannot see
         candidates = np.flatnonzero(is_text & (cur != MASK) & (cur != UNK)
@@ -415,7 +506,7 @@ class Refiner:
 
     def apply(self, state: ProgramState, pred: np.ndarray, conf: np.ndarray) -> None:
         """Move ``state`` one iteration forward with the model's prediction (:meth:`changes`)."""
-        self._set(state, self.input_ids(state), self.changes(state, pred, conf), pred)
+        self._set(state, self.input_ids(state), self.changes(state, pred, conf), pred, conf)
 
     def ground_truth_step(self, state: ProgramState, rng: np.random.Generator) -> None:
         """Move ``state`` forward by fixing half (at least one) of its currently wrong leaves."""
@@ -425,13 +516,116 @@ class Refiner:
         state.prev_ids = cur
         for i in fix:
             state.texts[i] = state.enc.orig_texts[i]
+        state.confidence = state.confidence.copy()
+        state.confidence[fix] = 1.0
+        state.forbid = None
         state.iteration += 1
 
-    def _set(self, state: ProgramState, cur: np.ndarray, idx: np.ndarray, pred: np.ndarray) -> None:
+    def _set(self, state: ProgramState, cur: np.ndarray, idx: np.ndarray, pred: np.ndarray,
+             conf: np.ndarray | None = None) -> None:
         state.prev_ids = cur
         for i in idx:
             state.texts[i] = self.vocab.text(int(pred[i]))
+        if conf is not None and len(idx):
+            state.confidence = state.confidence.copy()  # copies of a state share their arrays
+            state.confidence[idx] = np.asarray(conf, dtype=np.float32)[idx]
+        state.forbid = None
         state.iteration += 1
+
+    def remask(self, state: ProgramState, k: int, iterations: int) -> np.ndarray:
+        """``mask_predict``'s step before iteration ``k``: re-mask the least trusted corrupted leaves.
+
+        ``n_k = floor(|E| · (K - k) / K)`` of the corrupted leaves ``E`` (``state.masked``; the
+        leaves the repair may edit) become masked again, K = ``iterations`` (the linear schedule
+        of mask-predict, Ghazvininejad et al., EMNLP 2019), chosen by :attr:`remask_order`:
+        lowest ``confidence``; most suspicious by the ``spectrum`` (Tarantula of the leaf's line
+        in the current program's test result, :func:`leaf_suspiciousness`); or ``both``, highest
+        ``(1 - confidence) + suspiciousness``; ties by leaf order. With ``forbid_previous`` and a
+        failing program, each re-masked leaf may not take its previous text at the next
+        prediction. A program that passes, or ``k`` < 1, is left alone.
+
+        Returns:
+            int64 ``[n_k]`` the leaves re-masked, ascending.
+
+        Raises:
+            ValueError: ``k`` outside ``[0, iterations)``.
+        """
+        if not 0 <= k < iterations:
+            raise ValueError(f"iteration {k} outside [0, {iterations})")
+        editable = np.flatnonzero(state.masked)
+        n = len(editable) * (iterations - k) // iterations
+        if k == 0 or n == 0 or state.passed:
+            return np.zeros(0, dtype=np.int64)
+        doubt = np.zeros(len(editable))
+        if self.remask_order in ("confidence", "both"):
+            doubt += 1.0 - state.confidence[editable]
+        if self.remask_order in ("spectrum", "both") and state.result is not None:
+            doubt += leaf_suspiciousness(state)[editable]
+        chosen = np.sort(editable[np.argsort(-doubt, kind="stable")[:n]])
+        if self.forbid_previous and state.result is not None:
+            state.forbid = np.full(len(state.texts), -1, dtype=np.int64)
+            state.forbid[chosen] = self.input_ids(state)[chosen]
+        for i in chosen:
+            state.texts[i] = None
+        state.confidence = state.confidence.copy()
+        state.confidence[chosen] = 0.0
+        return chosen
+
+    def verify_step(self, states: Sequence[ProgramState], with_feedback: bool) -> None:
+        """One iteration (k >= 1) of the ``verify`` policy: the tests choose among the model's proposals.
+
+        Per program, up to :attr:`candidates` programs are executed, none executed before for it
+        (:attr:`ProgramState.tried`):
+
+        1. the model's *proposal*: every corrupted leaf set to its argmax given the current
+           program and its feedback (a multi-leaf edit);
+        2. single-leaf edits: a corrupted leaf set to one of its :attr:`verify_top_k` most
+           probable texts, in decreasing ``p(text) · (0.1 + suspiciousness of the leaf)``
+           (Tarantula in the current result, :func:`leaf_suspiciousness`; 0.1 keeps leaves on
+           lines no failing test ran in reach).
+
+        The candidate passing the most tests (then: one that loads; then the earlier) replaces
+        the program if it passes more tests than the program, or as many and the program does
+        not load while it does. ``runs`` grows by the candidates executed, so the search
+        baseline of :func:`refine`'s callers gets the same budget per program.
+        """
+        options = self.top_k(states, with_feedback, k=self.verify_top_k)
+        jobs: list[tuple[int, ProgramState]] = []
+        for i, (s, (ids, probs)) in enumerate(zip(states, options)):
+            s.tried.add(s.source())
+            editable = np.flatnonzero(s.masked)
+            proposal = list(s.texts)
+            for leaf in editable:
+                proposal[leaf] = self.vocab.text(int(ids[leaf, 0]))
+            doubt = 0.1 + (leaf_suspiciousness(s) if s.result is not None else np.zeros(len(s.texts)))
+            edits = sorted(((-float(probs[leaf, j] * doubt[leaf]), int(leaf), j)
+                            for leaf in editable for j in range(ids.shape[1]) if probs[leaf, j] > 0),
+                           key=lambda e: e)
+            chosen: list[list[str | None]] = []
+            for texts in _with_edits(proposal, s.texts, edits, ids, self.vocab):
+                source = s.enc.source(texts)
+                if source in s.tried:
+                    continue
+                s.tried.add(source)
+                chosen.append(texts)
+                if len(chosen) == self.candidates:
+                    break
+            jobs += [(i, dataclasses.replace(s, texts=t, result=None, runs=0)) for t in chosen]
+        if jobs:
+            self.run_tests([c for _, c in jobs])
+        best: dict[int, ProgramState] = {}
+        for i, cand in jobs:
+            states[i].runs += 1
+            if i not in best or _better(cand.result, best[i].result):
+                best[i] = cand
+        for i, s in enumerate(states):
+            s.prev_ids = self.input_ids(s)
+            s.forbid = None
+            s.iteration += 1
+            cand = best.get(i)
+            if cand is not None and (s.result is None or _better(cand.result, s.result)):
+                s.texts, s.result = cand.texts, cand.result
+                s.feedback, s.signal = cand.feedback, cand.signal
 
     # -- test side --------------------------------------------------------------------------
     def run_tests(self, states: Sequence[ProgramState], progress: bool = False) -> None:
@@ -515,6 +709,39 @@ def signal_from_result(enc: EncodedProgram, texts: Sequence[str | None], result:
     return ((1 - raise_weight) * signal + raise_weight * share).astype(np.float32)
 
 
+def _better(a: ProgramResult, b: ProgramResult) -> bool:
+    """Whether result ``a`` beats ``b``: more tests passed, or as many and ``a`` loads while ``b`` does not."""
+    return (a.n_passed, a.load_outcome == "passed") > (b.n_passed, b.load_outcome == "passed")
+
+
+def _with_edits(proposal, texts, edits, ids, vocab):
+    """The ``verify`` candidates in order: the proposal, then each single-leaf edit of ``texts``."""
+    yield proposal
+    for _, leaf, j in edits:
+        text = vocab.text(int(ids[leaf, j]))
+        if text != texts[leaf]:
+            out = list(texts)
+            out[leaf] = text
+            yield out
+
+
+def leaf_suspiciousness(state: ProgramState, formula: str = "tarantula") -> np.ndarray:
+    """float32 ``[L]``: each leaf's suspiciousness in ``state``'s last test result.
+
+    The spectrum score (``formula``, :data:`graphrepair.feedback.spectrum.FORMULAS`) of the
+    leaf's line in :func:`graphrepair.feedback.spectrum.line_spectrum` of the current source (a
+    program that does not load blames its parse-error region); 0 on lines no test executed.
+
+    Raises:
+        ValueError: ``state`` has no test result.
+    """
+    if state.result is None:
+        raise ValueError(f"{state.enc.problem.task_id}: no test result to localize with; run it first")
+    spectrum = line_spectrum(state.result, state.source())
+    return node_scores(spectrum.elements, score(spectrum, formula),
+                       state.enc.node_lines(state.texts))[state.enc.leaf_nodes]
+
+
 def split_predictions(logits: torch.Tensor, sizes: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:
     """Split batched leaf logits ``[sum(sizes), V]`` into per-program (argmax ``[L]``, prob ``[L]``)."""
     probs = torch.softmax(logits, dim=-1)
@@ -542,7 +769,8 @@ def refine(
 
     After every iteration the programs are executed in the sandbox and the metrics of
     :func:`state_metrics` are recorded over *all* states (programs that already pass are frozen and
-    keep their last state). Stops early when every program passes (later entries repeat the last).
+    keep their last state). Under the ``mask_predict`` policy each active program is re-masked
+    (:meth:`Refiner.remask`) before iterations k >= 1. Stops early when every program passes (later entries repeat the last).
 
     Args:
         refiner: the model, vocabulary and sandbox settings.
@@ -588,12 +816,18 @@ def refine(
         active = [s for s in states if not s.passed] if k else list(states)
         if active:
             feedback = with_feedback and (k > 0 or feedback_at_iteration0)
+            if k and refiner.policy == "mask_predict":
+                for s in active:
+                    refiner.remask(s, k, iterations)
             if feedback and shuffle_seed is not None:
                 shuffle_feedback(refiner, states, active, np.random.default_rng([shuffle_seed, k]))
-            preds = refiner.predict(active, with_feedback=feedback)
-            for s, (pred, conf) in zip(active, preds):
-                refiner.apply(s, pred, conf)
-            refiner.run_tests(active)
+            if k and refiner.policy == "verify":
+                refiner.verify_step(active, with_feedback=feedback)
+            else:
+                preds = refiner.predict(active, with_feedback=feedback)
+                for s, (pred, conf) in zip(active, preds):
+                    refiner.apply(s, pred, conf)
+                refiner.run_tests(active)
         if after_iteration is not None:
             after_iteration(k, states)
         row = state_metrics(states)

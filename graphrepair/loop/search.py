@@ -43,8 +43,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from graphrepair.feedback.spectrum import line_spectrum, node_scores, score
-from graphrepair.loop.refine import ProgramState, Refiner
+from graphrepair.loop.refine import ProgramState, Refiner, leaf_suspiciousness
 
 __all__ = ["SEARCH_FORMULA", "SEARCH_TOP_K", "candidates", "search"]
 
@@ -72,15 +71,11 @@ def candidates(state: ProgramState, refiner: Refiner, ids: np.ndarray, probs: np
     Raises:
         ValueError: ``state`` has no result, or ``ids``/``probs`` do not hold one row per leaf.
     """
-    if state.result is None:
-        raise ValueError(f"{state.enc.problem.task_id}: no test result to localize with; run it first")
     n = len(state.texts)
     if ids.shape[0] != n or probs.shape != ids.shape:
         raise ValueError(f"alternatives for {ids.shape[0]} leaves (probabilities {probs.shape}), but "
                          f"the program has {n} leaves")
-    spectrum = line_spectrum(state.result, state.source())
-    suspicious = node_scores(spectrum.elements, score(spectrum, formula),
-                             state.enc.node_lines(state.texts))[state.enc.leaf_nodes]  # (L,)
+    suspicious = leaf_suspiciousness(state, formula)  # (L,); raises without a result
     order = []
     for leaf in np.flatnonzero(state.masked):
         for j in range(ids.shape[1]):

@@ -11,11 +11,16 @@ One training batch is a list of freshly corrupted programs. For ``t = 0 .. T-1``
     run the tests of the new program in the sandbox                  # real execution, cached
 
 ``p`` rises linearly from ``scheduled_sampling_warmup`` (first epoch) to ``scheduled_sampling_max``
-(last epoch). The loss is averaged over the T iterations. With ``train.unk_replacement`` > 0 each
+(last epoch). The loss is averaged over the T iterations. The logits are the refiner's
+(:meth:`graphrepair.loop.refine.Refiner.logits`: constrained as at evaluation; a reference the
+constraint rules out is left out of the loss); under the ``mask_predict`` policy each state is
+re-masked before iterations t >= 1 as at evaluation, and ``train.loss_leaves: corrupted`` limits
+the loss to the corrupted (editable) leaves. With ``train.unk_replacement`` > 0 each
 uncorrupted leaf of a trajectory is read as ``UNK`` with that probability, at every iteration
 (:func:`graphrepair.data.corruption.unk_replacement`; the leaf's text and target are unchanged, and
 the update rule never changes a leaf read as ``UNK``, as for an out-of-vocabulary leaf at evaluation). Validation is the one-shot
-``repair_accuracy`` on fixed corrupted validation programs (no test execution needed at iteration 0).
+``repair_accuracy`` on fixed corrupted validation programs (no test execution needed at iteration 0)
+or, with ``train.select_on: final``, the repair_accuracy after the evaluation's iterations.
 """
 
 from __future__ import annotations
@@ -31,7 +36,13 @@ from graphrepair.config import ExperimentConfig
 from graphrepair.data.corruption import corrupt, corruption_rng, unk_replacement
 from graphrepair.data.dataset import PreparedData, draw_training_problems, fixed_states
 from graphrepair.loop.curriculum import sample_rate
-from graphrepair.loop.refine import ProgramState, Refiner, split_predictions, state_metrics
+from graphrepair.loop.refine import (
+    ProgramState,
+    Refiner,
+    refine,
+    split_predictions,
+    state_metrics,
+)
 from harness.distributed import DistContext
 from harness.sandbox import OUTCOMES
 
@@ -185,14 +196,21 @@ class RefinementTask:
                 if pending[g] is not None:
                     pending[g].result()  # this half's feedback (re-raises a sandbox error)
                     pending[g] = None
+                if t and refiner.policy == "mask_predict":
+                    for s in group:  # the evaluation's step: re-mask the least trusted leaves
+                        refiner.remask(s, t, iterations)
                 batch = refiner.batch(group, with_feedback)
-                logits = self.model(batch)  # (L, V)
-                per_leaf = F.cross_entropy(logits, batch.y, ignore_index=-100,
+                logits = refiner.logits(group, batch, self.model)  # (L, V), constrained as at evaluation
+                target = _reachable(logits, batch.y)  # (L,)
+                per_leaf = F.cross_entropy(logits, target, ignore_index=-100,
                                            reduction="none")  # (L,)
                 weight = torch.ones_like(per_leaf)
                 if cfg.train.test_weight and with_feedback:
                     weight = weight + cfg.train.test_weight * _failing_signal(batch)
-                valid = (batch.y != -100).float()
+                valid = (target != -100).float()
+                if cfg.train.loss_leaves == "corrupted":
+                    valid = valid * torch.as_tensor(np.concatenate([s.masked for s in group]),
+                                                    dtype=valid.dtype, device=valid.device)
                 loss_sum = loss_sum + (per_leaf * weight * valid).sum()
                 n_valid = n_valid + valid.sum()
                 if t == iterations - 1:
@@ -213,17 +231,48 @@ class RefinementTask:
         }
 
     def validate(self, epoch: int) -> dict[str, float]:
-        """One-shot repair/token accuracy on the fixed validation samples, overall and per rate."""
+        """Repair/token accuracy on the fixed validation samples, overall and per rate.
+
+        One-shot (no test runs); with ``train.select_on: final`` also ``final_repair_accuracy``
+        and ``final_pass_rate`` (overall and ``final_repair_accuracy@<rate>``) after
+        ``eval.iterations`` iterations of :func:`~graphrepair.loop.refine.refine` with real tests.
+        """
+        cfg = self.cfg
         states = [s for _, s in self.val_states]
         fresh = [ProgramState.start(s.enc, s.masked, self.data.vocab) for s in states]
-        preds = self.refiner.predict(fresh, with_feedback=self.cfg.feedback.feedback_at_iteration0)
+        preds = self.refiner.predict(fresh, with_feedback=cfg.feedback.feedback_at_iteration0)
         for s, (pred, conf) in zip(fresh, preds):
             self.refiner.apply(s, pred, conf)
         out = {k: v for k, v in state_metrics(fresh).items() if k != "pass_rate"}
-        for rate in self.cfg.corruption.rates:
-            sub = [s for (r, _), s in zip(self.val_states, fresh) if r == rate]
-            out[f"repair_accuracy@{int(round(rate * 100))}"] = state_metrics(sub)["repair_accuracy"]
+        out |= self._per_rate(fresh, "repair_accuracy@")
+        if cfg.train.select_on == "final":
+            final = [ProgramState.start(s.enc, s.masked, self.data.vocab) for s in states]
+            refine(self.refiner, final, cfg.eval.iterations,
+                   feedback_at_iteration0=cfg.feedback.feedback_at_iteration0)
+            metrics = state_metrics(final)
+            out["final_repair_accuracy"] = metrics["repair_accuracy"]
+            out["final_pass_rate"] = metrics["pass_rate"]
+            out |= self._per_rate(final, "final_repair_accuracy@")
         return out
+
+    def _per_rate(self, states: list[ProgramState], prefix: str) -> dict[str, float]:
+        """repair_accuracy of the validation states of each corruption rate."""
+        out = {}
+        for rate in self.cfg.corruption.rates:
+            sub = [s for (r, _), s in zip(self.val_states, states) if r == rate]
+            out[f"{prefix}{int(round(rate * 100))}"] = state_metrics(sub)["repair_accuracy"]
+        return out
+
+
+def _reachable(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``target`` ``[L]`` with -100 where the constrained ``logits`` ``[L, V]`` rule the reference out.
+
+    A reference the constraint forbids (an identifier out of scope) cannot be predicted; its
+    cross-entropy would be infinite, so it is left out of the loss like an out-of-vocabulary one.
+    """
+    known = target != -100
+    ok = torch.isfinite(logits.gather(1, target.clamp(min=0).unsqueeze(1)).squeeze(1))
+    return torch.where(known & ~ok, torch.full_like(target, -100), target)
 
 
 def _failing_signal(batch) -> torch.Tensor:
