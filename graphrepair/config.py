@@ -117,8 +117,9 @@ class ModelConfig:
 
     Attributes:
         name: a model of the registry (:mod:`graphrepair.models.registry`): ``guided_unet``
-            (5 features + cross-attention to per-test feedback; Exp 3, 3b, 3c, 3d) or
-            ``iterative_unet`` (6 features with a per-node test signal; Exp 1, 2, 4).
+            (5 features + cross-attention to per-test feedback; Exp 3, 3b, 3c, 3d),
+            ``iterative_unet`` (6 features with a per-node test signal; Exp 1, 2, 4) or
+            ``pointer_unet`` (``guided_unet`` + editable feature + pointer; Exp 5).
         hidden: hidden width (record: 256).
         depth: number of pooling levels of the Graph U-Net (record: 3).
         gat_heads: attention heads of each GAT layer (their outputs are concatenated to ``hidden``).
@@ -132,6 +133,11 @@ class ModelConfig:
             experiment configs and their checkpoints (whose saved configs lack the key) build the
             model they were trained with; the ``*_failures`` configs turn it on. Ignored by
             ``iterative_unet`` (see ``feedback.raise_signal``).
+        copy: ``pointer_unet`` (:mod:`graphrepair.models.pointer_unet`): the pointer over the
+            names of the program and its tests beside the vocabulary softmax (``False``: the
+            "copy off" ablation). Read by ``pointer_unet`` only.
+        editable_feature: ``pointer_unet``: embed which leaves the repair may change (fixed along
+            a trajectory). Read by ``pointer_unet`` only.
     """
 
     name: str = "guided_unet"
@@ -143,6 +149,8 @@ class ModelConfig:
     dropout: float = 0.1
     use_test_guidance: bool = True
     failure_details: bool = False
+    copy: bool = True
+    editable_feature: bool = True
 
     def __post_init__(self) -> None:
         for name in ("hidden", "depth", "gat_heads", "attention_heads"):

@@ -342,6 +342,13 @@ def _notes(cfg: ExperimentConfig, results: dict, data: PreparedData) -> list[str
              f"{results['cache_hits']} cache hits"
              + (f", {results['resumed_units']} (seed, level) results resumed from partial/" if
                 results["resumed_units"] else "") + "."]
+    d = cfg.decoding
+    notes.append(f"Decoding (`decoding`, :mod:`graphrepair.loop.refine`): policy `{d.policy}`"
+                 + (f" ({d.candidates} candidates of the model's top-{d.top_k} per program and "
+                    f"iteration)" if d.policy == "verify" else "")
+                 + (f" (re-mask order `{d.remask}`, forbid previous {d.forbid_previous})"
+                    if d.policy == "mask_predict" else "")
+                 + f"; grammar constraint {d.grammar}; identifiers `{d.identifiers}`.")
     if split in HELDOUT_SPLITS:
         notes.append(
             f"Trained on {cfg.data.dataset}, evaluated on `{split}`: "

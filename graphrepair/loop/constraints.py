@@ -34,10 +34,10 @@ import torch
 
 from graphrepair.graphs.graph import kind_names
 from graphrepair.graphs.schema import KEYWORDS, OPERATORS, PUNCTUATION, LeafCategory
-from graphrepair.graphs.vocab import Vocabulary
+from graphrepair.graphs.vocab import UNK, Vocabulary
 
-__all__ = ["CATEGORIES", "SCOPE_MODULES", "OutputConstraint", "leaf_categories", "scope_names",
-           "text_categories"]
+__all__ = ["CATEGORIES", "SCOPE_MODULES", "OutputConstraint", "copy_inputs", "leaf_categories",
+           "scope_names", "text_categories"]
 
 CATEGORIES = tuple(LeafCategory)
 """Category order of the masks' rows (:class:`~graphrepair.graphs.schema.LeafCategory`)."""
@@ -134,6 +134,32 @@ def scope_names(texts: Sequence[str | None], categories: np.ndarray, tests: Sequ
         if module in names:
             names |= _module_exports(module)
     return frozenset(names)
+
+
+def copy_inputs(enc, editable: np.ndarray, leaf_ids: np.ndarray, vocab: Vocabulary
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The inputs of the pointer model (:mod:`graphrepair.models.pointer_unet`) for one state.
+
+    Args:
+        enc: the encoded program (:class:`graphrepair.features.encoding.EncodedProgram`).
+        editable: bool ``[L]`` leaves the repair may change.
+        leaf_ids: int64 ``[L]`` the leaf ids the model reads (``MASK``, ``UNK`` or a text's id).
+        vocab: the model's vocabulary.
+
+    Returns:
+        ``editable`` int64 ``[N]`` (1 on editable leaves), ``copy_source`` bool ``[N]`` (identifier
+        leaves whose text is visible and in the vocabulary) and ``test_names`` int64 ``[M]`` (the
+        distinct in-vocabulary names of the tests and setup code, ascending).
+    """
+    n = enc.num_nodes
+    editable_n = np.zeros(n, dtype=np.int64)
+    editable_n[enc.leaf_nodes[editable]] = 1
+    visible = (leaf_categories(enc.graph) == _IDENTIFIER) & (leaf_ids > UNK)  # not PAD/MASK/UNK
+    source = np.zeros(n, dtype=bool)
+    source[enc.leaf_nodes[visible]] = True
+    names, _ = vocab.encode_texts(sorted(_names_in_code((*enc.problem.tests, enc.problem.setup))))
+    names = np.unique(names[names != UNK])
+    return torch.from_numpy(editable_n), torch.from_numpy(source), torch.from_numpy(names)
 
 
 class OutputConstraint:

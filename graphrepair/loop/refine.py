@@ -58,7 +58,7 @@ from graphrepair.feedback.spectrum import (
     score,
 )
 from graphrepair.graphs.vocab import MASK, UNK, Vocabulary
-from graphrepair.loop.constraints import OutputConstraint, leaf_categories
+from graphrepair.loop.constraints import OutputConstraint, copy_inputs, leaf_categories
 from graphrepair.models import model_variant
 from harness.cache import ResultCache
 from harness.distributed import local_world_size
@@ -368,8 +368,10 @@ class Refiner:
                 data.append(make_signal_data(s.enc, cur, prev, iteration, signal))
             else:
                 fb = s.feedback if with_feedback else Feedback.empty()
-                data.append(make_data(s.enc, cur, prev, iteration, fb))
-        follow = ["test_outcome"] if self.variant is FeatureVariant.FIVE else None
+                d = make_data(s.enc, cur, prev, iteration, fb)
+                d.editable, d.copy_source, d.test_names = copy_inputs(s.enc, s.masked, cur, self.vocab)
+                data.append(d)
+        follow = ["test_outcome", "test_names"] if self.variant is FeatureVariant.FIVE else None
         return Batch.from_data_list(data, follow_batch=follow).to(self.device)
 
     def logits(self, states: Sequence[ProgramState], batch: Batch,

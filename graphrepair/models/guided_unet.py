@@ -231,16 +231,26 @@ class GuidedIterativeGraphUNet(nn.Module):
 
     def forward(self, data) -> Tensor:
         """Return leaf logits ``[L, V]`` for a (batched) :class:`torch_geometric.data.Data`."""
+        x, _ = self.node_states(data)
+        return self.head(x[data.leaf_mask]) + self.output_bias  # (L, V)
+
+    def input_embedding(self, data) -> Tensor:
+        """``[N, H]``: the sum of the node features' embeddings (before any feedback)."""
         x_feat = data.x
-        batch = data.batch if getattr(data, "batch", None) is not None else x_feat.new_zeros(x_feat.size(0))
-        num_graphs = int(batch.max()) + 1 if batch.numel() else 1
-        x0 = (
+        return (
             self.token_emb(x_feat[:, 0])
             + self.prev_emb(x_feat[:, 1])
             + self.depth_emb(x_feat[:, 2].clamp(max=MAX_DEPTH))
             + self.sibling_emb(x_feat[:, 3].clamp(max=MAX_SIBLING))
             + self.iter_emb(x_feat[:, 4].clamp(max=MAX_ITERATIONS))
         )  # (N, H)
+
+    def node_states(self, data) -> tuple[Tensor, Tensor]:
+        """Final node states ``[N, H]`` and the graph of each node ``[N]``."""
+        x_feat = data.x
+        batch = data.batch if getattr(data, "batch", None) is not None else x_feat.new_zeros(x_feat.size(0))
+        num_graphs = int(batch.max()) + 1 if batch.numel() else 1
+        x0 = self.input_embedding(data)  # (N, H)
         hook = None
         if self.use_test_guidance:
             keys, pad = self._encode_tests(data, x0, num_graphs)
@@ -251,5 +261,4 @@ class GuidedIterativeGraphUNet(nn.Module):
             def hook(x: Tensor, batch: Tensor, layer: int) -> Tensor:
                 return self.cross[layer](x, batch, keys, pad)
 
-        x = self.body(x0, data.edge_index, data.edge_type, batch, hook)  # (N, H)
-        return self.head(x[data.leaf_mask]) + self.output_bias  # (L, V)
+        return self.body(x0, data.edge_index, data.edge_type, batch, hook), batch  # (N, H), (N,)

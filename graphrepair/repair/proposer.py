@@ -29,8 +29,10 @@ class ModelProposer:
     """Refills masked leaves with a trained refiner's distribution over leaf texts.
 
     The masked program is given to the model as a fresh iteration-0 state (what it was trained to
-    fill), with the current program's test feedback only when its experiment gave feedback at
-    iteration 0 (``feedback.feedback_at_iteration0``; the Exp 3c rule says no).
+    fill; the masked leaves are its editable ones), with the current program's test feedback only
+    when its experiment gave feedback at iteration 0 (``feedback.feedback_at_iteration0``; the Exp
+    3c rule says no). The experiment's decoding constraints apply (``decoding.grammar``,
+    ``decoding.identifiers``: :meth:`graphrepair.loop.refine.Refiner.logits`).
 
     Args:
         model: the refiner (see :func:`graphrepair.models.build_model`).
@@ -78,7 +80,8 @@ class ModelProposer:
         n_leaves = len(enc.orig_texts)
         for start in range(0, len(states), batch_size):
             chunk = states[start : start + batch_size]
-            logits = self.model(self.refiner.batch(chunk, with_feedback=fb)).float()  # (B*L, V)
+            batch = self.refiner.batch(chunk, with_feedback=fb)
+            logits = self.refiner.logits(chunk, batch)  # (B*L, V), the experiment's decoding constraints
             logp = torch.log_softmax(logits, dim=-1).view(len(chunk), n_leaves, -1)  # (B, L, V)
             for b, masked in enumerate(masks[start : start + batch_size]):
                 idx = np.flatnonzero(masked)

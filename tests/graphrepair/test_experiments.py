@@ -116,3 +116,39 @@ def test_failure_detail_experiments_change_only_the_feedback(exp, base, changes)
         cfg = load_config(exp)
         assert not cfg.model.failure_details and cfg.feedback.load_lines == "every_test"
         assert cfg.feedback.raise_signal == 0.0
+
+
+def test_exp5_changes_the_model_decoding_and_selection_of_3d_plus():
+    from harness.config import to_dict
+
+    new, old = to_dict(load_config("5")), to_dict(load_config("3d_plus_failures"))
+    assert new["model"].pop("name") == "pointer_unet" and old["model"].pop("name") == "guided_unet"
+    assert new["model"].pop("failure_details") is False
+    old["model"].pop("failure_details")
+    assert new.pop("decoding") == {"grammar": True, "identifiers": "in_scope", "policy": "verify",
+                                   "remask": "both", "forbid_previous": False, "candidates": 8,
+                                   "top_k": 5}
+    assert old.pop("decoding")["policy"] == "edit"
+    assert (new["train"].pop("trajectory_iterations"), new["eval"].pop("iterations")) == (5, 5)
+    assert new["train"].pop("select_on") == "final" and old["train"].pop("select_on") == "one_shot"
+    for cfg in (new, old):
+        cfg.pop("description"), cfg.pop("exp", None)
+        cfg["train"].pop("trajectory_iterations", None), cfg["eval"].pop("iterations", None)
+    assert new == old
+
+
+@pytest.mark.parametrize("policy", ["verify", "mask_predict"])
+def test_exp5_trains_selects_on_the_final_metric_and_evaluates_end_to_end(policy, tmp_path):
+    cfg = load_config("5", TINY + [f"data.data_dir={data_dir()}", "data.dataset=mbpp",
+                                   "data.max_tests=3", f"decoding.policy={policy}",
+                                   "decoding.candidates=2", "train.loss_leaves=corrupted"])
+    out = run(cfg, tmp_path / "5", argv=["test"])
+    ckpt = load_checkpoint(tmp_path / "5" / "best.pt")
+    assert "final_repair_accuracy" in ckpt["metrics"] and ckpt["best_metric"] == pytest.approx(
+        ckpt["metrics"]["final_repair_accuracy"])
+    report = json.loads((tmp_path / "5" / "eval" / "report.json").read_text())
+    assert report["config"]["model"]["name"] == "pointer_unet"
+    model = report["results"]["levels"]["0.2"]
+    runs = model["program_runs"]
+    assert "search" in model["baselines"] and model["baselines"]["search"]["program_runs"] <= runs
+    assert out["params"] > 0
