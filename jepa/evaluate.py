@@ -121,7 +121,8 @@ def evaluate_student(cfg: ExperimentConfig, model: StudentModel, data: StudentDa
     results["corpus"] = len(corpus)
     write_report(out, title=f"jepa {cfg.exp}: retrieval of function bodies from signatures",
                  results=results, tables=tables, config={"exp": cfg.exp, "checkpoint": checkpoint},
-                 notes=[f"Teacher {cfg.teacher.model} layer {cfg.teacher.layer}; corpus "
+                 notes=[f"Teacher {cfg.teacher.model} layer "
+                        f"{data.spec.layer if data.spec else cfg.teacher.layer}; corpus "
                         f"{len(corpus):,} functions; student {cfg.student.name}, loss {cfg.loss.kind}.",
                         *notes])
     return results

@@ -106,6 +106,23 @@ def test_a_one_off_evaluation_gets_its_own_directory(finished, tmp_path, capsys)
     assert (run_dir / "eval" / "report.json").read_bytes() == main_report
 
 
+def test_evaluate_decodes_another_way_with_set_and_refuses_other_sections(finished, tmp_path, capsys):
+    run_dir = _copy(finished, tmp_path)
+    best = str(run_dir / "best.pt")
+    assert evaluate_main(["--checkpoint", best, "--set", "train.epochs=3"]) == 2
+    assert "only ['decoding'] may be changed" in capsys.readouterr().err
+    assert evaluate_main(["--checkpoint", best, "--set", "decoding.policy=guess"]) == 2
+    assert evaluate_main(["--checkpoint", best, "--split", "val", "--programs", "3", "--iterations",
+                          "2", "--corruption", "0.5", "--no-search", "--data-dir", data_dir(),
+                          "--set", "decoding.grammar=true", "--set",
+                          "decoding.policy=mask_predict"]) == 0
+    own = run_dir / ("eval-split_val-programs_3-levels_0.5-iterations_2-no_search-grammar_true-"
+                     "policy_mask_predict")
+    report = json.loads((own / "report.json").read_text())
+    assert report["config"]["decoding"]["grammar"] is True
+    assert "policy `mask_predict`" in (own / "report.md").read_text()
+
+
 def test_a_checkpoint_with_flipped_bytes_is_refused(finished, tmp_path, capsys):
     run_dir = _copy(finished, tmp_path)
     best = run_dir / "best.pt"

@@ -7,6 +7,7 @@ import yaml
 
 from harness.config import (
     ConfigError,
+    apply_overrides,
     check_range,
     describe,
     from_dict,
@@ -43,6 +44,19 @@ def test_load_with_overrides_and_types(tmp_path):
     assert cfg.inner.lr == 0.1 and cfg.inner.epochs == 7 and cfg.on is False
     assert cfg.inner.flags == ["p", "q"]
     assert cfg.inner.name == "a"  # default kept
+
+
+def test_apply_overrides_to_a_loaded_config_checks_keys_types_and_sections():
+    cfg = Outer(inner=Inner(lr=0.5))
+    new = apply_overrides(cfg, ["inner.epochs=9", "on=false"])
+    assert (new.inner.epochs, new.inner.lr, new.on) == (9, 0.5, False)
+    assert cfg.inner.epochs == 2 and cfg.on is True  # a copy: the original is unchanged
+    with pytest.raises(ConfigError, match="only \\['inner'\\] may be changed"):
+        apply_overrides(cfg, ["on=false"], sections=["inner"])
+    with pytest.raises(ConfigError, match="expected int"):
+        apply_overrides(cfg, ["inner.epochs=x"], sections=["inner"])
+    with pytest.raises(ConfigError, match="lrr"):
+        apply_overrides(cfg, ["inner.lrr=1"])
 
 
 def test_int_accepted_for_float_but_not_the_reverse():
