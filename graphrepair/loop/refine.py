@@ -581,7 +581,10 @@ class Refiner:
 
         1. the model's *proposal*: every corrupted leaf set to its argmax given the current
            program and its feedback (a multi-leaf edit);
-        2. single-leaf edits: a corrupted leaf set to one of its :attr:`verify_top_k` most
+        2. a *mask-predict* proposal: the half of the corrupted leaves the model is least sure of
+           (lowest top-1 probability minus the leaf's suspiciousness) masked and predicted again
+           with the rest of the program fixed (one more forward pass);
+        3. single-leaf edits: a corrupted leaf set to one of its :attr:`verify_top_k` most
            probable texts, in decreasing ``p(text) · (0.1 + suspiciousness of the leaf)``
            (Tarantula in the current result, :func:`leaf_suspiciousness`; 0.1 keeps leaves on
            lines no failing test ran in reach).
@@ -592,6 +595,20 @@ class Refiner:
         baseline of :func:`refine`'s callers gets the same budget per program.
         """
         options = self.top_k(states, with_feedback, k=self.verify_top_k)
+        suspicious = [leaf_suspiciousness(s) if s.result is not None else np.zeros(len(s.texts))
+                      for s in states]
+        remasked = []  # 2.: the least sure half of the corrupted leaves masked again
+        for s, (_, probs), susp in zip(states, options, suspicious):
+            editable = np.flatnonzero(s.masked)
+            order = editable[np.argsort(probs[editable, 0] - susp[editable], kind="stable")]
+            copy = dataclasses.replace(s, texts=list(s.texts), forbid=None)
+            for leaf in order[: max(1, len(editable) // 2) if len(editable) else 0]:
+                copy.texts[leaf] = None
+            remasked.append(copy)
+        for copy, (pred, _) in zip(remasked, self.predict(remasked, with_feedback)):
+            for leaf, text in enumerate(copy.texts):
+                if text is None and self._is_leaf_text[pred[leaf]]:
+                    copy.texts[leaf] = self.vocab.text(int(pred[leaf]))
         jobs: list[tuple[int, ProgramState]] = []
         for i, (s, (ids, probs)) in enumerate(zip(states, options)):
             s.tried.add(s.source())
@@ -599,12 +616,12 @@ class Refiner:
             proposal = list(s.texts)
             for leaf in editable:
                 proposal[leaf] = self.vocab.text(int(ids[leaf, 0]))
-            doubt = 0.1 + (leaf_suspiciousness(s) if s.result is not None else np.zeros(len(s.texts)))
+            doubt = 0.1 + suspicious[i]
             edits = sorted(((-float(probs[leaf, j] * doubt[leaf]), int(leaf), j)
                             for leaf in editable for j in range(ids.shape[1]) if probs[leaf, j] > 0),
                            key=lambda e: e)
             chosen: list[list[str | None]] = []
-            for texts in _with_edits(proposal, s.texts, edits, ids, self.vocab):
+            for texts in _with_edits(proposal, remasked[i].texts, s.texts, edits, ids, self.vocab):
                 source = s.enc.source(texts)
                 if source in s.tried:
                     continue
@@ -716,9 +733,12 @@ def _better(a: ProgramResult, b: ProgramResult) -> bool:
     return (a.n_passed, a.load_outcome == "passed") > (b.n_passed, b.load_outcome == "passed")
 
 
-def _with_edits(proposal, texts, edits, ids, vocab):
-    """The ``verify`` candidates in order: the proposal, then each single-leaf edit of ``texts``."""
+def _with_edits(proposal, remasked, texts, edits, ids, vocab):
+    """The ``verify`` candidates in order: the proposal, the mask-predict proposal, then each
+    single-leaf edit of ``texts``."""
     yield proposal
+    if all(t is not None for t in remasked):
+        yield remasked
     for _, leaf, j in edits:
         text = vocab.text(int(ids[leaf, j]))
         if text != texts[leaf]:

@@ -215,3 +215,41 @@ def test_verify_executes_the_models_alternatives_and_keeps_the_one_that_passes(s
     passed, runs, text = outcome["verify"]
     assert passed and text == enc.orig_texts[trap]
     assert 2 <= runs <= 1 + 3  # the one-shot run, then at most `candidates`
+
+
+class SecondLookModel(torch.nn.Module):
+    """Iteration 0 fills the ``trap`` leaf with ``decoy``; later, a *masked* leaf gets its reference
+    and a filled leaf keeps its text (surely, except the trap leaf: barely)."""
+
+    def __init__(self, vocab_size: int, trap: int, decoy: int) -> None:
+        super().__init__()
+        self.vocab_size, self.trap, self.decoy = vocab_size, trap, decoy
+
+    def forward(self, data):
+        from graphrepair.graphs.vocab import MASK
+
+        leaf_x = data.x[data.leaf_mask]  # (L, 5): token, prev, depth, sibling, iteration
+        y, rows = data.y.clamp(min=0), torch.arange(len(data.y))
+        logits = torch.zeros(len(y), self.vocab_size)
+        masked = leaf_x[:, 0] == MASK
+        logits[rows[masked], y[masked]] = 5.0
+        logits[rows[~masked], leaf_x[~masked, 0]] = 10.0
+        if leaf_x[0, 4] == 0:
+            logits[self.trap, self.decoy] = 20.0
+        elif not masked[self.trap]:
+            logits[self.trap] = 0.0
+            logits[self.trap, leaf_x[self.trap, 0]] = 1.0
+        return logits
+
+
+def test_verify_tries_the_mask_predict_proposal(setup):
+    vocab, enc, masked = setup
+    trap = int(np.flatnonzero(masked)[0])
+    decoy = vocab.leaf_id("a" if enc.orig_texts[trap] != "a" else "perimeter")
+    refiner = Refiner(SecondLookModel(len(vocab), trap, decoy), vocab, policy="verify",
+                      candidates=1, top_k=1)
+    state = ProgramState.start(enc, masked, vocab)
+    refine(refiner, [state], iterations=2)
+    # the argmax proposal repeats the one-shot program (skipped) and top-1 single-leaf edits
+    # change nothing: only re-masking the least sure leaf and predicting it again repairs it
+    assert state.passed and state.texts[trap] == enc.orig_texts[trap] and state.runs == 2
