@@ -184,11 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.proposers:
         results[name] = run(proposers[name], mutants, name, iterations=args.iterations,
                             formula=args.formula, timeout_s=timeout,
-                            memory_mb=cfg.sandbox.memory_mb)
+                            memory_mb=cfg.sandbox.memory_mb, budget_s=cfg.sandbox.budget_s or None)
     print(f"checkpoint {checkpoint} (exp {cfg.exp}); {len(mutants)} mutants of "
           f"{len(problems)} {cfg.data.dataset} test-split programs, seed {args.seed}, built and "
           f"verified in {build_s:.1f} s; budget {args.iterations} candidates, {args.formula}, "
-          f"{timeout:g} s per test")
+          f"{timeout:g} s per test (a problem's own limit wins), "
+          f"{cfg.sandbox.budget_s:g} s per program (0: none)")
     head = f"{'proposer':<9} " + " ".join(f"{k:>16}" for k in [*KINDS, "all"])
     print(head + f" {'exact':>6} {'runs/repair':>12} {'runs/bug':>9} {'wall s':>8}")
     for name, res in results.items():

@@ -142,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         log.info("checkpoint %s (%s)", checkpoint, how)
         problem = Problem(Path(args.program).name, source, tuple(tests), setup)
         out = run_repair(problem, proposer, iterations=args.iterations, formula=args.formula,
-                         test_names=names, timeout_s=args.timeout)
+                         test_names=names, timeout_s=args.timeout,
+                         budget_s=proposer.cfg.sandbox.budget_s or None)
     except (InputError, ValueError) as exc:
         log.error("%s", exc)
         return 2

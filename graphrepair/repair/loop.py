@@ -209,8 +209,8 @@ class _Stage:
 
 def repair(problem: Problem, proposer: Proposer, *, iterations: int = 10,
            formula: str = "tarantula", test_names: Sequence[str] | None = None,
-           timeout_s: float = 5.0, memory_mb: int = 2048, tries_per_line: int = 2,
-           max_changes: int = 1) -> RepairResult:
+           timeout_s: float = 5.0, memory_mb: int = 2048, budget_s: float | None = None,
+           tries_per_line: int = 2, max_changes: int = 1) -> RepairResult:
     """Repair ``problem.source`` against ``problem.tests`` (the loop of the module docstring).
 
     Args:
@@ -219,7 +219,11 @@ def repair(problem: Problem, proposer: Proposer, *, iterations: int = 10,
         iterations: budget K of candidate programs executed (>= 1).
         formula: one of :data:`REPAIR_FORMULAS`.
         test_names: names for the tests (default ``test_0``...).
-        timeout_s: per-test limit in s; memory_mb: per-program limit in MiB.
+        timeout_s: per-test limit in s (the problem's own ``timeout_s``, e.g. an EvalPlus
+            problem's, wins); memory_mb: per-program limit in MiB.
+        budget_s: time budget of one program's tests in s (``None``: none;
+            :func:`harness.sandbox.run_tests`): a candidate that loops on each of ~100 tests
+            costs at most about this, not 100 × ``timeout_s``.
         tries_per_line: a group of ``n`` tied lines gets ``tries_per_line * n`` candidates in the
             first round before the search widens to the next group.
         max_changes: most leaves one candidate changes.
@@ -231,7 +235,8 @@ def repair(problem: Problem, proposer: Proposer, *, iterations: int = 10,
     if formula not in REPAIR_FORMULAS or iterations < 1 or not problem.tests:
         raise ValueError(f"need a formula in {REPAIR_FORMULAS} (got {formula!r}), iterations >= 1 "
                          f"(got {iterations}) and at least one test (got {len(problem.tests)})")
-    limits = dict(timeout_s=timeout_s, memory_mb=memory_mb, test_names=test_names)
+    limits = dict(timeout_s=problem.timeout_s or timeout_s, memory_mb=memory_mb,
+                  test_names=test_names, budget_s=budget_s)
     result = run_tests(problem.source, problem.tests, problem.setup, **limits)
     out = RepairResult(result.all_passed, problem.source, problem.source, result, [], 1,
                        problem.source, result.n_passed)

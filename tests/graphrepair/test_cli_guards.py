@@ -157,7 +157,7 @@ def test_a_dataset_with_the_wrong_sha256_is_a_message_in_train(tmp_path, capsys)
     ("corruption.rates=[0.5, 1.2]", "corruption.rates must be in (0, 1], got 1.2"),
     ("sandbox.timeout_s=0", "sandbox.timeout_s must be in (0, 86400]"),
     ("train.device=gpu", "train.device must be auto, cpu, cuda or cuda:N"),
-    ("model.name=transformer", "unknown model 'transformer'; registered: ['guided_unet', 'iterative_unet']"),
+    ("model.name=transformer", "unknown model 'transformer'; registered: ['guided_unet', 'iterative_unet', 'pointer_unet']"),
 ])
 def test_bad_settings_are_messages_before_any_directory_is_written(setting, message, tmp_path, capsys):
     run_dir = tmp_path / "run"

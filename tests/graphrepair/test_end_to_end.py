@@ -102,7 +102,7 @@ def test_evaluate_cli_on_checkpoint(trained, tmp_path, capsys):
     assert set(baselines) == {"feedback_zeroed", "unigram", "copy"}
     args = argparse.Namespace(out=None, dataset=None, max_tests=None, split=None, programs=None, corruption=None,
                               iterations=None, seeds=None, no_feedback_zeroed=False,
-                              no_feedback_shuffled=True, no_search=True)
+                              no_feedback_shuffled=True, no_search=True, set=None)
     assert report_dir(run_dir / "best.pt", args) == run_dir / "eval-no_feedback_shuffled-no_search"
 
 

@@ -64,7 +64,8 @@ def test_hidden_must_divide_heads():
 def test_models_and_their_feature_variants():
     assert model_variant("iterative_unet") is FeatureVariant.SIX
     assert model_variant("guided_unet") is FeatureVariant.FIVE
-    with pytest.raises(ValueError, match="registered: \\['guided_unet', 'iterative_unet'\\]"):
+    assert model_variant("pointer_unet") is FeatureVariant.FIVE
+    with pytest.raises(ValueError, match="registered: \\['guided_unet', 'iterative_unet', 'pointer_unet'\\]"):
         model_variant("transformer")
 
 

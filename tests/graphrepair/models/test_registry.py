@@ -18,8 +18,9 @@ def vocab():
     return Vocabulary.build([ProgramGraph.from_source("def f(a):\n    return a + 1\n")])
 
 
-def test_the_two_refiners_are_registered_with_their_variants():
-    assert model_names() == ["guided_unet", "iterative_unet"]
+def test_the_refiners_are_registered_with_their_variants():
+    assert model_names() == ["guided_unet", "iterative_unet", "pointer_unet"]
+    assert model_variant("pointer_unet") is FeatureVariant.FIVE
     assert model_variant("guided_unet") is FeatureVariant.FIVE
     assert model_variant("iterative_unet") is FeatureVariant.SIX
 
