@@ -107,6 +107,12 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _budget(proposer) -> float | None:
+    """The checkpoint's per-program time budget (``sandbox.budget_s``; ``None``: none or unknown)."""
+    cfg = getattr(proposer, "cfg", None)  # a ModelProposer's experiment configuration
+    return (cfg.sandbox.budget_s or None) if cfg is not None else None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI.
 
@@ -143,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         problem = Problem(Path(args.program).name, source, tuple(tests), setup)
         out = run_repair(problem, proposer, iterations=args.iterations, formula=args.formula,
                          test_names=names, timeout_s=args.timeout,
-                         budget_s=proposer.cfg.sandbox.budget_s or None)
+                         budget_s=_budget(proposer))
     except (InputError, ValueError) as exc:
         log.error("%s", exc)
         return 2
