@@ -254,9 +254,9 @@ class Refiner:
         constraint: which texts each leaf may take
             (:class:`graphrepair.loop.constraints.OutputConstraint`; ``None``: any leaf text).
             Applied by :meth:`logits`, so to predictions, top-k alternatives and training alike.
-        policy: the update rule of iterations >= 1: ``edit`` (module docstring) or
-            ``mask_predict`` (:meth:`remask` before the prediction, then only the re-masked leaves
-            are filled; ``decoding.policy``).
+        policy: the update rule of iterations >= 1 (``decoding.policy``): ``edit`` (module
+            docstring), ``mask_predict`` (:meth:`remask` before the prediction, then only the
+            re-masked leaves are filled) or ``verify`` (:meth:`verify_step`).
         remask: ``mask_predict``'s order: ``confidence``, ``spectrum`` or ``both``
             (:meth:`remask`).
         forbid_previous: a leaf re-masked in a failing program may not take its previous text.
