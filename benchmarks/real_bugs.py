@@ -22,12 +22,14 @@ program's first run included) per repaired program and per mutant, and wall time
 Usage::
 
     python benchmarks/real_bugs.py --checkpoint runs/.../best.pt [--n 100] [--seed 0]
-        [--iterations 10] [--formula tarantula] [--proposers model unigram undo] [--json OUT]
+        [--iterations 10] [--formula tarantula] [--proposers model unigram undo]
+        [--dataset mbpp_plus] [--json OUT]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -160,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iterations", type=int, default=10, help="budget K per bug (default 10)")
     ap.add_argument("--formula", choices=REPAIR_FORMULAS, default="tarantula")
     ap.add_argument("--timeout", type=float, help="per-test limit in s (default: the checkpoint's)")
+    ap.add_argument("--dataset", help="draw the mutants from this dataset's test split instead of "
+                                      "the checkpoint's (e.g. mbpp_plus for an MBPP model: the same "
+                                      "bugs as an MBPP+ model's run)")
     ap.add_argument("--proposers", nargs="+", default=["model", "unigram", "undo"],
                     choices=["model", "unigram", "undo"])
     ap.add_argument("--json", help="also write the figures (and per-bug rows) to this file")
@@ -173,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     model = load_proposer(checkpoint)
     cfg = model.cfg
     timeout = args.timeout or cfg.sandbox.timeout_s
+    if args.dataset:
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset=args.dataset))
     data = prepare(cfg, vocab=model.vocab)
     problems = [enc.problem for enc in data.splits["test"]]
     t0 = time.perf_counter()
