@@ -310,6 +310,8 @@ class Refiner:
         self.load_lines, self.raise_signal = load_lines, raise_signal
         self.cache = ResultCache() if cache is None else cache
         self._is_leaf_text = vocab.leaf_token_mask()  # bool (V,): ids the update rule may write
+        # the pointer model's extra inputs (pointer_unet.reads_copy_inputs), built only for it
+        self._copy_inputs = bool(getattr(model, "reads_copy_inputs", False))
         if policy not in POLICIES:
             raise ValueError(f"unknown policy {policy!r}; valid: {list(POLICIES)}")
         if remask not in REMASK_ORDERS:
@@ -369,9 +371,13 @@ class Refiner:
             else:
                 fb = s.feedback if with_feedback else Feedback.empty()
                 d = make_data(s.enc, cur, prev, iteration, fb)
-                d.editable, d.copy_source, d.test_names = copy_inputs(s.enc, s.masked, cur, self.vocab)
+                if self._copy_inputs:
+                    d.editable, d.copy_source, d.test_names = copy_inputs(s.enc, s.masked, cur,
+                                                                          self.vocab)
                 data.append(d)
-        follow = ["test_outcome", "test_names"] if self.variant is FeatureVariant.FIVE else None
+        follow = None
+        if self.variant is FeatureVariant.FIVE:
+            follow = ["test_outcome", "test_names"] if self._copy_inputs else ["test_outcome"]
         return Batch.from_data_list(data, follow_batch=follow).to(self.device)
 
     def logits(self, states: Sequence[ProgramState], batch: Batch,

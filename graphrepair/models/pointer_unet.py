@@ -64,6 +64,7 @@ class PointerGraphUNet(GuidedIterativeGraphUNet):
 
     name = "pointer_unet"
     variant = FeatureVariant.FIVE
+    reads_copy_inputs = True  # Refiner.batch adds editable / copy_source / test_names for it
 
     @classmethod
     def from_config(cls, cfg: ExperimentConfig, vocab_size: int, output_mask: Tensor) -> PointerGraphUNet:
