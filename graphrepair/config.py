@@ -227,6 +227,10 @@ class DecodingConfig:
             at each iteration >= 1, so at most ``1 + (eval.iterations - 1) · candidates`` per
             program; the search baseline gets the same executions.
         top_k: ``verify``: the model's most probable texts per corrupted leaf it tries.
+        copy_slots: ``pointer_unet`` with ``model.copy``: output columns for the out-of-vocabulary
+            names of each program and its tests, so that the pointer can write them (the extended
+            vocabulary of pointer-generator networks; 0: in-vocabulary names only). Adds no
+            parameters, so a trained model can be decoded either way.
     """
 
     grammar: bool = False
@@ -236,8 +240,10 @@ class DecodingConfig:
     forbid_previous: bool = False
     candidates: int = 8
     top_k: int = 5
+    copy_slots: int = 32
 
     def __post_init__(self) -> None:
+        check_range("copy_slots", self.copy_slots, low=0)
         check_range("candidates", self.candidates, low=1)
         check_range("top_k", self.top_k, low=1)
 

@@ -42,7 +42,7 @@ from graphrepair.loop.refine import ProgramState, Refiner, in_vocab_ceiling, ref
 from graphrepair.loop.search import SEARCH_FORMULA, SEARCH_TOP_K, search
 from graphrepair.models import from_checkpoint
 from harness import runs
-from harness.config import apply_overrides, describe, to_dict
+from harness.config import describe, to_dict
 from harness.report import markdown_table, write_report
 
 __all__ = ["evaluate", "evaluate_checkpoint", "find_checkpoint", "load_for_eval", "run_unit"]
@@ -404,8 +404,8 @@ def load_for_eval(path: str | Path, data_dir: str | None = None, device: str = "
         harness.checkpoint.CheckpointError: a damaged checkpoint or weights that do not fit
             (:func:`graphrepair.models.from_checkpoint`).
     """
-    loaded = from_checkpoint(path, device=device)
-    cfg = apply_overrides(loaded.config, overrides, sections=("decoding",))
+    loaded = from_checkpoint(path, device=device, overrides=overrides)
+    cfg = loaded.config
     if data_dir:
         cfg.data.data_dir = data_dir
     if dataset:

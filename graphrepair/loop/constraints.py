@@ -36,8 +36,8 @@ from graphrepair.graphs.graph import kind_names
 from graphrepair.graphs.schema import KEYWORDS, OPERATORS, PUNCTUATION, LeafCategory
 from graphrepair.graphs.vocab import UNK, Vocabulary
 
-__all__ = ["CATEGORIES", "SCOPE_MODULES", "OutputConstraint", "copy_inputs", "leaf_categories",
-           "scope_names", "text_categories"]
+__all__ = ["CATEGORIES", "SCOPE_MODULES", "OutputConstraint", "copy_columns", "copy_inputs",
+           "leaf_categories", "scope_names", "text_categories"]
 
 CATEGORIES = tuple(LeafCategory)
 """Category order of the masks' rows (:class:`~graphrepair.graphs.schema.LeafCategory`)."""
@@ -136,30 +136,77 @@ def scope_names(texts: Sequence[str | None], categories: np.ndarray, tests: Sequ
     return frozenset(names)
 
 
-def copy_inputs(enc, editable: np.ndarray, leaf_ids: np.ndarray, vocab: Vocabulary
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def copy_inputs(enc, editable: np.ndarray, texts: Sequence[str | None], leaf_ids: np.ndarray,
+                vocab: Vocabulary, slots: int = 0) -> dict:
     """The inputs of the pointer model (:mod:`graphrepair.models.pointer_unet`) for one state.
+
+    The pointer writes a name it copies as an *output column*: the name's vocabulary id, or, for
+    an out-of-vocabulary name, an *extended id* ``len(vocab) + j`` (``j < slots``) that stands for
+    ``names[j]`` of this state only (the per-program extended vocabulary of pointer-generator
+    networks, See et al., ACL 2017).
 
     Args:
         enc: the encoded program (:class:`graphrepair.features.encoding.EncodedProgram`).
         editable: bool ``[L]`` leaves the repair may change.
+        texts: ``[L]`` current leaf texts (``None``: masked).
         leaf_ids: int64 ``[L]`` the leaf ids the model reads (``MASK``, ``UNK`` or a text's id).
         vocab: the model's vocabulary.
+        slots: extended ids available (0: only in-vocabulary names are copied).
 
     Returns:
-        ``editable`` int64 ``[N]`` (1 on editable leaves), ``copy_source`` bool ``[N]`` (identifier
-        leaves whose text is visible and in the vocabulary) and ``test_names`` int64 ``[M]`` (the
-        distinct in-vocabulary names of the tests and setup code, ascending).
+        ``editable`` int64 ``[N]`` (1 on editable leaves); ``copy_source`` bool ``[N]``
+        (identifier leaves whose text is visible: in the vocabulary and read as such, or out of it
+        and among ``names``); ``copy_id`` int64 ``[N]`` (the output column of each source, 0
+        elsewhere); ``test_names`` int64 ``[M]`` (the output columns of the distinct names of the
+        tests and setup code that have one, ascending); ``names`` (the out-of-vocabulary names of
+        the extended ids, in order: the visible identifier leaves' in leaf order, then the tests'
+        in sorted order; at most ``slots``).
     """
-    n = enc.num_nodes
+    n, v = enc.num_nodes, len(vocab)
     editable_n = np.zeros(n, dtype=np.int64)
     editable_n[enc.leaf_nodes[editable]] = 1
-    visible = (leaf_categories(enc.graph) == _IDENTIFIER) & (leaf_ids > UNK)  # not PAD/MASK/UNK
+    identifier = leaf_categories(enc.graph) == _IDENTIFIER
+    visible = identifier & (leaf_ids > UNK)  # in-vocabulary texts read as such (not PAD/MASK/UNK)
+    test_texts = sorted(_names_in_code((*enc.problem.tests, enc.problem.setup)))
+    test_ids, _ = vocab.encode_texts(test_texts)
+    names: dict[str, int] = {}
+    if slots:
+        oov_leaves = identifier & (leaf_ids == UNK)
+        candidates = [t for t, o in zip(texts, oov_leaves) if o and t is not None
+                      and vocab.leaf_id(t) == UNK]  # not a training-time UNK replacement
+        candidates += [t for t, i in zip(test_texts, test_ids)
+                       if i == UNK and not keyword.iskeyword(t)]  # names, not keywords
+        for t in candidates:
+            if t not in names and len(names) < slots:
+                names[t] = v + len(names)
+    copy_id = np.zeros(n, dtype=np.int64)
+    copy_id[enc.leaf_nodes[visible]] = leaf_ids[visible]
+    extended = np.array([t is not None and t in names and vocab.leaf_id(t) == UNK
+                         for t in texts], dtype=bool) & identifier & (leaf_ids == UNK)
+    copy_id[enc.leaf_nodes[extended]] = [names[t] for t, e in zip(texts, extended) if e]
     source = np.zeros(n, dtype=bool)
-    source[enc.leaf_nodes[visible]] = True
-    names, _ = vocab.encode_texts(sorted(_names_in_code((*enc.problem.tests, enc.problem.setup))))
-    names = np.unique(names[names != UNK])
-    return torch.from_numpy(editable_n), torch.from_numpy(source), torch.from_numpy(names)
+    source[enc.leaf_nodes[visible | extended]] = True
+    test_cols = np.array([names.get(t, i) for t, i in zip(test_texts, test_ids)], dtype=np.int64)
+    test_cols = np.unique(test_cols[test_cols != UNK])
+    return {"editable": torch.from_numpy(editable_n), "copy_source": torch.from_numpy(source),
+            "copy_id": torch.from_numpy(copy_id), "test_names": torch.from_numpy(test_cols),
+            "names": tuple(names)}
+
+
+def copy_columns(categories: np.ndarray, n_names: int, slots: int) -> np.ndarray:
+    """bool ``[L, slots]``: the extended ids (:func:`copy_inputs`) each leaf may take.
+
+    Extended id ``j`` stands for the j-th copyable out-of-vocabulary name of the program; only an
+    identifier leaf may take it, and only if the program has ``j + 1`` such names.
+
+    Args:
+        categories: int64 ``[L]`` leaf categories (:func:`leaf_categories`).
+        n_names: the program's copyable out-of-vocabulary names (<= ``slots``).
+        slots: the model's extended ids.
+    """
+    out = np.zeros((len(categories), slots), dtype=bool)
+    out[categories == _IDENTIFIER, :n_names] = True
+    return out
 
 
 class OutputConstraint:

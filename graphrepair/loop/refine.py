@@ -58,7 +58,12 @@ from graphrepair.feedback.spectrum import (
     score,
 )
 from graphrepair.graphs.vocab import MASK, UNK, Vocabulary
-from graphrepair.loop.constraints import OutputConstraint, copy_inputs, leaf_categories
+from graphrepair.loop.constraints import (
+    OutputConstraint,
+    copy_columns,
+    copy_inputs,
+    leaf_categories,
+)
 from graphrepair.models import model_variant
 from harness.cache import ResultCache
 from harness.distributed import local_world_size
@@ -101,6 +106,9 @@ class ProgramState:
         forbid: int64 ``[L]`` per leaf a token id its next prediction may not take (-1: none);
             set by :meth:`Refiner.remask` with ``forbid_previous``, cleared by the prediction.
         tried: the sources the ``verify`` policy has executed for this program (never twice).
+        copy_names: the out-of-vocabulary names the pointer model could copy at the last
+            :meth:`Refiner.batch` of this state; output column ``len(vocab) + j`` writes
+            ``copy_names[j]`` (:meth:`Refiner.text`).
     """
 
     enc: EncodedProgram
@@ -116,6 +124,7 @@ class ProgramState:
     confidence: np.ndarray | None = None
     forbid: np.ndarray | None = None
     tried: set[str] = field(default_factory=set)
+    copy_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.confidence is None:
@@ -230,7 +239,9 @@ class Refiner:
 
     Args:
         model: a refiner returning leaf logits ``[L, V]`` for a batch (see
-            :class:`graphrepair.models.guided_unet.GuidedIterativeGraphUNet`).
+            :class:`graphrepair.models.guided_unet.GuidedIterativeGraphUNet`), or ``[L, V + S]``
+            for a model with ``copy_slots`` = S extended ids
+            (:class:`graphrepair.models.pointer_unet.PointerGraphUNet`).
         vocab: the vocabulary the model was trained with.
         timeout_s: per-test limit in seconds (a problem's own ``timeout_s`` wins); memory_mb:
             per-program limit in MiB; workers: concurrent sandbox processes.
@@ -309,9 +320,12 @@ class Refiner:
             raise ValueError(f"raise_signal must be in [0, 1], got {raise_signal!r}")
         self.load_lines, self.raise_signal = load_lines, raise_signal
         self.cache = ResultCache() if cache is None else cache
-        self._is_leaf_text = vocab.leaf_token_mask()  # bool (V,): ids the update rule may write
         # the pointer model's extra inputs (pointer_unet.reads_copy_inputs), built only for it
         self._copy_inputs = bool(getattr(model, "reads_copy_inputs", False))
+        self.copy_slots = int(getattr(model, "copy_slots", 0))  # extended ids V .. V + S - 1
+        # bool (V + S,): ids the update rule may write (extended ids: where a state has a name)
+        self._is_leaf_text = np.concatenate([vocab.leaf_token_mask(),
+                                             np.ones(self.copy_slots, dtype=bool)])
         if policy not in POLICIES:
             raise ValueError(f"unknown policy {policy!r}; valid: {list(POLICIES)}")
         if remask not in REMASK_ORDERS:
@@ -372,8 +386,14 @@ class Refiner:
                 fb = s.feedback if with_feedback else Feedback.empty()
                 d = make_data(s.enc, cur, prev, iteration, fb)
                 if self._copy_inputs:
-                    d.editable, d.copy_source, d.test_names = copy_inputs(s.enc, s.masked, cur,
-                                                                          self.vocab)
+                    inputs = copy_inputs(s.enc, s.masked, s.texts, cur, self.vocab, self.copy_slots)
+                    s.copy_names = inputs.pop("names")
+                    for key, value in inputs.items():
+                        setattr(d, key, value)
+                    if s.copy_names:  # an out-of-vocabulary reference the pointer can copy
+                        column = {t: len(self.vocab) + j for j, t in enumerate(s.copy_names)}
+                        d.y = torch.tensor([column.get(t, y) for t, y in
+                                            zip(s.enc.orig_texts, d.y.tolist())], dtype=torch.long)
                 data.append(d)
         follow = None
         if self.variant is FeatureVariant.FIVE:
@@ -382,22 +402,29 @@ class Refiner:
 
     def logits(self, states: Sequence[ProgramState], batch: Batch,
                model: torch.nn.Module | None = None) -> torch.Tensor:
-        """float32 ``[sum L, V]``: the model's leaf logits for ``batch`` (made from ``states`` by
-        :meth:`batch`), ``-inf`` where :attr:`constraint` or a state's ``forbid`` rules a text out.
+        """float32 ``[sum L, V + S]``: the model's leaf logits for ``batch`` (made from ``states``
+        by :meth:`batch`), ``-inf`` where :attr:`constraint` or a state's ``forbid`` rules a text
+        out. An extended id ``V + j`` (S = :attr:`copy_slots`) is allowed only at identifier
+        leaves of a state with at least ``j + 1`` :attr:`ProgramState.copy_names`.
 
         Gradients flow as through the model: training calls this with ``model`` = its
         (possibly DistributedDataParallel-wrapped) module; default :attr:`model`.
         """
-        out = (model or self.model)(batch).float()  # (L_total, V)
+        out = (model or self.model)(batch).float()  # (L_total, V + S)
         forbid = [s.forbid for s in states]
-        if self.constraint is None and all(f is None for f in forbid):
+        if self.constraint is None and not self.copy_slots and all(f is None for f in forbid):
             return out
         if self.constraint is not None:
             bias = self.constraint.bias(
                 ((leaf_categories(s.enc.graph), s.texts, s.enc.problem.tests, s.enc.problem.setup)
                  for s in states), device=out.device)
         else:
-            bias = torch.zeros_like(out)
+            bias = torch.zeros((out.shape[0], len(self.vocab)), device=out.device)
+        if self.copy_slots:
+            extended = [copy_columns(leaf_categories(s.enc.graph), len(s.copy_names),
+                                     self.copy_slots) for s in states]
+            extended = torch.as_tensor(np.concatenate(extended), device=out.device)
+            bias = torch.cat([bias, torch.where(extended, 0.0, float("-inf"))], dim=1)
         rows, cols, begin = [], [], 0
         for s, f in zip(states, forbid):
             if f is not None:
@@ -471,6 +498,28 @@ class Refiner:
         self.model.train(was_training)
         return out
 
+    def text(self, state: ProgramState, idx: int) -> str:
+        """The text output column ``idx`` writes in ``state``: the vocabulary's token, or for an
+        extended id ``V + j`` the name ``state.copy_names[j]``.
+
+        Raises:
+            IndexError: ``idx`` names no token of the vocabulary and no name of ``state``.
+        """
+        idx, v = int(idx), len(self.vocab)
+        if idx < v:
+            return self.vocab.text(idx)
+        if idx - v >= len(state.copy_names):
+            raise IndexError(f"extended id {idx} but the state has {len(state.copy_names)} "
+                             f"copyable out-of-vocabulary names")
+        return state.copy_names[idx - v]
+
+    def writable(self, state: ProgramState, idx: int) -> bool:
+        """Whether output column ``idx`` is a text the update rule may write in ``state``: a leaf
+        text of the vocabulary (never ``UNK``, ``MASK``, ``PAD`` or a node type) or an extended id
+        with a name (:meth:`text`)."""
+        idx, v = int(idx), len(self.vocab)
+        return bool(self._is_leaf_text[idx]) if idx < v else idx - v < len(state.copy_names)
+
     def input_ids(self, state: ProgramState) -> np.ndarray:
         """int64 ``[L]``: the leaf ids the model reads for ``state``'s current texts.
 
@@ -490,7 +539,7 @@ class Refiner:
             pred: int64 ``[L]`` argmax token ids; conf: float ``[L]`` their probabilities.
 
         Returns:
-            int64 ``[C]`` leaf indices, ascending; each gets ``vocab.text(pred[i])``, a leaf text
+            int64 ``[C]`` leaf indices, ascending; each gets ``text(state, pred[i])``, a leaf text
             that differs from its current text (or fills a masked leaf).
 
         Raises:
@@ -509,7 +558,7 @@ class Refiner:
         # an UNK input is frozen: the model cannot reproduce the text it cannot see
         candidates = np.flatnonzero(is_text & (cur != MASK) & (cur != UNK)
                                     & (np.asarray(conf) >= self.min_confidence))
-        edits = [i for i in candidates if self.vocab.text(int(pred[i])) != state.texts[i]]
+        edits = [i for i in candidates if self.text(state, pred[i]) != state.texts[i]]
         return np.union1d(np.flatnonzero(fill), np.asarray(edits, dtype=np.int64))
 
     def apply(self, state: ProgramState, pred: np.ndarray, conf: np.ndarray) -> None:
@@ -533,7 +582,7 @@ class Refiner:
              conf: np.ndarray | None = None) -> None:
         state.prev_ids = cur
         for i in idx:
-            state.texts[i] = self.vocab.text(int(pred[i]))
+            state.texts[i] = self.text(state, pred[i])
         if conf is not None and len(idx):
             state.confidence = state.confidence.copy()  # copies of a state share their arrays
             state.confidence[idx] = np.asarray(conf, dtype=np.float32)[idx]
@@ -614,20 +663,21 @@ class Refiner:
         for copy, (pred, _) in zip(remasked, self.predict(remasked, with_feedback)):
             for leaf, text in enumerate(copy.texts):
                 if text is None and self._is_leaf_text[pred[leaf]]:
-                    copy.texts[leaf] = self.vocab.text(int(pred[leaf]))
+                    copy.texts[leaf] = self.text(copy, pred[leaf])
         jobs: list[tuple[int, ProgramState]] = []
         for i, (s, (ids, probs)) in enumerate(zip(states, options)):
             s.tried.add(s.source())
             editable = np.flatnonzero(s.masked)
             proposal = list(s.texts)
             for leaf in editable:
-                proposal[leaf] = self.vocab.text(int(ids[leaf, 0]))
+                proposal[leaf] = self.text(s, ids[leaf, 0])
             doubt = 0.1 + suspicious[i]
             edits = sorted(((-float(probs[leaf, j] * doubt[leaf]), int(leaf), j)
                             for leaf in editable for j in range(ids.shape[1]) if probs[leaf, j] > 0),
                            key=lambda e: e)
             chosen: list[list[str | None]] = []
-            for texts in _with_edits(proposal, remasked[i].texts, s.texts, edits, ids, self.vocab):
+            for texts in _with_edits(proposal, remasked[i].texts, s.texts, edits,
+                                     [[self.text(s, j) for j in row] for row in ids.tolist()]):
                 source = s.enc.source(texts)
                 if source in s.tried:
                     continue
@@ -739,14 +789,14 @@ def _better(a: ProgramResult, b: ProgramResult) -> bool:
     return (a.n_passed, a.load_outcome == "passed") > (b.n_passed, b.load_outcome == "passed")
 
 
-def _with_edits(proposal, remasked, texts, edits, ids, vocab):
+def _with_edits(proposal, remasked, texts, edits, options):
     """The ``verify`` candidates in order: the proposal, the mask-predict proposal, then each
-    single-leaf edit of ``texts``."""
+    single-leaf edit of ``texts`` (``options[leaf][j]``: the j-th alternative text of a leaf)."""
     yield proposal
     if all(t is not None for t in remasked):
         yield remasked
     for _, leaf, j in edits:
-        text = vocab.text(int(ids[leaf, j]))
+        text = options[leaf][j]
         if text != texts[leaf]:
             out = list(texts)
             out[leaf] = text

@@ -59,7 +59,7 @@ def candidates(state: ProgramState, refiner: Refiner, ids: np.ndarray, probs: np
 
     Args:
         state: the current program, with its test ``result``.
-        refiner: gives the vocabulary.
+        refiner: gives the texts of the ids (:meth:`~graphrepair.loop.refine.Refiner.text`).
         ids: int64 ``[L, k]`` alternative token ids per leaf; probs: float ``[L, k]`` their
             probabilities (:meth:`~graphrepair.loop.refine.Refiner.top_k`); alternatives with
             probability <= 0 are left out.
@@ -79,7 +79,7 @@ def candidates(state: ProgramState, refiner: Refiner, ids: np.ndarray, probs: np
     order = []
     for leaf in np.flatnonzero(state.masked):
         for j in range(ids.shape[1]):
-            text = refiner.vocab.text(int(ids[leaf, j]))
+            text = refiner.text(state, ids[leaf, j])
             if probs[leaf, j] > 0 and text != state.texts[leaf]:
                 order.append((-float(suspicious[leaf]), -float(probs[leaf, j]), int(leaf), j, text))
     order.sort(key=lambda c: c[:4])

@@ -17,12 +17,16 @@ Beyond the record (Issue 21, experiments ``5*``). Two additions to
       g_l = σ(w · h_l + b);  q_l = W_q h_l;  k_c = W_k h_c (a leaf) or W_k (E[id(c)] + e_test)
 
   A name is copied onto its vocabulary id (so copying and generating the same name add up); a
-  leaf whose program offers no candidate has ``g_l = 1``. Out-of-vocabulary names are not
-  candidates (they have no id to be written as).
+  leaf whose program offers no candidate has ``g_l = 1``. An out-of-vocabulary name (read as
+  ``UNK``) is copied onto an *extended id* ``V + j``, one of ``copy_slots`` output columns that
+  stand for the j-th out-of-vocabulary name of this program
+  (:func:`graphrepair.loop.constraints.copy_inputs`), so the model can write names it has never
+  seen in training; a test's out-of-vocabulary name is keyed by the ``UNK`` embedding.
 
-The output is ``log p`` ``[L, V]`` (log-probabilities, ``-inf``-like ``log 1e-30`` where
-``p = 0``): downstream code treats it as logits, and the softmax of log-probabilities is
-the distribution itself.
+The output is ``log p`` ``[L, V + copy_slots]`` (log-probabilities, ``-inf``-like ``log 1e-30``
+where ``p = 0``): downstream code treats it as logits, and the softmax of log-probabilities is
+the distribution itself. The extended columns add no parameters, so ``copy_slots`` can be changed
+for a trained model.
 """
 
 from __future__ import annotations
@@ -30,11 +34,13 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import to_dense_batch
 
 from graphrepair.config import ExperimentConfig
 from graphrepair.features.variants import FeatureVariant
+from graphrepair.graphs.vocab import UNK
 from graphrepair.models.guided_unet import GuidedIterativeGraphUNet
 from graphrepair.models.registry import register
 
@@ -53,18 +59,21 @@ class PointerGraphUNet(GuidedIterativeGraphUNet):
             :class:`~graphrepair.models.guided_unet.GuidedIterativeGraphUNet`.
         copy (bool): build the pointer head (``False``: the ablation "copy off").
         editable_feature (bool): embed ``data.editable``.
+        copy_slots (int): extended ids for out-of-vocabulary names (0: copy in-vocabulary names
+            only; ignored without ``copy``).
 
     Shapes (besides the parent's):
         - data.editable: ``[N]`` long, 1 on editable leaves
-        - data.copy_source: ``[N]`` bool, visible in-vocabulary identifier leaves
-        - data.test_names / data.test_names_batch: ``[M]`` long vocabulary ids of the names in
+        - data.copy_source: ``[N]`` bool, visible identifier leaves (copy candidates)
+        - data.copy_id: ``[N]`` long, each candidate's output column (vocabulary or extended id)
+        - data.test_names / data.test_names_batch: ``[M]`` long output columns of the names in
           each program's tests, and their graph
-        - output: ``[L, V]`` log-probabilities
+        - output: ``[L, V + copy_slots]`` log-probabilities (``copy_slots`` 0 without ``copy``)
     """
 
     name = "pointer_unet"
     variant = FeatureVariant.FIVE
-    reads_copy_inputs = True  # Refiner.batch adds editable / copy_source / test_names for it
+    reads_copy_inputs = True  # Refiner.batch adds editable / copy_source / copy_id / test_names
 
     @classmethod
     def from_config(cls, cfg: ExperimentConfig, vocab_size: int, output_mask: Tensor) -> PointerGraphUNet:
@@ -74,11 +83,14 @@ class PointerGraphUNet(GuidedIterativeGraphUNet):
                    attention_heads=m.attention_heads, pool_ratio=m.pool_ratio, dropout=m.dropout,
                    use_test_guidance=m.use_test_guidance, max_tests=cfg.data.max_tests,
                    failure_details=m.failure_details, output_mask=output_mask, copy=m.copy,
-                   editable_feature=m.editable_feature)
+                   editable_feature=m.editable_feature, copy_slots=cfg.decoding.copy_slots)
 
     def __init__(self, vocab_size: int, *args, copy: bool = True, editable_feature: bool = True,
-                 **kwargs) -> None:
+                 copy_slots: int = 0, **kwargs) -> None:
+        if copy_slots < 0:
+            raise ValueError(f"copy_slots must be >= 0, got {copy_slots}")
         self.copy, self.editable_feature = copy, editable_feature
+        self.copy_slots = copy_slots if copy else 0
         super().__init__(vocab_size, *args, **kwargs)
         h = self.hidden
         if editable_feature:
@@ -97,7 +109,7 @@ class PointerGraphUNet(GuidedIterativeGraphUNet):
             nn.init.normal_(self.test_name_vec, std=0.02)
 
     def __repr__(self) -> str:
-        return super().__repr__()[:-1] + f", copy={self.copy}, editable_feature={self.editable_feature})"
+        return super().__repr__()[:-1] + f", copy={self.copy}, editable_feature={self.editable_feature}, copy_slots={self.copy_slots})"
 
     def input_embedding(self, data) -> Tensor:
         """The parent's input embedding plus the ``editable`` embedding ``[N, H]``."""
@@ -110,7 +122,7 @@ class PointerGraphUNet(GuidedIterativeGraphUNet):
         return x0
 
     def forward(self, data) -> Tensor:
-        """Return leaf log-probabilities ``[L, V]`` for a (batched) ``Data``."""
+        """Return leaf log-probabilities ``[L, V + copy_slots]`` for a (batched) ``Data``."""
         x, batch = self.node_states(data)
         leaf_x = x[data.leaf_mask]  # (L, H)
         logits = (self.head(leaf_x) + self.output_bias).float()  # (L, V)
@@ -119,9 +131,11 @@ class PointerGraphUNet(GuidedIterativeGraphUNet):
         num_graphs = int(batch.max()) + 1 if batch.numel() else 1
         src = data.copy_source.nonzero().squeeze(1)  # (S,) candidate leaves
         keys = [self.key(x[src])]
-        ids, owner = [data.x[src, 0]], [batch[src]]
+        ids, owner = [data.copy_id[src]], [batch[src]]
+        vocab_size = logits.shape[1]
         if data.test_names.numel():
-            keys.append(self.key(self.token_emb(data.test_names) + self.test_name_vec))
+            token = data.test_names.masked_fill(data.test_names >= vocab_size, UNK)
+            keys.append(self.key(self.token_emb(token) + self.test_name_vec))
             ids.append(data.test_names)
             owner.append(data.test_names_batch)
         owner_all = torch.cat(owner)
@@ -138,6 +152,6 @@ class PointerGraphUNet(GuidedIterativeGraphUNet):
         attn = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # rows without candidates: 0
         gate = torch.sigmoid(self.gate(leaf_x).float())  # (L, 1)
         gate = torch.where(any_cand.unsqueeze(1), gate, torch.ones_like(gate))
-        p = gate * torch.softmax(logits, dim=-1)
-        p = p.scatter_add(1, ids_d[leaf_batch], (1 - gate) * attn)  # (L, V)
-        return torch.log(p.clamp_min(_TINY)) + self.output_bias
+        p = F.pad(gate * torch.softmax(logits, dim=-1), (0, self.copy_slots))  # (L, V + S)
+        p = p.scatter_add(1, ids_d[leaf_batch], (1 - gate) * attn)
+        return torch.log(p.clamp_min(_TINY)) + F.pad(self.output_bias, (0, self.copy_slots))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from graphrepair.config import ExperimentConfig
 from graphrepair.features.variants import FeatureVariant
 from graphrepair.graphs.vocab import SPECIAL_TOKENS, Vocabulary
 from harness.checkpoint import CheckpointError, load_model
-from harness.config import ConfigError
+from harness.config import ConfigError, apply_overrides
 
 __all__ = ["LoadedRefiner", "build_model", "from_checkpoint", "model_class", "model_names",
            "model_variant", "register"]
@@ -120,26 +121,36 @@ class LoadedRefiner:
     checkpoint: dict[str, Any]
 
 
-def from_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedRefiner:
+def from_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
+                    overrides: Sequence[str] = ()) -> LoadedRefiner:
     """Load a checkpoint of ``graphrepair.train``: configuration, vocabulary and model with weights.
 
+    Args:
+        path: the checkpoint file; device: where the model goes.
+        overrides: ``KEY=VALUE`` overrides of the saved configuration's ``decoding`` section,
+            applied before the model is built (``decoding.copy_slots`` sizes the pointer model's
+            output; :func:`harness.config.apply_overrides`).
+
     Raises:
+        harness.config.ConfigError: an override outside ``decoding``, or a bad key or value.
         FileNotFoundError: no such file.
         harness.checkpoint.CheckpointError: a damaged file (SHA-256 mismatch, truncated), not a
             graphrepair checkpoint (no vocabulary), or weights that do not fit the model its
             configuration describes (the message names the tensors).
     """
     vocabs: list[Vocabulary] = []
+    configs: list[ExperimentConfig] = []
 
     def build(cfg: ExperimentConfig, extra: dict[str, Any]) -> torch.nn.Module:
         if "vocab" not in extra:
             raise CheckpointError(f"{path} holds no vocabulary: it is not a checkpoint of "
                                   "graphrepair.train")
         vocabs.append(Vocabulary.from_dict(extra["vocab"]))
+        configs.append(apply_overrides(cfg, overrides, sections=("decoding",)))
         try:
-            return build_model(cfg, vocabs[0])
+            return build_model(configs[0], vocabs[0])
         except ConfigError as exc:
             raise CheckpointError(f"{path}: {exc}") from exc
 
     loaded = load_model(path, ExperimentConfig, build, device=device)
-    return LoadedRefiner(loaded.path, loaded.config, vocabs[0], loaded.model, loaded.checkpoint)
+    return LoadedRefiner(loaded.path, configs[0], vocabs[0], loaded.model, loaded.checkpoint)

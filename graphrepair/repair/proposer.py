@@ -45,7 +45,6 @@ class ModelProposer:
                  device: str = "cpu") -> None:
         self.model, self.vocab, self.cfg, self.top_k = model, vocab, cfg, top_k
         self.refiner = Refiner.from_config(model, vocab, cfg, device=device)
-        self._is_leaf_text = vocab.leaf_token_mask()  # bool (V,)
 
     def maskable(self, graph: ProgramGraph) -> np.ndarray:
         """Eligible categories of the experiment, texts in the vocabulary, no line break."""
@@ -89,8 +88,9 @@ class ModelProposer:
                 values, ids = rows.topk(min(self.top_k, rows.shape[1]), dim=-1)  # (M, k)
                 per_leaf = []
                 for r, i in enumerate(idx):
-                    opts = {self.vocab.text(j): v for j, v in zip(ids[r].tolist(), values[r].tolist())
-                            if self._is_leaf_text[j]}
+                    opts = {self.refiner.text(chunk[b], j): v
+                            for j, v in zip(ids[r].tolist(), values[r].tolist())
+                            if self.refiner.writable(chunk[b], j)}
                     cur = enc.orig_texts[i]
                     opts.setdefault(cur, float(rows[r, self.vocab.leaf_id(cur)]))
                     per_leaf.append(opts)

@@ -1,6 +1,8 @@
 """PointerGraphUNet: log-probabilities, the pointer onto names in context, the editable feature,
 batching, and training through the refiner."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -96,3 +98,68 @@ def test_predictions_are_leaf_texts(setup):
         assert vocab.leaf_token_mask()[pred].all() and np.isfinite(conf).all()
         refiner.apply(s, pred, conf)
         assert all(t is not None for t in s.texts)
+
+
+@pytest.fixture(scope="module")
+def oov(mbpp):
+    """mbpp/2 under a vocabulary of three other programs: its names are out of the vocabulary.
+    One use of ``test_tup1`` is masked; the name stays visible as a parameter."""
+    vocab = Vocabulary.build([ProgramGraph.from_source(mbpp[f"mbpp/{i}"].source) for i in (3, 4, 17)])
+    p = mbpp["mbpp/2"]
+    enc = EncodedProgram.build(p, ProgramGraph.from_source(p.source), vocab, ELIGIBLE)
+    leaf = [i for i, t in enumerate(enc.orig_texts) if t == "test_tup1"][1]
+    masked = np.zeros(len(enc.orig_texts), dtype=bool)
+    masked[leaf] = True
+    return vocab, ProgramState.start(enc, masked, vocab), leaf
+
+
+def test_out_of_vocabulary_names_in_context_get_extended_ids(oov):
+    vocab, state, leaf = oov
+    v = len(vocab)
+    refiner = Refiner(_model(vocab, copy_slots=8), vocab)
+    batch = refiner.batch([state], with_feedback=False)
+    # visible out-of-vocabulary identifiers in leaf order (the tests add no other)
+    assert state.copy_names == ("similar_elements", "test_tup1", "test_tup2", "res", "tuple", "set")
+    assert int(batch.y[leaf]) == v + 1  # the masked reference is learnable: copy the parameter
+    assert set(batch.copy_id[batch.copy_source].tolist()) >= {v + j for j in range(6)}
+    assert v in batch.test_names.tolist()  # the tests call similar_elements
+    out = refiner.model.eval()(batch)
+    assert out.shape == (len(state.texts), v + 8)
+    torch.testing.assert_close(out.logsumexp(-1), torch.zeros(len(out)), atol=1e-4, rtol=0)
+    logits = refiner.logits([state], batch)
+    identifier = np.array([c.value == "identifier" for c in state.enc.graph.leaf_categories])
+    assert torch.isfinite(logits[identifier][:, v:v + 6]).all()
+    assert torch.isinf(logits[~identifier][:, v:]).all()  # only identifiers take copied names
+    assert torch.isinf(logits[:, v + 6:]).all()  # slots without a name are never written
+    with torch.no_grad():
+        refiner.model.gate.bias.fill_(-30.0)  # copy only
+        probs = refiner.model(batch).exp()
+    assert probs[leaf, v + 1] > 0
+
+
+def test_without_slots_out_of_vocabulary_references_stay_out_of_the_loss(oov):
+    vocab, state, leaf = oov
+    refiner = Refiner(_model(vocab), vocab)  # copy_slots 0
+    batch = refiner.batch([dataclasses.replace(state, texts=list(state.texts))], False)
+    assert int(batch.y[leaf]) == -100 and refiner.model(batch).shape[1] == len(vocab)
+
+
+def test_the_pointer_learns_to_write_an_out_of_vocabulary_name(oov):
+    vocab, state, leaf = oov
+    model = _model(vocab, copy_slots=8)
+    refiner = Refiner(model, vocab)
+    optim = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(30):
+        batch = refiner.batch([state], with_feedback=False)
+        loss = torch.nn.functional.cross_entropy(refiner.logits([state], batch)[[leaf]],
+                                                 batch.y[[leaf]])
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+    s = dataclasses.replace(state, texts=list(state.texts))
+    (pred, conf), = refiner.predict([s], with_feedback=False)
+    assert int(pred[leaf]) == len(vocab) + 1
+    refiner.apply(s, pred, conf)
+    assert s.texts[leaf] == "test_tup1" and s.correct().all()
+    with pytest.raises(IndexError, match="extended id"):
+        refiner.text(s, len(vocab) + 6)
