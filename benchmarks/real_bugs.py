@@ -45,11 +45,8 @@ from tqdm.auto import tqdm  # noqa: E402
 from graphrepair.data.dataset import prepare  # noqa: E402
 from graphrepair.graphs.graph import LeafCategory, ProgramGraph  # noqa: E402
 from graphrepair.graphs.vocab import SPECIAL_TOKENS  # noqa: E402
-from graphrepair.repair.loop import (  # noqa: E402
-    REPAIR_FORMULAS,
-    repair,
-    text_category,
-)
+from graphrepair.loop.constraints import text_categories  # noqa: E402
+from graphrepair.repair.loop import REPAIR_FORMULAS, repair  # noqa: E402
 from graphrepair.repair.mutants import COMPARISON_SWAPS, KINDS, OPERATOR_SWAPS, make_mutants  # noqa: E402
 from graphrepair.repair.proposer import ModelProposer, load_proposer  # noqa: E402
 from harness.runs import find_checkpoint  # noqa: E402
@@ -70,7 +67,8 @@ class UnigramProposer:
         for i in range(len(SPECIAL_TOKENS), len(model.vocab)):
             if leaf[i]:  # leaf-text ids are in training-split frequency order
                 text = model.vocab.text(i)
-                by_cat[text_category(text)].append(text)
+                for category in text_categories(text):
+                    by_cat[category].append(text)
         self.by_cat = by_cat
 
     def maskable(self, graph: ProgramGraph) -> np.ndarray:

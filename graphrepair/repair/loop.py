@@ -14,7 +14,7 @@ The loop of ``python -m graphrepair.repair`` (:mod:`graphrepair.repair.cli` is i
    texts at every masked leaf. Each line's masked program is a fresh iteration-0 state for the
    model, so it keeps the rest of the program as context.
 4. Candidates: refills that change at most ``max_changes`` masked leaves (default 1: one-line
-   bugs), each new text of the leaf's lexical category (:func:`text_category`), ordered by fewer
+   bugs), each new text of the leaf's lexical category (:func:`graphrepair.loop.constraints.text_categories`), ordered by fewer
    changes, then by ``sum(log p(new text) - log p(current text))`` (the model's preference for the
    edit over the program as it is), merged over the group's lines. Candidates already run or that
    do not compile are skipped without a run. One *iteration* = one candidate program executed.
@@ -33,7 +33,6 @@ trained model's proposer is :class:`graphrepair.repair.proposer.ModelProposer`.
 from __future__ import annotations
 
 import itertools
-import keyword
 import logging
 import warnings
 from collections.abc import Sequence
@@ -44,11 +43,12 @@ import numpy as np
 
 from graphrepair.data.problems import Problem
 from graphrepair.feedback.spectrum import line_spectrum, score
-from graphrepair.graphs.graph import OPERATORS, PUNCTUATION, LeafCategory, ProgramGraph
+from graphrepair.graphs.graph import ProgramGraph
+from graphrepair.loop.constraints import text_categories
 from harness.sandbox import ProgramResult, run_tests
 
 __all__ = ["REPAIR_FORMULAS", "Iteration", "Proposer", "RepairResult", "candidate_edits",
-           "line_groups", "repair", "replace_source", "text_category"]
+           "line_groups", "repair", "replace_source"]
 
 log = logging.getLogger(__name__)
 
@@ -146,22 +146,6 @@ def line_groups(result: ProgramResult, source: str, formula: str,
         key = (0, -value[ln], ln not in by_test) if ln in value else (1, 0.0, True)
         groups.setdefault(key, []).append(ln)
     return [groups[k] for k in sorted(groups)]
-
-
-def text_category(text: str) -> LeafCategory:
-    """Lexical category of a leaf text out of context (``True``/``False``/``None`` are literals,
-    hard keywords are keywords, other names identifiers, numbers and strings literals)."""
-    if text in OPERATORS:
-        return LeafCategory.OPERATOR
-    if text in ("True", "False", "None", "..."):
-        return LeafCategory.LITERAL
-    if keyword.iskeyword(text):
-        return LeafCategory.KEYWORD
-    if text.isidentifier():
-        return LeafCategory.IDENTIFIER
-    if text in PUNCTUATION:
-        return LeafCategory.PUNCTUATION
-    return LeafCategory.COMMENT if text.startswith("#") else LeafCategory.LITERAL
 
 
 def candidate_edits(current: Sequence[str], options: Sequence[dict[str, float]],
@@ -308,7 +292,7 @@ def _stage_items(proposer: Proposer, problem: Problem, cur: str, graph: ProgramG
         kept = []  # a refill keeps the leaf's lexical category (else it rarely even parses)
         for i, opts in zip(idx, options):
             cat = graph.leaf_categories[i]
-            kept.append({t: v for t, v in opts.items() if t == texts[i] or text_category(t) == cat})
+            kept.append({t: v for t, v in opts.items() if t == texts[i] or cat in text_categories(t)})
         for n, sc, change in candidate_edits([texts[i] for i in idx], kept, max_changes):
             items.append((n, -sc, line, tuple((int(idx[k]), t) for k, t in change)))
     items.sort(key=lambda it: it[:3])

@@ -19,7 +19,7 @@ import graphrepair.repair.cli as cli
 from graphrepair.config import load_config
 from graphrepair.graphs.graph import LeafCategory, ProgramGraph
 from graphrepair.graphs.vocab import SPECIAL_TOKENS
-from graphrepair.repair.loop import candidate_edits, line_groups, repair, text_category
+from graphrepair.repair.loop import candidate_edits, line_groups, repair
 from graphrepair.repair.mutants import Mutation, apply_mutation
 from graphrepair.repair.proposer import ModelProposer, load_proposer
 from graphrepair.train import run
@@ -83,13 +83,6 @@ def test_candidate_edits_order_single_changes_first_by_gain():
     assert edits[0][1] == pytest.approx(0.5) and edits[1][1] == pytest.approx(-0.1)
     assert all(n == 2 for n, _, _ in edits[3:]) and len(edits) == 5  # 2 x 1 pairs of leaves
     assert candidate_edits(current, options, max_changes=1)[-1][2] == ((0, ">"),)
-
-
-def test_text_category_matches_the_graph_categories(mbpp):
-    g = ProgramGraph.from_source(mbpp["mbpp/3"].source)
-    for text, cat in zip(g.leaf_texts, g.leaf_categories):
-        if cat is not LeafCategory.PUNCTUATION:
-            assert text_category(text) is cat, text
 
 
 def test_line_groups_put_the_faulty_branch_first(mbpp):
