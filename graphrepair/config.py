@@ -185,6 +185,11 @@ class FeedbackConfig:
             tests whose exception was raised on node v's line
             (:func:`graphrepair.loop.refine.signal_from_result`). Default 0 (the signal of the
             record's experiments).
+        max_records: the per-test records the 5-feature models read per program: the failing
+            tests first, then passing ones, each in test order, up to this many
+            (:meth:`graphrepair.features.encoding.Feedback.select`); every test still runs and
+            counts for pass_rate and the verifier. 0 (default): one record per test run
+            (``data.max_tests``). The model's cost grows with the records (their coverage pairs).
     """
 
     feedback_at_iteration0: bool = False
@@ -192,8 +197,10 @@ class FeedbackConfig:
     signal: Literal["binary", "tarantula", "ochiai", "dstar"] = "binary"
     load_lines: Literal["every_test", "no_test"] = "every_test"
     raise_signal: float = 0.0
+    max_records: int = 0
 
     def __post_init__(self) -> None:
+        check_range("max_records", self.max_records, low=0)
         check_range("min_confidence", self.min_confidence, low=0, high=1)
         check_range("raise_signal", self.raise_signal, low=0, high=1)
 

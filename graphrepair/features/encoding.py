@@ -212,6 +212,8 @@ class Feedback:
             test's exception was raised at (``None``: no pair).
         failures: the parsed :class:`~graphrepair.feedback.failures.Failure` of each test, with
             the bounded reprs the tensors leave out (``()`` when not parsed).
+        position: int64 ``[T]`` each record's index among the program's tests (``None``:
+            ``0 .. T-1``; :meth:`select` keeps the original indices).
     """
 
     outcome: np.ndarray
@@ -222,9 +224,14 @@ class Feedback:
     expected_type: np.ndarray | None = None
     raise_index: np.ndarray | None = None
     failures: tuple[Failure, ...] = ()
+    position: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.outcome)
+        if self.position is None:
+            self.position = np.arange(n, dtype=np.int64)
+        elif len(self.position) != n:
+            raise ValueError(f"Feedback.position has {len(self.position)} entries for {n} tests")
         for name in ("exception", "actual_type", "expected_type"):
             value = getattr(self, name)
             if value is None:
@@ -234,6 +241,35 @@ class Feedback:
         if self.raise_index is None:
             self.raise_index = np.zeros((2, 0), np.int64)
 
+    def select(self, max_records: int) -> Feedback:
+        """At most ``max_records`` records: the failing tests first, then the passing ones, each in
+        test order (0: all). The records keep their order and :attr:`position`; the
+        (test, node) pairs of the tests left out are dropped.
+
+        Raises:
+            ValueError: ``max_records`` < 0.
+        """
+        if max_records < 0:
+            raise ValueError(f"max_records must be >= 0, got {max_records}")
+        n = len(self.outcome)
+        if not max_records or n <= max_records:
+            return self
+        failing = self.outcome != OUTCOME_ID["passed"]
+        keep = np.sort(np.concatenate([np.flatnonzero(failing), np.flatnonzero(~failing)])[:max_records])
+        new_row = np.full(n, -1, dtype=np.int64)
+        new_row[keep] = np.arange(len(keep))
+
+        def pairs(index: np.ndarray) -> np.ndarray:
+            rows = new_row[index[0]]
+            return np.stack([rows[rows >= 0], index[1][rows >= 0]])
+
+        return Feedback(
+            self.outcome[keep], pairs(self.trace_index), self.all_passed,
+            exception=self.exception[keep], actual_type=self.actual_type[keep],
+            expected_type=self.expected_type[keep], raise_index=pairs(self.raise_index),
+            failures=tuple(self.failures[i] for i in keep) if self.failures else (),
+            position=self.position[keep])
+
     @classmethod
     def empty(cls) -> Feedback:
         """No feedback (iteration 0 under the Exp 3c rule)."""
@@ -242,7 +278,7 @@ class Feedback:
 
 def feedback_from_result(
     enc: EncodedProgram, texts: Sequence[str | None], result: ProgramResult, max_tests: int,
-    *, load_lines: str = "every_test",
+    *, load_lines: str = "every_test", max_records: int = 0,
 ) -> Feedback:
     """Turn a sandbox result for the program written with ``texts`` into feedback records.
 
@@ -255,9 +291,11 @@ def feedback_from_result(
         load_lines: whether the lines executed while loading belong to ``every_test``'s trace
             (default: the rule the existing experiments were trained with) or to ``no_test``'s
             (:data:`graphrepair.feedback.spectrum.LOAD_LINES`).
+        max_records: keep at most this many records, failing tests first (:meth:`Feedback.select`;
+            0: all).
 
     Raises:
-        ValueError: an unknown ``load_lines``.
+        ValueError: an unknown ``load_lines``, ``max_records`` < 0.
     """
     check_load_lines(load_lines)
     node_lines = enc.node_lines(texts)
@@ -285,7 +323,7 @@ def feedback_from_result(
         exception=np.array([f.exception_id for f in failures], dtype=np.int64),
         actual_type=np.array([f.actual_type_id for f in failures], dtype=np.int64),
         expected_type=np.array([f.expected_type_id for f in failures], dtype=np.int64),
-        raise_index=raised, failures=failures)
+        raise_index=raised, failures=failures).select(max_records)
 
 
 def _pairs(nodes_per_test: Sequence[np.ndarray]) -> np.ndarray:
@@ -355,7 +393,7 @@ def make_data(
     num_tests = len(feedback.outcome)
     if num_tests:
         outcome = torch.from_numpy(feedback.outcome)
-        position = torch.from_numpy(np.arange(num_tests, dtype=np.int64))
+        position = torch.from_numpy(feedback.position)
         trace = torch.from_numpy(feedback.trace_index)
         exception = torch.from_numpy(feedback.exception)
         actual = torch.from_numpy(feedback.actual_type)

@@ -247,7 +247,9 @@ class Refiner:
             per-program limit in MiB; workers: concurrent sandbox processes.
         budget_s: time budget of one program's tests in seconds (``None`` = none;
             :func:`harness.sandbox.run_tests`).
-        max_tests: tests per program fed back to the model.
+        max_tests: tests per program run and fed back to the model.
+        max_records: per-test records the model reads per program, failing tests first
+            (``feedback.max_records``; 0: one per test run).
         min_confidence: policy threshold for iterations >= 1 (see module docstring).
         max_iteration: the iteration feature given to the model saturates here. Set it to the last
             iteration seen in training (``train.trajectory_iterations - 1``): later iterations would
@@ -290,6 +292,7 @@ class Refiner:
         workers: int = 2,
         budget_s: float | None = None,
         max_tests: int = 100,
+        max_records: int = 0,
         min_confidence: float = 0.5,
         max_iteration: int = 15,
         device: torch.device | str = "cpu",
@@ -309,6 +312,9 @@ class Refiner:
         self.timeout_s, self.memory_mb, self.workers = timeout_s, memory_mb, workers
         self.budget_s = budget_s
         self.max_tests, self.min_confidence = max_tests, min_confidence
+        if max_records < 0:
+            raise ValueError(f"max_records must be >= 0, got {max_records}")
+        self.max_records = max_records
         self.max_iteration = max_iteration
         self.device = torch.device(device)
         self.variant = FeatureVariant(variant)
@@ -359,6 +365,7 @@ class Refiner:
             model, vocab, timeout_s=cfg.sandbox.timeout_s, memory_mb=cfg.sandbox.memory_mb,
             workers=cfg.sandbox.workers or max(1, (os.cpu_count() or 1) // local_world_size()),
             budget_s=cfg.sandbox.budget_s or None, max_tests=cfg.data.max_tests,
+            max_records=cfg.feedback.max_records,
             min_confidence=cfg.feedback.min_confidence,
             max_iteration=cfg.train.trajectory_iterations - 1, device=device,
             variant=model_variant(cfg.model.name), signal=cfg.feedback.signal,
@@ -735,7 +742,8 @@ class Refiner:
                                               raise_weight=self.raise_signal)
         else:
             state.feedback = feedback_from_result(state.enc, state.texts, result, self.max_tests,
-                                                  load_lines=self.load_lines)
+                                                  load_lines=self.load_lines,
+                                                  max_records=self.max_records)
 
 
 def signal_from_result(enc: EncodedProgram, texts: Sequence[str | None], result: ProgramResult,

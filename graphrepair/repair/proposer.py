@@ -72,7 +72,9 @@ class ModelProposer:
                 state.signal = signal_from_result(enc, enc.orig_texts, result, self.refiner.signal)
             elif fb:
                 state.feedback = feedback_from_result(enc, enc.orig_texts, result,
-                                                      self.refiner.max_tests)
+                                                      self.refiner.max_tests,
+                                                      load_lines=self.refiner.load_lines,
+                                                      max_records=self.refiner.max_records)
             states.append(state)
         self.model.eval()
         out = []

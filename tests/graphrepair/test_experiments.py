@@ -127,7 +127,7 @@ def test_exp5_changes_the_model_decoding_and_selection_of_3d_plus():
     old["model"].pop("failure_details")
     assert new.pop("decoding") == {"grammar": True, "identifiers": "in_scope", "policy": "verify",
                                    "remask": "both", "forbid_previous": False, "candidates": 8,
-                                   "top_k": 5}
+                                   "top_k": 5, "copy_slots": 32}
     assert old.pop("decoding")["policy"] == "edit"
     assert (new["train"].pop("trajectory_iterations"), new["eval"].pop("iterations")) == (5, 5)
     assert new["train"].pop("select_on") == "final" and old["train"].pop("select_on") == "one_shot"

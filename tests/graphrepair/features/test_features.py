@@ -23,7 +23,7 @@ from graphrepair.features.variants import (
 from graphrepair.feedback.failures import EXCEPTION_TYPES, VALUE_TYPES
 from graphrepair.graphs.graph import EdgeType, ProgramGraph
 from graphrepair.graphs.vocab import PAD, UNK, Vocabulary
-from harness.sandbox import run_tests
+from harness.sandbox import OUTCOMES, run_tests
 
 ELIGIBLE = ["identifier", "operator", "keyword", "literal"]
 TASKS = (2, 3, 4, 17, 57)
@@ -198,3 +198,31 @@ def _with_raise(fb, lines):
     pairs = np.concatenate([np.stack([np.full_like(nodes, t), nodes]) for t in range(len(fb.outcome))], 1)
     return Feedback(fb.outcome, fb.trace_index, fb.all_passed, fb.exception, fb.actual_type,
                     fb.expected_type, pairs, fb.failures)
+
+
+def test_select_keeps_failing_records_first_with_their_positions(mbpp):
+    """mbpp/17 with `return perimeter` -> `return a`: its 3 tests fail, two added ones pass;
+    4 records keep the 3 failing tests and the first passing one, each with its test index,
+    coverage pairs and failure."""
+    p = mbpp["mbpp/17"]
+    g = ProgramGraph.from_source(p.source)
+    enc = EncodedProgram.build(p, g, Vocabulary.build([g]), ELIGIBLE)
+    texts = list(enc.orig_texts)
+    tests = (p.tests[0], "assert square_perimeter(0) == 0", p.tests[1], "assert 1 == 1", p.tests[2])
+    texts[len(texts) - 1 - texts[::-1].index("perimeter")] = "a"
+    result = run_tests(enc.source(texts), tests, p.setup, timeout_s=5)
+    full = feedback_from_result(enc, texts, result, max_tests=100)
+    passed = full.outcome == OUTCOMES.index("passed")
+    assert passed.tolist() == [False, True, False, True, False]
+    kept = feedback_from_result(enc, texts, result, max_tests=100, max_records=4)
+    assert kept.position.tolist() == [0, 1, 2, 4]  # 3 failing + the first passing, in test order
+    assert kept.outcome.tolist() == full.outcome[[0, 1, 2, 4]].tolist()
+    assert [f.expected for f in kept.failures] == [full.failures[i].expected for i in (0, 1, 2, 4)]
+    for new, old in enumerate((0, 1, 2, 4)):  # each record keeps its own coverage
+        assert set(kept.trace_index[1][kept.trace_index[0] == new].tolist()) == set(
+            full.trace_index[1][full.trace_index[0] == old].tolist())
+    assert full.select(0) is full and full.select(5) is full
+    data = make_data(enc, enc.orig_ids, enc.orig_ids, 1, kept)
+    assert data.test_position.tolist() == [0, 1, 2, 4]
+    with pytest.raises(ValueError, match="max_records"):
+        full.select(-1)
