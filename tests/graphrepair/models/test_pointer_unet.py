@@ -163,3 +163,28 @@ def test_the_pointer_learns_to_write_an_out_of_vocabulary_name(oov):
     assert s.texts[leaf] == "test_tup1" and s.correct().all()
     with pytest.raises(IndexError, match="extended id"):
         refiner.text(s, len(vocab) + 6)
+
+
+def test_a_checkpoint_decodes_with_or_without_copy_slots(setup, tmp_path):
+    from graphrepair.config import load_config
+    from graphrepair.models import build_model, from_checkpoint
+    from harness.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
+    from harness.config import ConfigError, to_dict
+
+    vocab, _ = setup
+    cfg = load_config("5", ["model.hidden=16", "model.gat_heads=2", "model.attention_heads=2",
+                            "model.depth=1"])
+    model = build_model(cfg, vocab)
+    assert model.copy_slots == cfg.decoding.copy_slots == 32
+    path = save_checkpoint(tmp_path / "5.pt", {"format": CHECKPOINT_FORMAT, "config": to_dict(cfg),
+                                               "model": model.state_dict(),
+                                               "extra": {"vocab": vocab.to_dict()}})
+    assert from_checkpoint(path).model.copy_slots == 32
+    loaded = from_checkpoint(path, overrides=["decoding.copy_slots=0"])
+    assert loaded.model.copy_slots == 0 and loaded.config.decoding.copy_slots == 0
+    for k, v in model.state_dict().items():  # the same weights: the slots add no parameters
+        torch.testing.assert_close(loaded.model.state_dict()[k], v)
+    with pytest.raises(ConfigError, match="copy_slots"):
+        from_checkpoint(path, overrides=["decoding.copy_slots=-1"])
+    with pytest.raises(ConfigError):
+        from_checkpoint(path, overrides=["model.hidden=8"])  # only decoding may change
