@@ -1,6 +1,7 @@
 """EvalPlus suites (graphrepair.data.evalplus): reading the files, values as source text, EvalPlus's
 comparison in the sandbox, tests built from reference outputs, and the MBPP-like split."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -182,6 +183,27 @@ def test_real_mbpp_plus_problems_pass_their_own_tests():
     assert len(problems) == 3 and summary["failed_in_sandbox"] == 0
     assert summary["tests"] >= 0.95 * summary["inputs"]
     assert problems[0].test_names[:3] == ("base_0", "base_1", "base_2")
+
+
+@pytest.mark.parametrize("name, mean", [("HumanEvalPlus.jsonl.gz", (757, 758)),
+                                        ("HumanEvalPlus-Mini.jsonl.gz", (16, 17))])
+def test_real_humaneval_plus_files_read_and_their_problems_pass_their_own_tests(name, mean):
+    tasks = {t.task_id: t for t in read_tasks(Path(data_dir()) / name, "humaneval")}
+    assert len(tasks) == 164
+    inputs = [len(t.inputs) for t in tasks.values()]
+    assert mean[0] <= sum(inputs) / len(inputs) <= mean[1]
+    zero = tasks["HumanEval/0"]
+    assert zero.entry_point == "has_close_elements" and zero.n_base == 7
+    assert zero.program.startswith("from typing import List")  # prompt + canonical solution
+    # a float tolerance (HumanEval/2), the special oracle of HumanEval/32 (find_zero), strings
+    chosen = [dataclasses.replace(tasks[i], inputs=tasks[i].inputs[:tasks[i].n_base + 5])
+              for i in ("HumanEval/2", "HumanEval/32", "HumanEval/16")]  # a few inputs: quick
+    problems, summary = build_problems(chosen, "humaneval_plus", progress=False)
+    assert [p.task_id for p in problems] == [f"humaneval_plus/HumanEval/{i}" for i in (2, 32, 16)]
+    assert summary["failed_in_sandbox"] == 0 and summary["tests"] >= 0.95 * summary["inputs"]
+    for p in problems:
+        result = run_tests(p.source, p.tests, p.setup, timeout_s=p.timeout_s)
+        assert result.all_passed, p.task_id
 
 
 # ---------------------------------------------------------------- splits
