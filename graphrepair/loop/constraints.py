@@ -181,8 +181,8 @@ def copy_inputs(enc, editable: np.ndarray, texts: Sequence[str | None], leaf_ids
                 names[t] = v + len(names)
     copy_id = np.zeros(n, dtype=np.int64)
     copy_id[enc.leaf_nodes[visible]] = leaf_ids[visible]
-    extended = np.array([t is not None and t in names and vocab.leaf_id(t) == UNK
-                         for t in texts], dtype=bool) & identifier & (leaf_ids == UNK)
+    # names holds out-of-vocabulary texts only, so a leaf with one is read as UNK
+    extended = np.array([t in names for t in texts], dtype=bool) & identifier
     copy_id[enc.leaf_nodes[extended]] = [names[t] for t, e in zip(texts, extended) if e]
     source = np.zeros(n, dtype=bool)
     source[enc.leaf_nodes[visible | extended]] = True
