@@ -24,6 +24,10 @@ experiment id say in what they differ.
   baseline with iterations (feedback zeroed, feedback shuffled, search) on the same programs, with
   a paired-bootstrap 95% CI over programs
   (:func:`graphrepair.evaluation.aggregate.paired_improvement`);
+* "Model vs its baselines after the last iteration": each row's model minus its feedback-zeroed,
+  feedback-shuffled and search baselines at the last iteration, paired over programs
+  (:func:`graphrepair.evaluation.report.paired_differences`): does the model beat the same model
+  fed no or another program's feedback, and the search with its test executions?
 * ``comparison.png``: grouped bars of one-shot and final repair_accuracy per level for each
   experiment and its feedback-zeroed baseline (95% CI error bars where there are several seeds),
   the unigram baseline as a dashed line.
@@ -60,6 +64,7 @@ from graphrepair.evaluation.report import (
     ceiling_cell,
     iterative_cell,
     level_label,
+    paired_differences,
 )
 from harness.io import atomic_write_text
 from harness.report import Estimate, Interval, Table, ci_cell, grouped_bar_plot, markdown_table
@@ -310,6 +315,34 @@ def _improvements(rows: Sequence[dict], labels: Sequence[str]) -> Table | None:
                  interval=Interval.bootstrap(n, "programs", paired=True))
 
 
+def _model_vs_baselines(rows: Sequence[dict], labels: Sequence[str]) -> Table | None:
+    """Final value of each row's model minus each of its refined baselines, paired over programs."""
+    out, n = [], 0
+    for row, label in zip(rows, labels):
+        for lv, r in row["results"]["levels"].items():
+            pooled = r.get("per_program")
+            if not pooled or "model" not in pooled.get("methods", {}):
+                continue
+            n = max(n, len(pooled["task_ids"]))
+            try:
+                diffs = paired_differences(pooled)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise _malformed(row, lv, exc) from None
+            for method in REFINED_BASELINES:
+                if method in diffs:
+                    out.append([f"{label} − {METHOD_LABELS[method]}", level_label(lv),
+                                *[_estimate(diffs[method]["final"][m]) for m in PAIRED_METRICS]])
+    if not out:
+        return None
+    return Table("Model vs its baselines after the last iteration (paired bootstrap over programs)",
+                 ["Rows", "Corruption", *[f"{m} final" for m in PAIRED_METRICS]], out,
+                 caption="The model minus the same model with feedback zeroed or shuffled, and minus "
+                         "the search baseline with its test executions, on the same corrupted "
+                         "programs, in percentage points (> 0: the model is better); a row of "
+                         "several runs pools their outcomes per program.", fmt=DIFFERENCE,
+                 interval=Interval.bootstrap(n, "programs", paired=True))
+
+
 def _nan(value: float | None) -> float:
     return float("nan") if value is None else value
 
@@ -398,7 +431,8 @@ def compare(runs: Sequence[str | Path], out_dir: str | Path = ".", *,
     md = markdown_table(table)
     paired, paired_notes = _paired_against_first(reports, labels)
     notes += paired_notes
-    extra = [t for t in (paired, _improvements(reports, labels)) if t is not None]
+    extra = [t for t in (paired, _improvements(reports, labels), _model_vs_baselines(reports, labels))
+             if t is not None]
     out_dir = Path(out_dir)
     md_path = atomic_write_text(out_dir / "comparison.md", "# graphrepair comparison\n\n"
                                 + "\n\n".join(notes) + "\n\n" + md

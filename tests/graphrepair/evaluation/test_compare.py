@@ -84,6 +84,11 @@ def test_runs_on_the_same_inputs_get_paired_differences_against_the_first(report
     # final repair_accuracy at 20%: 15/24 - 22/24 restored leaves pooled over programs and seeds
     assert "| Exp 3c − Exp 3d | 20% | +0.0 pp [+0.0, +0.0] | -29.2 pp [" in text
     assert "paired bootstrap over n=3 programs" in text
+    # each model minus its own baselines: 3d's final beats its feedback-zeroed run, 3c's equals it
+    vs = text.split("### Model vs its baselines after the last iteration")[1]
+    zeroed = "same model, feedback zeroed"
+    assert f"| Exp 3d − {zeroed} | 20% | +29.2 pp [" in vs
+    assert f"| Exp 3c − {zeroed} | 20% | +0.0 pp [+0.0, +0.0] |" in vs
     assert "Intervals: mean ± 95% CI, Student t over n=2 corruption seeds." in md  # the Full Comparison's CIs
 
 
