@@ -9,11 +9,11 @@ directory holding ``report.json``, a ``report.json`` itself, or a seed group dir
 ``graphrepair.train --seeds N`` (its runs). Runs of one experiment that differ only in
 ``train.seed`` become one row, mean ± Student-t 95% CI over the training seeds (``--per-run``: one
 row per run). Writes ``comparison.md`` (the Full Comparison table with baselines, later rows' paired
-differences against the first on the same inputs, each row's final − one-shot improvement and its model minus its baselines, all
-with paired-bootstrap CIs over programs) and ``comparison.png`` into ``--out`` (default: the current
-directory); see :mod:`graphrepair.evaluation.compare`. A missing, unreadable or malformed report,
-or two runs of one experiment with the same training seed, is one line on stderr naming the
-files, exit code 2.
+differences against the first on the same inputs, each row's final − one-shot improvement and its
+model minus its baselines, all with paired-bootstrap CIs over programs) and ``comparison.png``
+into ``--out`` (default: the current directory); see :mod:`graphrepair.evaluation.compare`. A
+missing, unreadable or malformed report, or two runs of one experiment with the same training seed,
+is one line on stderr naming the files, exit code 2.
 """
 
 from __future__ import annotations
