@@ -287,24 +287,39 @@ def _paired_against_first(rows: Sequence[dict], labels: Sequence[str]) -> tuple[
                                              "programs", paired=True)), notes
 
 
-def _improvements(rows: Sequence[dict], labels: Sequence[str]) -> Table | None:
-    """Final minus one-shot of each row's model and feedback-zeroed baseline, paired over programs."""
-    out, n = [], 0
+def _pooled_levels(rows: Sequence[dict], labels: Sequence[str]):
+    """``(row, label, level, pooled per-program outcomes)`` of every level that has outcomes."""
     for row, label in zip(rows, labels):
         for lv, r in row["results"]["levels"].items():
-            pooled = r.get("per_program")
-            if not pooled:
-                continue
-            n = max(n, len(pooled["task_ids"]))
-            for method in ("model", *REFINED_BASELINES):
-                if method not in pooled.get("methods", {}):
-                    continue
-                try:
-                    d = paired_improvement(pooled, method)
-                except (KeyError, TypeError, ValueError) as exc:
-                    raise _malformed(row, lv, exc) from None
+            if r.get("per_program"):
+                yield row, label, lv, r["per_program"]
+
+
+def _paired_rows(rows: Sequence[dict], labels: Sequence[str], cells) -> tuple[list[list], int]:
+    """Table rows ``cells(label, level, pooled)`` over :func:`_pooled_levels`, and the largest
+    number of programs (for the bootstrap caption); malformed outcomes name their files."""
+    out, n = [], 0
+    for row, label, lv, pooled in _pooled_levels(rows, labels):
+        n = max(n, len(pooled["task_ids"]))
+        try:
+            out += cells(label, level_label(lv), pooled)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _malformed(row, lv, exc) from None
+    return out, n
+
+
+def _improvements(rows: Sequence[dict], labels: Sequence[str]) -> Table | None:
+    """Final minus one-shot of each row's model and feedback-zeroed baseline, paired over programs."""
+    def cells(label: str, level: str, pooled: dict) -> list[list]:
+        out = []
+        for method in ("model", *REFINED_BASELINES):
+            if method in pooled.get("methods", {}):
+                d = paired_improvement(pooled, method)
                 name = label if method == "model" else f"{label}: {METHOD_LABELS[method]}"
-                out.append([name, level_label(lv), *[_estimate(d[m]) for m in PAIRED_METRICS]])
+                out.append([name, level, *[_estimate(d[m]) for m in PAIRED_METRICS]])
+        return out
+
+    out, n = _paired_rows(rows, labels, cells)
     if not out:
         return None
     return Table("Improvement over one-shot (paired bootstrap over programs)",
@@ -317,21 +332,15 @@ def _improvements(rows: Sequence[dict], labels: Sequence[str]) -> Table | None:
 
 def _model_vs_baselines(rows: Sequence[dict], labels: Sequence[str]) -> Table | None:
     """Final value of each row's model minus each of its refined baselines, paired over programs."""
-    out, n = [], 0
-    for row, label in zip(rows, labels):
-        for lv, r in row["results"]["levels"].items():
-            pooled = r.get("per_program")
-            if not pooled or "model" not in pooled.get("methods", {}):
-                continue
-            n = max(n, len(pooled["task_ids"]))
-            try:
-                diffs = paired_differences(pooled)
-            except (KeyError, TypeError, ValueError) as exc:
-                raise _malformed(row, lv, exc) from None
-            for method in REFINED_BASELINES:
-                if method in diffs:
-                    out.append([f"{label} − {METHOD_LABELS[method]}", level_label(lv),
-                                *[_estimate(diffs[method]["final"][m]) for m in PAIRED_METRICS]])
+    def cells(label: str, level: str, pooled: dict) -> list[list]:
+        if "model" not in pooled.get("methods", {}):
+            return []
+        diffs = paired_differences(pooled)
+        return [[f"{label} − {METHOD_LABELS[method]}", level,
+                 *[_estimate(diffs[method]["final"][m]) for m in PAIRED_METRICS]]
+                for method in REFINED_BASELINES if method in diffs]
+
+    out, n = _paired_rows(rows, labels, cells)
     if not out:
         return None
     return Table("Model vs its baselines after the last iteration (paired bootstrap over programs)",
